@@ -1,0 +1,229 @@
+//! The memory tier: a byte-bounded map of objects, sharded so that a hit takes one shard's read
+//! lock and no global lock. Inserts and evictions serialize on the policy lock.
+
+use crate::key::{KeyMap, ObjectKey};
+use crate::policy::{AccessCounter, Policy, Residents};
+use crate::store::Object;
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+const SHARDS: usize = 64;
+
+struct Entry {
+    object: Arc<Object>,
+    access: AccessCounter,
+    stale: AtomicBool,
+}
+
+struct PolicyState {
+    policy: Box<dyn Policy>,
+    used: u64,
+}
+
+/// A memory tier bounded in bytes (body + metadata of each object).
+pub struct MemoryTier {
+    shards: Box<[RwLock<KeyMap<Entry>>]>,
+    state: Mutex<PolicyState>,
+    capacity: u64,
+    max_object: u64,
+    touch_on_hit: bool,
+    used: AtomicU64,
+    evictions: AtomicU64,
+}
+
+struct View<'a>(&'a [RwLock<KeyMap<Entry>>]);
+
+impl Residents for View<'_> {
+    fn access(&self, key: &ObjectKey) -> Option<u8> {
+        self.0[key.shard(SHARDS)]
+            .read()
+            .get(key)
+            .map(|e| e.access.get())
+    }
+    fn set_access(&self, key: &ObjectKey, value: u8) {
+        if let Some(e) = self.0[key.shard(SHARDS)].read().get(key) {
+            e.access.set(value);
+        }
+    }
+}
+
+impl MemoryTier {
+    /// A tier of `capacity` bytes evicting with `policy`; objects above `max_object` bytes are
+    /// not kept in memory.
+    pub fn new(capacity: u64, max_object: u64, policy: Box<dyn Policy>) -> Self {
+        let touch_on_hit = policy.touch_on_hit();
+        MemoryTier {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(KeyMap::default()))
+                .collect(),
+            state: Mutex::new(PolicyState { policy, used: 0 }),
+            capacity,
+            max_object: max_object.min(capacity),
+            touch_on_hit,
+            used: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Look an object up. Returns the object and whether it was soft-purged.
+    #[inline]
+    pub fn get(&self, key: &ObjectKey) -> Option<(Arc<Object>, bool)> {
+        let found = {
+            let shard = self.shards[key.shard(SHARDS)].read();
+            let e = shard.get(key)?;
+            e.access.bump();
+            (e.object.clone(), e.stale.load(Ordering::Relaxed))
+        };
+        if self.touch_on_hit {
+            self.state.lock().policy.touch(key);
+        }
+        Some(found)
+    }
+
+    /// Whether the tier holds `key`.
+    pub fn contains(&self, key: &ObjectKey) -> bool {
+        self.shards[key.shard(SHARDS)].read().contains_key(key)
+    }
+
+    /// Store an object, replacing any previous one under `key`. Returns the keys evicted to make
+    /// room. An object too large for this tier is not stored (and any old copy is removed).
+    pub fn insert(&self, key: ObjectKey, object: Arc<Object>) -> Vec<ObjectKey> {
+        let size = object.weight();
+        let mut evicted = Vec::new();
+        let mut st = self.state.lock();
+        let old = self.shards[key.shard(SHARDS)].write().remove(&key);
+        if let Some(old) = old {
+            st.used -= old.object.weight();
+            st.policy.remove(&key);
+        }
+        if size > self.max_object {
+            self.used.store(st.used, Ordering::Relaxed);
+            return evicted;
+        }
+        self.shards[key.shard(SHARDS)].write().insert(
+            key,
+            Entry {
+                object,
+                access: AccessCounter::default(),
+                stale: AtomicBool::new(false),
+            },
+        );
+        st.used += size;
+        let view = View(&self.shards);
+        st.policy.insert(key, size, &view);
+        while st.used > self.capacity {
+            let Some(victim) = st.policy.evict(&view) else {
+                break;
+            };
+            if let Some(e) = self.shards[victim.shard(SHARDS)].write().remove(&victim) {
+                st.used -= e.object.weight();
+                evicted.push(victim);
+            }
+        }
+        self.evictions
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        self.used.store(st.used, Ordering::Relaxed);
+        evicted
+    }
+
+    /// Remove an object. Returns whether it was present.
+    pub fn remove(&self, key: &ObjectKey) -> bool {
+        let mut st = self.state.lock();
+        let old = self.shards[key.shard(SHARDS)].write().remove(key);
+        match old {
+            Some(e) => {
+                st.used -= e.object.weight();
+                st.policy.remove(key);
+                self.used.store(st.used, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Mark an object stale (soft purge). Returns whether it was present.
+    pub fn mark_stale(&self, key: &ObjectKey) -> bool {
+        match self.shards[key.shard(SHARDS)].read().get(key) {
+            Some(e) => {
+                e.stale.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Whether the tier is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Evictions so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Lru, S3Fifo};
+    use crate::store::Tags;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn obj(n: usize) -> Arc<Object> {
+        Arc::new(Object::new(
+            Bytes::new(),
+            Bytes::from(vec![0u8; n]),
+            Tags::new("/x", [] as [&str; 0]),
+        ))
+    }
+
+    proptest! {
+        /// Whatever the sequence of inserts and removes, the tier never holds more bytes than its
+        /// capacity and its byte count matches what it holds.
+        #[test]
+        fn never_exceeds_capacity(ops in proptest::collection::vec((0u64..64, 0usize..300, any::<bool>()), 1..400),
+                                  lru in any::<bool>()) {
+            let policy: Box<dyn Policy> = if lru { Box::new(Lru::new()) } else { Box::new(S3Fifo::new(2000)) };
+            let tier = MemoryTier::new(2000, 2000, policy);
+            for (id, size, remove) in ops {
+                let k = ObjectKey::from_u64(id);
+                if remove { tier.remove(&k); } else { tier.insert(k, obj(size)); }
+                let _ = tier.get(&ObjectKey::from_u64(id / 2));
+                prop_assert!(tier.used() <= tier.capacity());
+                let sum: u64 = tier.shards.iter().flat_map(|s| s.read().values().map(|e| e.object.weight()).collect::<Vec<_>>()).sum();
+                prop_assert_eq!(sum, tier.used());
+            }
+        }
+    }
+
+    #[test]
+    fn soft_purge_marks_stale() {
+        let tier = MemoryTier::new(1 << 20, 1 << 20, Box::new(S3Fifo::new(1 << 20)));
+        let k = ObjectKey::from_u64(1);
+        tier.insert(k, obj(10));
+        assert!(!tier.get(&k).map(|(_, s)| s).unwrap_or(true));
+        assert!(tier.mark_stale(&k));
+        assert!(tier.get(&k).map(|(_, s)| s).unwrap_or(false));
+        // A new version replaces the stale one.
+        tier.insert(k, obj(10));
+        assert!(!tier.get(&k).map(|(_, s)| s).unwrap_or(true));
+    }
+}

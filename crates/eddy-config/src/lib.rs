@@ -1,0 +1,577 @@
+//! # eddy-config: the TOML configuration of an Eddy node
+//!
+//! Two layers: [`File`] is the external schema (serde, `deny_unknown_fields`, one doc comment per
+//! key, exactly what an operator writes in `edge.toml`); [`Config`] is the validated internal form
+//! the rest of Eddy consumes. [`load`] reads a file (or nothing), applies command-line
+//! [`Overrides`], validates, and returns either a `Config` or a [`ConfigError`] that names the file,
+//! the key and what is allowed.
+//!
+//! Must not touch: sockets, the cache, pingora. Validation never panics.
+
+use bytesize::ByteSize;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration problem: which file, which key, what is wrong and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {file}: cannot read it: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (unknown key, wrong type).
+    #[error("config file {file}: {message}")]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A key has a value outside what is allowed.
+    #[error("config {file}: key `{key}` = {value:?} is invalid: {allowed}")]
+    Invalid {
+        /// The file (or `<command line>`).
+        file: PathBuf,
+        /// Dotted key path.
+        key: &'static str,
+        /// The offending value.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+/// The external schema of a config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// The edge role.
+    #[serde(default)]
+    pub edge: EdgeFile,
+    /// The cache of the edge.
+    #[serde(default)]
+    pub cache: CacheFile,
+}
+
+/// `[edge]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeFile {
+    /// Node id, unique in a deployment (default: `edge-1`).
+    pub id: Option<String>,
+    /// Address viewers connect to, HTTP/1.1 and h2c on one port (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// Admin API and `/metrics` address (default `127.0.0.1:9080`, loopback only unless changed).
+    pub admin: Option<String>,
+    /// If set, the admin API requires `Authorization: Bearer <token>` (not for `/metrics`).
+    pub admin_token: Option<String>,
+    /// Origins as `http://host:port` URLs; the first healthy one is used, the next on failure.
+    pub origins: Option<Vec<String>>,
+    /// Client networks allowed to send `PURGE` (default: loopback only).
+    pub purge_allow: Option<Vec<String>>,
+    /// Worker threads for the proxy (default: number of CPUs).
+    pub threads: Option<usize>,
+    /// Timeout to connect to an origin, in milliseconds (default 2000).
+    pub origin_connect_timeout_ms: Option<u64>,
+    /// Timeout for an origin's response head, in milliseconds (default 30000).
+    pub origin_read_timeout_ms: Option<u64>,
+    /// How long a request waits for another request's fill of the same object before fetching
+    /// itself, in milliseconds (default 10000).
+    pub coalesce_timeout_ms: Option<u64>,
+}
+
+/// `[cache]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    /// Memory tier size, e.g. `"256 MiB"` (default 256 MiB).
+    pub memory_size: Option<String>,
+    /// Largest object kept in memory, e.g. `"16 MiB"` (default 16 MiB or the memory size).
+    pub memory_max_object: Option<String>,
+    /// Disk tier directory; no disk tier when absent.
+    pub dir: Option<PathBuf>,
+    /// Disk tier size, e.g. `"10 GiB"` (default 1 GiB when `dir` is set).
+    pub disk_size: Option<String>,
+    /// fsync every object file before it becomes visible (default false).
+    pub fsync: Option<bool>,
+    /// Eviction policy: `"s3fifo"` (default) or `"lru"`.
+    pub policy: Option<String>,
+    /// Admission policy: `"always"` (default) or `"second-hit"`.
+    pub admission: Option<String>,
+    /// Upper bound for heuristic freshness in seconds (default 86400).
+    pub max_heuristic_ttl_s: Option<u64>,
+}
+
+/// Command-line flags that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--origin` (repeatable); replaces the file's list when given.
+    pub origins: Vec<String>,
+    /// `--admin`.
+    pub admin: Option<String>,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// `--memory-size`.
+    pub memory_size: Option<String>,
+    /// `--disk-size`.
+    pub disk_size: Option<String>,
+    /// `--id`.
+    pub id: Option<String>,
+}
+
+/// An origin server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// As written.
+    pub url: String,
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The edge role.
+    pub edge: EdgeConfig,
+    /// Its cache.
+    pub cache: CacheConfig,
+}
+
+/// Validated `[edge]`.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Node id.
+    pub id: String,
+    /// Viewer listen address.
+    pub listen: SocketAddr,
+    /// Admin listen address.
+    pub admin: SocketAddr,
+    /// Admin bearer token.
+    pub admin_token: Option<String>,
+    /// Origins, in preference order (at least one).
+    pub origins: Vec<Origin>,
+    /// Networks allowed to `PURGE`.
+    pub purge_allow: Vec<IpNet>,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Origin connect timeout.
+    pub origin_connect_timeout: Duration,
+    /// Origin read timeout.
+    pub origin_read_timeout: Duration,
+    /// Coalescing wait.
+    pub coalesce_timeout: Duration,
+}
+
+/// Validated `[cache]`.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Memory bytes.
+    pub memory_bytes: u64,
+    /// Largest in-memory object.
+    pub memory_max_object: u64,
+    /// Disk tier.
+    pub disk: Option<DiskConfig>,
+    /// Eviction policy.
+    pub policy: String,
+    /// Admission policy.
+    pub admission: String,
+    /// Heuristic freshness cap.
+    pub max_heuristic_ttl: Duration,
+}
+
+/// Validated disk tier settings.
+#[derive(Debug, Clone)]
+pub struct DiskConfig {
+    /// Directory.
+    pub dir: PathBuf,
+    /// Bytes.
+    pub bytes: u64,
+    /// fsync before publish.
+    pub fsync: bool,
+}
+
+/// Parse a size such as `"256 MiB"`, `"1GB"` or `"1048576"`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    s.trim().parse::<ByteSize>().ok().map(|b| b.as_u64())
+}
+
+/// Load `path` (or defaults when `None`), apply `overrides`, validate.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let (file, name) = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                file: p.to_path_buf(),
+                source,
+            })?;
+            (parse(&text, p)?, p.to_path_buf())
+        }
+        None => (
+            File::default(),
+            PathBuf::from("<defaults and command line>"),
+        ),
+    };
+    validate(file, overrides, &name)
+}
+
+/// Parse TOML text into the external schema.
+pub fn parse(text: &str, name: &Path) -> Result<File, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: name.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+fn invalid(file: &Path, key: &'static str, value: &str, allowed: &str) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        key,
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+fn addr(file: &Path, key: &'static str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse()
+        .map_err(|_| invalid(file, key, v, "an IP address and port, e.g. 127.0.0.1:8080"))
+}
+
+fn size(file: &Path, key: &'static str, v: &str) -> Result<u64, ConfigError> {
+    parse_size(v).ok_or_else(|| {
+        invalid(
+            file,
+            key,
+            v,
+            "a size such as \"256 MiB\", \"10 GiB\" or a number of bytes",
+        )
+    })
+}
+
+/// Parse an origin URL `http://host:port`.
+pub fn parse_origin(v: &str) -> Option<Origin> {
+    let uri: http::Uri = v.parse().ok()?;
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty() || uri.path() != "/" && !uri.path().is_empty() {
+        return None;
+    }
+    Some(Origin {
+        url: v.to_string(),
+        host,
+        port: uri.port_u16().unwrap_or(80),
+    })
+}
+
+/// Validate the external schema plus overrides.
+pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, ConfigError> {
+    let e = file.edge;
+    let c = file.cache;
+    let id = o.id.clone().or(e.id).unwrap_or_else(|| "edge-1".into());
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(
+            name,
+            "edge.id",
+            &id,
+            "letters, digits, '-' and '_'",
+        ));
+    }
+    let listen = addr(
+        name,
+        "edge.listen",
+        o.listen
+            .as_deref()
+            .or(e.listen.as_deref())
+            .unwrap_or("127.0.0.1:8080"),
+    )?;
+    let admin = addr(
+        name,
+        "edge.admin",
+        o.admin
+            .as_deref()
+            .or(e.admin.as_deref())
+            .unwrap_or("127.0.0.1:9080"),
+    )?;
+    if listen == admin {
+        return Err(invalid(
+            name,
+            "edge.admin",
+            &admin.to_string(),
+            "a different address than edge.listen",
+        ));
+    }
+    let origin_strings = if o.origins.is_empty() {
+        e.origins.unwrap_or_default()
+    } else {
+        o.origins.clone()
+    };
+    if origin_strings.is_empty() {
+        return Err(invalid(
+            name,
+            "edge.origins",
+            "[]",
+            "at least one origin, e.g. origins = [\"http://127.0.0.1:9000\"] or --origin URL",
+        ));
+    }
+    let origins = origin_strings
+        .iter()
+        .map(|u| {
+            parse_origin(u).ok_or_else(|| {
+                invalid(
+                    name,
+                    "edge.origins",
+                    u,
+                    "http://host:port with no path (TLS origins are not supported yet)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let purge_allow = match e.purge_allow {
+        Some(list) => list
+            .iter()
+            .map(|n| {
+                n.parse::<IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            name,
+                            "edge.purge_allow",
+                            n,
+                            "CIDR networks such as \"10.0.0.0/8\" or addresses",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![
+            IpNet::new(std::net::IpAddr::from([127, 0, 0, 0]), 8)
+                .map_err(|_| invalid(name, "edge.purge_allow", "127.0.0.0/8", "a CIDR"))?,
+            IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+        ],
+    };
+    let threads = e.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    if threads == 0 || threads > 1024 {
+        return Err(invalid(
+            name,
+            "edge.threads",
+            &threads.to_string(),
+            "1 to 1024",
+        ));
+    }
+    let ms = |key: &'static str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
+        let v = v.unwrap_or(default);
+        if v == 0 || v > 3_600_000 {
+            return Err(invalid(
+                name,
+                key,
+                &v.to_string(),
+                "1 to 3600000 milliseconds",
+            ));
+        }
+        Ok(Duration::from_millis(v))
+    };
+    let edge = EdgeConfig {
+        id,
+        listen,
+        admin,
+        admin_token: e.admin_token.filter(|t| !t.is_empty()),
+        origins,
+        purge_allow,
+        threads,
+        origin_connect_timeout: ms(
+            "edge.origin_connect_timeout_ms",
+            e.origin_connect_timeout_ms,
+            2_000,
+        )?,
+        origin_read_timeout: ms(
+            "edge.origin_read_timeout_ms",
+            e.origin_read_timeout_ms,
+            30_000,
+        )?,
+        coalesce_timeout: ms("edge.coalesce_timeout_ms", e.coalesce_timeout_ms, 10_000)?,
+    };
+
+    let memory_bytes = size(
+        name,
+        "cache.memory_size",
+        o.memory_size
+            .as_deref()
+            .or(c.memory_size.as_deref())
+            .unwrap_or("256 MiB"),
+    )?;
+    if memory_bytes < 1 << 20 {
+        return Err(invalid(
+            name,
+            "cache.memory_size",
+            &memory_bytes.to_string(),
+            "at least 1 MiB",
+        ));
+    }
+    let memory_max_object = match c.memory_max_object.as_deref() {
+        Some(v) => size(name, "cache.memory_max_object", v)?,
+        None => (16 << 20).min(memory_bytes / 4),
+    };
+    let dir = o.cache_dir.clone().or(c.dir);
+    let disk = match dir {
+        Some(dir) => {
+            let bytes = size(
+                name,
+                "cache.disk_size",
+                o.disk_size
+                    .as_deref()
+                    .or(c.disk_size.as_deref())
+                    .unwrap_or("1 GiB"),
+            )?;
+            if bytes < 1 << 20 {
+                return Err(invalid(
+                    name,
+                    "cache.disk_size",
+                    &bytes.to_string(),
+                    "at least 1 MiB",
+                ));
+            }
+            Some(DiskConfig {
+                dir,
+                bytes,
+                fsync: c.fsync.unwrap_or(false),
+            })
+        }
+        None => None,
+    };
+    let policy = c.policy.unwrap_or_else(|| "s3fifo".into());
+    if !matches!(policy.as_str(), "s3fifo" | "lru") {
+        return Err(invalid(
+            name,
+            "cache.policy",
+            &policy,
+            "\"s3fifo\" or \"lru\"",
+        ));
+    }
+    let admission = c.admission.unwrap_or_else(|| "always".into());
+    if !matches!(admission.as_str(), "always" | "second-hit") {
+        return Err(invalid(
+            name,
+            "cache.admission",
+            &admission,
+            "\"always\" or \"second-hit\"",
+        ));
+    }
+    let cache = CacheConfig {
+        memory_bytes,
+        memory_max_object,
+        disk,
+        policy,
+        admission,
+        max_heuristic_ttl: Duration::from_secs(c.max_heuristic_ttl_s.unwrap_or(86_400)),
+    };
+    Ok(Config { edge, cache })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ov(origin: &str) -> Overrides {
+        Overrides {
+            origins: vec![origin.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn flags_alone_are_enough() -> Result<(), ConfigError> {
+        let c = load(
+            None,
+            &Overrides {
+                listen: Some("127.0.0.1:8081".into()),
+                ..ov("http://127.0.0.1:9000")
+            },
+        )?;
+        assert_eq!(c.edge.listen.port(), 8081);
+        assert_eq!(c.edge.origins[0].port, 9000);
+        assert!(c.cache.disk.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err = parse(
+            "[edge]\nlisten = \"127.0.0.1:1\"\nlsiten = 3\n",
+            Path::new("edge.toml"),
+        );
+        let msg = err.map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+        assert!(msg.contains("edge.toml") && msg.contains("lsiten"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_what_is_allowed() {
+        let cases = [
+            ("[edge]\norigins=[\"ftp://x\"]", "edge.origins"),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nlisten=\"nope\"",
+                "edge.listen",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[cache]\nmemory_size=\"lots\"",
+                "cache.memory_size",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[cache]\npolicy=\"arc\"",
+                "cache.policy",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\npurge_allow=[\"10.0.0.0/99\"]",
+                "edge.purge_allow",
+            ),
+            ("[edge]\n", "edge.origins"),
+        ];
+        for (text, key) in cases {
+            let r = parse(text, Path::new("e.toml"))
+                .and_then(|f| validate(f, &Overrides::default(), Path::new("e.toml")));
+            match r {
+                Ok(_) => panic!("{text} should fail"),
+                Err(e) => {
+                    let m = e.to_string();
+                    assert!(m.contains(key) && m.contains("e.toml"), "{m}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1 MiB"), Some(1 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("many"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,200}") {
+            let _ = parse(&s, Path::new("x.toml")).map(|f| validate(f, &Overrides::default(), Path::new("x.toml")));
+        }
+    }
+}

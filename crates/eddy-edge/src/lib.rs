@@ -1,0 +1,244 @@
+//! # eddy-edge: the Eddy edge node
+//!
+//! A caching reverse proxy on pingora (`=0.9.1`), the only crate that depends on it. The cache
+//! core lives in `eddy-cache`; this crate adapts it and runs the servers.
+//!
+//! Layout:
+//! - [`storage`]: pingora's `Storage` seam over [`eddy_cache::Cache`], with streaming in-flight
+//!   fills so coalesced waiters receive bytes as the origin sends them.
+//! - [`proxy`]: the `ProxyHttp` phases: purge, cache key, RFC 9111 decisions, Vary, origin
+//!   failover, `X-Cache` / `Cache-Status`, invalidation after unsafe methods.
+//! - [`admin`]: the admin API (`/purge`, `/metrics`, `/healthz`, `/stats`).
+//! - [`metrics`]: Prometheus metrics in an injected registry.
+//!
+//! [`Edge::start`] builds everything from a validated [`eddy_config::Config`], runs pingora on its
+//! own thread with a shutdown watch we control (never `run_forever`), and the admin API on another;
+//! [`Edge::stop`] shuts both down and waits.
+
+pub mod admin;
+pub mod metrics;
+pub mod proxy;
+pub mod storage;
+
+use async_trait::async_trait;
+use eddy_cache::disk::DiskOptions;
+use eddy_cache::{Cache, CacheOptions};
+use eddy_config::Config;
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use proxy::{EdgeProxy, EdgeState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::EddyStorage;
+use tokio::sync::watch;
+
+/// Why an edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The cache could not be opened.
+    #[error("cache: {0}")]
+    Cache(#[from] eddy_cache::CacheError),
+    /// An address is taken or not bindable.
+    #[error(
+        "cannot listen on {addr} ({what}): {source}; pick a free address with --listen / --admin"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which listener.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A thread or runtime could not be created.
+    #[error("could not start {0}: {1}")]
+    Runtime(&'static str, std::io::Error),
+}
+
+struct WatchSignal(watch::Receiver<bool>);
+
+#[async_trait]
+impl ShutdownSignalWatch for WatchSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|v| *v).await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// A running edge.
+pub struct Edge {
+    state: Arc<EdgeState>,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    admin_addr: SocketAddr,
+}
+
+impl Edge {
+    /// Open the cache, bind the listeners and start serving.
+    pub fn start(config: Config) -> Result<Edge, EdgeError> {
+        let c = &config.cache;
+        let cache = Cache::open(&CacheOptions {
+            memory_bytes: c.memory_bytes,
+            memory_max_object: c.memory_max_object,
+            disk: c.disk.as_ref().map(|d| DiskOptions {
+                dir: d.dir.clone(),
+                capacity: d.bytes,
+                fsync: d.fsync,
+            }),
+            policy: c.policy.clone(),
+            admission: c.admission.clone(),
+        })?;
+        let has_disk = c.disk.is_some();
+        // pingora wants &'static storage and lock: built once per edge, leaked once.
+        let storage: &'static EddyStorage =
+            Box::leak(Box::new(EddyStorage::new(Arc::new(cache), has_disk)));
+        let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(CacheLock::new(
+            config.edge.coalesce_timeout + Duration::from_secs(1),
+        )));
+        let limits = eddy_cache::rfc9111::Limits {
+            max_heuristic: c.max_heuristic_ttl,
+            ..Default::default()
+        };
+        let listen = config.edge.listen;
+        let admin = config.edge.admin;
+        // Bind the admin listener now and check the proxy address, so a clash is a clear error.
+        let admin_listener =
+            std::net::TcpListener::bind(admin).map_err(|source| EdgeError::Bind {
+                addr: admin,
+                what: "admin",
+                source,
+            })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|e| EdgeError::Runtime("admin", e))?;
+        drop(
+            std::net::TcpListener::bind(listen).map_err(|source| EdgeError::Bind {
+                addr: listen,
+                what: "proxy",
+                source,
+            })?,
+        );
+        let state = Arc::new(EdgeState {
+            config,
+            storage,
+            lock,
+            metrics: Arc::new(metrics::Metrics::new()),
+            limits,
+        });
+        let (shutdown, rx) = watch::channel(false);
+
+        let conf = ServerConf {
+            threads: state.config.edge.threads,
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(1),
+            ..Default::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        let mut svc = pingora_proxy::http_proxy_service_with_name(
+            &server.configuration,
+            EdgeProxy::new(state.clone()),
+            "eddy-edge",
+        );
+        let mut opts = HttpServerOptions::default();
+        opts.h2c = true;
+        if let Some(app) = svc.app_logic_mut() {
+            app.server_options = Some(opts);
+        }
+        svc.add_tcp(&listen.to_string());
+        server.add_service(svc);
+        let proxy_rx = rx.clone();
+        let proxy_thread = std::thread::Builder::new()
+            .name("eddy-edge".into())
+            .spawn(move || {
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(WatchSignal(proxy_rx)),
+                });
+            })
+            .map_err(|e| EdgeError::Runtime("proxy thread", e))?;
+
+        let admin_state = state.clone();
+        let mut admin_rx = rx;
+        admin_listener
+            .set_nonblocking(true)
+            .map_err(|e| EdgeError::Runtime("admin", e))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| EdgeError::Runtime("admin runtime", e))?;
+        let admin_thread = std::thread::Builder::new()
+            .name("eddy-admin".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let Ok(l) = tokio::net::TcpListener::from_std(admin_listener) else {
+                        tracing::error!("admin listener could not be registered");
+                        return;
+                    };
+                    let app = admin::router(admin_state);
+                    let res = axum::serve(l, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = admin_rx.wait_for(|v| *v).await;
+                        })
+                        .await;
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "admin server failed");
+                    }
+                });
+            })
+            .map_err(|e| EdgeError::Runtime("admin thread", e))?;
+        tracing::info!(%listen, admin = %admin_addr, id = %state.config.edge.id, "edge started");
+        Ok(Edge {
+            state,
+            shutdown,
+            threads: vec![proxy_thread, admin_thread],
+            admin_addr,
+        })
+    }
+
+    /// Shared state (cache, metrics).
+    pub fn state(&self) -> &Arc<EdgeState> {
+        &self.state
+    }
+
+    /// The proxy address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.state.config.edge.listen
+    }
+
+    /// The admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Stop serving and wait for the threads to finish.
+    pub fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Block until the edge stops (after [`Edge::shutdown_handle`] fires).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// A handle that stops the edge when sent `true`.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Prometheus metrics of one edge, in an injected registry (no globals).
+
+use eddy_cache::Cache;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Label: the `X-Cache` outcome of a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// HIT, MISS, STALE, REVALIDATED, PASS, ERROR.
+    pub cache: &'static str,
+}
+
+/// Label: a cache tier.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabel {
+    /// memory or disk.
+    pub tier: &'static str,
+}
+
+/// Label: a purge kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurgeLabel {
+    /// url, prefix, key.
+    pub scope: &'static str,
+    /// hard or soft.
+    pub mode: &'static str,
+}
+
+/// All metrics of an edge.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by cache outcome.
+    pub requests: Family<StatusLabel, Counter>,
+    /// Requests sent to an origin.
+    pub origin_fetches: Counter,
+    /// Origin fetches that failed (connect, timeout, invalid response).
+    pub origin_errors: Counter,
+    /// Response body bytes sent to clients.
+    pub bytes_sent: Counter,
+    /// Request latency in seconds by outcome.
+    pub latency: Family<StatusLabel, Histogram>,
+    /// Purges applied.
+    pub purges: Family<PurgeLabel, Counter>,
+    /// Objects affected by purges.
+    pub purged_objects: Counter,
+    tier_bytes: Family<TierLabel, Gauge>,
+    tier_capacity: Family<TierLabel, Gauge>,
+    tier_objects: Family<TierLabel, Gauge>,
+    tier_evictions: Family<TierLabel, Counter>,
+    tier_hits: Family<TierLabel, Counter>,
+    disk_errors: Counter,
+    last_evictions: [AtomicU64; 2],
+    last_hits: [AtomicU64; 2],
+    last_disk_errors: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Register every metric in a fresh registry.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("eddy");
+        let requests = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "requests",
+            "Client requests by cache outcome (X-Cache)",
+            requests.clone(),
+        );
+        let origin_fetches = Counter::default();
+        registry.register(
+            "origin_fetches",
+            "Requests sent to an origin",
+            origin_fetches.clone(),
+        );
+        let origin_errors = Counter::default();
+        registry.register(
+            "origin_errors",
+            "Origin requests that failed",
+            origin_errors.clone(),
+        );
+        let bytes_sent = Counter::default();
+        registry.register(
+            "response_body_bytes",
+            "Response body bytes sent to clients",
+            bytes_sent.clone(),
+        );
+        let latency = Family::<StatusLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to last response byte",
+            latency.clone(),
+        );
+        let purges = Family::<PurgeLabel, Counter>::default();
+        registry.register("purges", "Purge requests applied", purges.clone());
+        let purged_objects = Counter::default();
+        registry.register(
+            "purged_objects",
+            "Objects removed or marked stale by purges",
+            purged_objects.clone(),
+        );
+        let tier_bytes = Family::<TierLabel, Gauge>::default();
+        registry.register(
+            "cache_used_bytes",
+            "Bytes stored per cache tier",
+            tier_bytes.clone(),
+        );
+        let tier_capacity = Family::<TierLabel, Gauge>::default();
+        registry.register(
+            "cache_capacity_bytes",
+            "Byte budget per cache tier",
+            tier_capacity.clone(),
+        );
+        let tier_objects = Family::<TierLabel, Gauge>::default();
+        registry.register(
+            "cache_objects",
+            "Objects stored per cache tier",
+            tier_objects.clone(),
+        );
+        let tier_evictions = Family::<TierLabel, Counter>::default();
+        registry.register(
+            "cache_evictions",
+            "Objects evicted per cache tier",
+            tier_evictions.clone(),
+        );
+        let tier_hits = Family::<TierLabel, Counter>::default();
+        registry.register(
+            "cache_tier_hits",
+            "Lookups answered per cache tier",
+            tier_hits.clone(),
+        );
+        let disk_errors = Counter::default();
+        registry.register(
+            "cache_disk_errors",
+            "Disk tier reads or writes that failed",
+            disk_errors.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            origin_fetches,
+            origin_errors,
+            bytes_sent,
+            latency,
+            purges,
+            purged_objects,
+            tier_bytes,
+            tier_capacity,
+            tier_objects,
+            tier_evictions,
+            tier_hits,
+            disk_errors,
+            last_evictions: [AtomicU64::new(0), AtomicU64::new(0)],
+            last_hits: [AtomicU64::new(0), AtomicU64::new(0)],
+            last_disk_errors: AtomicU64::new(0),
+        }
+    }
+
+    fn sync_counter(c: &Counter, last: &AtomicU64, now: u64) {
+        let prev = last.swap(now, Ordering::Relaxed);
+        if now > prev {
+            c.inc_by(now - prev);
+        }
+    }
+
+    /// Render the text exposition, refreshing tier gauges from the cache first.
+    pub fn render(&self, cache: &Cache, memory_capacity: u64, disk_capacity: u64) -> String {
+        let u = cache.usage();
+        let tiers = [
+            (
+                "memory",
+                u.memory_used,
+                memory_capacity,
+                u.memory_objects,
+                u.memory_evictions,
+            ),
+            (
+                "disk",
+                u.disk_used,
+                disk_capacity,
+                u.disk_objects,
+                u.disk_evictions,
+            ),
+        ];
+        let hits = [
+            cache.counters.memory_hits.load(Ordering::Relaxed),
+            cache.counters.disk_hits.load(Ordering::Relaxed),
+        ];
+        for (i, (tier, used, cap, objects, evictions)) in tiers.into_iter().enumerate() {
+            let l = TierLabel { tier };
+            self.tier_bytes.get_or_create(&l).set(used as i64);
+            self.tier_capacity.get_or_create(&l).set(cap as i64);
+            self.tier_objects.get_or_create(&l).set(objects as i64);
+            Self::sync_counter(
+                &self.tier_evictions.get_or_create(&l),
+                &self.last_evictions[i],
+                evictions,
+            );
+            Self::sync_counter(
+                &self.tier_hits.get_or_create(&l),
+                &self.last_hits[i],
+                hits[i],
+            );
+        }
+        Self::sync_counter(
+            &self.disk_errors,
+            &self.last_disk_errors,
+            cache.counters.disk_errors.load(Ordering::Relaxed),
+        );
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

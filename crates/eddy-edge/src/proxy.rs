@@ -1,0 +1,554 @@
+//! The request path of an edge: pingora `ProxyHttp` phases over the Eddy cache.
+//!
+//! Phase by phase:
+//! - `request_filter`: answers `PURGE` (allowed networks only, 405 otherwise).
+//! - `request_cache_filter`: enables the cache for GET and HEAD, with the coalescing lock.
+//! - `cache_key_callback`: the key is `host + path?query` (host lower-cased, default port dropped),
+//!   which is also the URL that purge by URL and prefix match.
+//! - `response_cache_filter`: RFC 9111 storability and freshness from [`eddy_cache::rfc9111`].
+//! - `cache_vary_filter`: secondary keys from `Vary`.
+//! - `upstream_peer` / `fail_to_connect`: origins in order, the next one on connect failure.
+//! - `response_filter`: `X-Cache`, RFC 9211 `Cache-Status`, and §4.4 invalidation after unsafe
+//!   methods.
+//! - `logging`: metrics.
+
+use crate::metrics::{Metrics, PurgeLabel, StatusLabel};
+use crate::storage::{EddyStorage, hit_from_disk};
+use async_trait::async_trait;
+use bytes::Bytes;
+use eddy_cache::PurgeScope;
+use eddy_cache::rfc9111::{self, Decision, Limits, ResponseFacts};
+use eddy_config::Config;
+use http::{Method, header};
+use ipnet::IpNet;
+use pingora_cache::key::HashBinary;
+use pingora_cache::lock::CacheKeyLockImpl;
+use pingora_cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, HitHandler,
+    NoCacheReason, RespCacheable, VarianceBuilder,
+};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Shared state of one edge, built once at start-up.
+pub struct EdgeState {
+    /// Validated configuration.
+    pub config: Config,
+    /// Cache storage (pingora adapter over the cache core).
+    pub storage: &'static EddyStorage,
+    /// Coalescing lock.
+    pub lock: &'static CacheKeyLockImpl,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// RFC 9111 limits.
+    pub limits: Limits,
+}
+
+impl EdgeState {
+    /// Apply a purge to this edge's cache and count it. Returns affected objects.
+    pub fn purge(&self, scope: &PurgeScope, soft: bool) -> usize {
+        let n = self.storage.cache().purge(scope, soft);
+        let label = PurgeLabel {
+            scope: match scope {
+                PurgeScope::Url(_) => "url",
+                PurgeScope::Prefix(_) => "prefix",
+                PurgeScope::SurrogateKey(_) => "key",
+            },
+            mode: if soft { "soft" } else { "hard" },
+        };
+        self.metrics.purges.get_or_create(&label).inc();
+        self.metrics.purged_objects.inc_by(n as u64);
+        tracing::info!(?scope, soft, objects = n, "purge applied");
+        n
+    }
+}
+
+/// Per-request context.
+pub struct Ctx {
+    start: Instant,
+    origin: usize,
+    tries: usize,
+    disk_hit: bool,
+    no_store_reason: Option<&'static str>,
+    unsafe_method: bool,
+    outcome: &'static str,
+    body_bytes: u64,
+}
+
+/// The edge proxy.
+pub struct EdgeProxy {
+    state: Arc<EdgeState>,
+}
+
+impl EdgeProxy {
+    /// A proxy over shared state.
+    pub fn new(state: Arc<EdgeState>) -> Self {
+        EdgeProxy { state }
+    }
+}
+
+/// The URL used for cache keys and purge: lower-case host without default port, then path?query.
+pub fn url_key(req: &RequestHeader) -> String {
+    let host = req
+        .uri
+        .host()
+        .map(str::to_string)
+        .or_else(|| {
+            req.headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = host.strip_suffix(":80").unwrap_or(&host).to_string();
+    let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{host}{pq}")
+}
+
+/// Normalise a purge target the way [`url_key`] builds keys: `http://Host:80/p` → `host/p`.
+pub fn normalise_url(u: &str) -> String {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .unwrap_or(u);
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix(":80").unwrap_or(&host).to_string();
+    format!("{host}{path}")
+}
+
+fn allowed(nets: &[IpNet], session: &Session) -> bool {
+    let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) else {
+        return false;
+    };
+    nets.iter().any(|n| n.contains(&addr.ip()))
+}
+
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    body: String,
+    content_type: &str,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(3))?;
+    resp.insert_header(header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}
+
+fn header_str<'a>(h: &'a ResponseHeader, name: &str) -> Option<&'a str> {
+    h.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn joined(h: &ResponseHeader, name: header::HeaderName) -> Option<String> {
+    let parts: Vec<&str> = h
+        .headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn ttl_secs(meta: &CacheMeta) -> i64 {
+    let now = SystemTime::now();
+    match meta.fresh_until().duration_since(now) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            origin: 0,
+            tries: 0,
+            disk_hit: false,
+            no_store_reason: None,
+            unsafe_method: false,
+            outcome: "PASS",
+            body_bytes: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let method = session.req_header().method.clone();
+        if method.as_str() == "PURGE" {
+            ctx.outcome = "PURGE";
+            if !allowed(&self.state.config.edge.purge_allow, session) {
+                respond(
+                    session,
+                    405,
+                    "{\"error\":\"PURGE is not allowed from this address\"}\n".into(),
+                    "application/json",
+                )
+                .await?;
+                return Ok(true);
+            }
+            let url = url_key(session.req_header());
+            let soft = ["fastly-soft-purge", "eddy-soft-purge"].iter().any(|h| {
+                session
+                    .req_header()
+                    .headers
+                    .get(*h)
+                    .and_then(|v| v.to_str().ok())
+                    == Some("1")
+            });
+            let n = self.state.purge(&PurgeScope::Url(url.clone()), soft);
+            let body =
+                serde_json::json!({"purged": n, "url": url, "soft": soft}).to_string() + "\n";
+            respond(session, 200, body, "application/json").await?;
+            return Ok(true);
+        }
+        ctx.unsafe_method = !matches!(
+            method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        Ok(false)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        let m = &session.req_header().method;
+        if m == Method::GET || m == Method::HEAD {
+            let edge = &self.state.config.edge;
+            session.cache.enable(
+                self.state.storage,
+                None,
+                None,
+                Some(self.state.lock),
+                Some({
+                    let mut o = CacheOptionOverrides::default();
+                    o.wait_timeout = Some(edge.coalesce_timeout);
+                    o.max_lock_retries = Some(3);
+                    o
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, _ctx: &mut Ctx) -> Result<CacheKey> {
+        Ok(CacheKey::new(url_key(session.req_header()), ""))
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        hit_handler: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<ForcedFreshness>> {
+        ctx.disk_hit = hit_from_disk(hit_handler);
+        Ok(None)
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
+        let req = session.req_header();
+        let cc = joined(resp, header::CACHE_CONTROL);
+        let vary_star = resp
+            .headers
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|p| p.trim() == "*"));
+        let req_cc = req
+            .headers
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let facts = ResponseFacts {
+            status: resp.status.as_u16(),
+            cache_control: cc.as_deref(),
+            cdn_cache_control: header_str(resp, "cdn-cache-control"),
+            eddy_cdn_cache_control: header_str(resp, "eddy-cdn-cache-control"),
+            expires: header_str(resp, "expires"),
+            date: header_str(resp, "date"),
+            last_modified: header_str(resp, "last-modified"),
+            age: header_str(resp, "age"),
+            has_etag: resp.headers.contains_key(header::ETAG),
+            vary_star,
+            request_authorized: req.headers.contains_key(header::AUTHORIZATION),
+            request_no_store: rfc9111::Directives::parse_lenient(req_cc).no_store,
+        };
+        if resp.headers.contains_key(header::SET_COOKIE) {
+            ctx.no_store_reason = Some("set-cookie");
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+        }
+        let now = SystemTime::now();
+        match rfc9111::decide(&facts, &self.state.limits, now) {
+            Decision::Store(f) => Ok(RespCacheable::Cacheable(CacheMeta::new(
+                now + f.fresh_for,
+                now,
+                f.stale_while_revalidate.as_secs().min(u64::from(u32::MAX)) as u32,
+                f.stale_if_error.as_secs().min(u64::from(u32::MAX)) as u32,
+                resp.clone(),
+            ))),
+            Decision::DoNotStore(reason) => {
+                ctx.no_store_reason = Some(reason);
+                Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
+            }
+        }
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Ctx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        let mut names: Vec<String> = meta
+            .headers()
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        names.sort();
+        names.dedup();
+        let mut vb = VarianceBuilder::new();
+        for n in names {
+            let value: Vec<u8> = req
+                .headers
+                .get_all(n.as_str())
+                .iter()
+                .flat_map(|v| v.as_bytes().iter().copied().chain(std::iter::once(b',')))
+                .collect();
+            vb.add_owned_name_value(n, value);
+        }
+        vb.finalize()
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let edge = &self.state.config.edge;
+        let o = &edge.origins[ctx.origin % edge.origins.len()];
+        let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
+        peer.options.connection_timeout = Some(edge.origin_connect_timeout);
+        peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
+        peer.options.read_timeout = Some(edge.origin_read_timeout);
+        self.state.metrics.origin_fetches.inc();
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.state.metrics.origin_errors.inc();
+        let n = self.state.config.edge.origins.len();
+        tracing::warn!(origin = %peer, error = %e, "origin connect failed");
+        if ctx.tries + 1 < n {
+            ctx.tries += 1;
+            ctx.origin += 1;
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // RFC 9213: the Eddy-targeted field is for us only.
+        resp.remove_header("eddy-cdn-cache-control");
+        let phase = session.cache.phase();
+        let meta_ttl = session.cache.maybe_cache_meta().map(ttl_secs);
+        let status = resp.status.as_u16();
+        let (x_cache, cache_status) = match phase {
+            CachePhase::Hit => ("HIT", format!("Eddy; hit; ttl={}", meta_ttl.unwrap_or(0))),
+            CachePhase::Stale | CachePhase::StaleUpdating => (
+                "STALE",
+                format!("Eddy; hit; ttl={}; detail=stale", meta_ttl.unwrap_or(0)),
+            ),
+            CachePhase::Revalidated => (
+                "REVALIDATED",
+                format!(
+                    "Eddy; fwd=stale; fwd-status=304; ttl={}",
+                    meta_ttl.unwrap_or(0)
+                ),
+            ),
+            CachePhase::RevalidatedNoCache(_) => {
+                ("REVALIDATED", "Eddy; fwd=stale; fwd-status=304".to_string())
+            }
+            CachePhase::Miss | CachePhase::Expired => {
+                let fwd = if matches!(phase, CachePhase::Expired) {
+                    "stale"
+                } else {
+                    "uri-miss"
+                };
+                match ctx.no_store_reason {
+                    Some(r) => (
+                        "MISS",
+                        format!("Eddy; fwd={fwd}; fwd-status={status}; detail=\"{r}\""),
+                    ),
+                    None => (
+                        "MISS",
+                        format!("Eddy; fwd={fwd}; fwd-status={status}; stored"),
+                    ),
+                }
+            }
+            CachePhase::Disabled(NoCacheReason::OriginNotCache)
+            | CachePhase::Disabled(NoCacheReason::Custom(_)) => {
+                let r = ctx.no_store_reason.unwrap_or("uncacheable");
+                (
+                    "PASS",
+                    format!("Eddy; fwd=uri-miss; fwd-status={status}; detail=\"{r}\""),
+                )
+            }
+            _ => ("PASS", format!("Eddy; fwd=bypass; fwd-status={status}")),
+        };
+        let x_cache = if x_cache == "HIT" && ctx.disk_hit {
+            "HIT"
+        } else {
+            x_cache
+        };
+        ctx.outcome = x_cache;
+        resp.insert_header("x-cache", x_cache)?;
+        resp.insert_header("cache-status", cache_status)?;
+
+        // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
+        // same-host Location / Content-Location.
+        if ctx.unsafe_method && (200..400).contains(&status) {
+            let req = session.req_header();
+            let target = url_key(req);
+            let host = target.split('/').next().unwrap_or("").to_string();
+            let mut urls = vec![target];
+            for h in [header::LOCATION, header::CONTENT_LOCATION] {
+                if let Some(v) = resp.headers.get(&h).and_then(|v| v.to_str().ok()) {
+                    if v.starts_with('/') {
+                        urls.push(format!("{host}{v}"));
+                    } else {
+                        let n = normalise_url(v);
+                        if n.split('/').next() == Some(host.as_str()) {
+                            urls.push(n);
+                        }
+                    }
+                }
+            }
+            for u in urls {
+                let n = self
+                    .state
+                    .storage
+                    .cache()
+                    .purge(&PurgeScope::Url(u.clone()), false);
+                if n > 0 {
+                    tracing::debug!(url = %u, objects = n, "invalidated after unsafe method");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let Some(b) = body {
+            ctx.body_bytes += b.len() as u64;
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        ctx.outcome = "ERROR";
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if e.esource() == &ErrorSource::Upstream {
+            self.state.metrics.origin_errors.inc();
+            tracing::warn!(error = %e, status = code, "origin request failed");
+        }
+        if code > 0 {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
+        // RFC 5861: within the stored windows (checked by the cache), serve stale while
+        // revalidating, or when the origin failed (connection errors and 5xx).
+        match error {
+            None => true,
+            Some(e) => {
+                e.esource() == &ErrorSource::Upstream
+                    || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)
+            }
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let m = &self.state.metrics;
+        let label = StatusLabel { cache: ctx.outcome };
+        m.requests.get_or_create(&label).inc();
+        m.latency
+            .get_or_create(&label)
+            .observe(ctx.start.elapsed().as_secs_f64());
+        m.bytes_sent.inc_by(ctx.body_bytes);
+        tracing::debug!(
+            method = %session.req_header().method,
+            uri = %session.req_header().uri,
+            status = session.response_written().map_or(0, |r| r.status.as_u16()),
+            cache = ctx.outcome,
+            ms = ctx.start.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,505 @@
+//! The adapter between pingora's cache `Storage` seam and [`eddy_cache::Cache`].
+//!
+//! It adds what pingora needs and the cache core must not know about: serialising pingora's
+//! `CacheMeta` into the object's opaque metadata, and in-flight fills that waiters can read while
+//! the origin is still sending (streaming partial writes), so a coalesced request gets bytes as
+//! the first request gets them.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use eddy_cache::{Cache, Object, ObjectKey, Tags};
+use parking_lot::{Mutex, RwLock};
+use pingora_cache::key::{CacheHashKey, CompactCacheKey};
+use pingora_cache::storage::streaming_write::U64WriteId;
+use pingora_cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
+    PurgeType, Storage,
+};
+use pingora_cache::trace::SpanHandle;
+use pingora_cache::{CacheKey, CacheMeta};
+use pingora_error::{Error, ErrorType, Result};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+use tokio::sync::watch;
+
+/// The key of a pingora cache key (primary + variance).
+pub fn object_key(key: &CacheKey) -> ObjectKey {
+    ObjectKey(key.combined_bin())
+}
+
+fn compact_key(key: &CompactCacheKey) -> ObjectKey {
+    ObjectKey(key.combined_bin())
+}
+
+/// Encode pingora's two meta blobs as one: `u32 len(internal) | internal | header`.
+fn encode_meta(meta: &CacheMeta) -> Result<Bytes> {
+    let (internal, header) = meta.serialize()?;
+    let mut out = Vec::with_capacity(4 + internal.len() + header.len());
+    out.extend_from_slice(&(internal.len() as u32).to_le_bytes());
+    out.extend_from_slice(&internal);
+    out.extend_from_slice(&header);
+    Ok(Bytes::from(out))
+}
+
+fn decode_meta(b: &[u8]) -> Result<CacheMeta> {
+    if b.len() < 4 {
+        return Error::e_explain(ErrorType::InternalError, "stored meta truncated");
+    }
+    let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if b.len() < 4 + n {
+        return Error::e_explain(ErrorType::InternalError, "stored meta truncated");
+    }
+    CacheMeta::deserialize(&b[4..4 + n], &b[4 + n..])
+}
+
+/// Purge tags from the response: URL is the cache key's primary string; surrogate keys come from
+/// the origin's `Surrogate-Key` header (space-separated).
+fn tags_for(key: &CacheKey, meta: &CacheMeta) -> Tags {
+    let url = key.primary_key_str().unwrap_or("");
+    let keys: Vec<String> = meta
+        .headers()
+        .get_all("surrogate-key")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| {
+            v.split_ascii_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Tags::new(url, keys)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Writing(usize),
+    Done(usize),
+    Failed,
+}
+
+struct Fill {
+    meta: Bytes,
+    chunks: RwLock<Vec<Bytes>>,
+    progress: watch::Sender<Progress>,
+}
+
+type Fills = Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>>;
+
+/// pingora `Storage` over the Eddy cache.
+pub struct EddyStorage {
+    cache: Arc<Cache>,
+    fills: Arc<Fills>,
+    next_fill: AtomicU64,
+    has_disk: bool,
+}
+
+impl EddyStorage {
+    /// Wrap a cache.
+    pub fn new(cache: Arc<Cache>, has_disk: bool) -> Self {
+        EddyStorage {
+            cache,
+            fills: Arc::new(Mutex::new(HashMap::new())),
+            next_fill: AtomicU64::new(1),
+            has_disk,
+        }
+    }
+
+    /// The cache core.
+    pub fn cache(&self) -> &Arc<Cache> {
+        &self.cache
+    }
+
+    async fn lookup_complete(&self, key: ObjectKey) -> Result<Option<eddy_cache::Lookup>> {
+        if let Some(l) = self.cache.get_memory(&key) {
+            return Ok(Some(l));
+        }
+        if !self.has_disk {
+            self.cache.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || cache.get(&key))
+            .await
+            .map_err(|e| Error::explain(ErrorType::InternalError, format!("disk lookup task: {e}")))
+    }
+}
+
+fn partial_hit(fill: &Arc<Fill>) -> Result<Option<(CacheMeta, HitHandler)>> {
+    let meta = decode_meta(&fill.meta)?;
+    let hit = PartialHit {
+        fill: fill.clone(),
+        progress: fill.progress.subscribe(),
+        next: 0,
+    };
+    Ok(Some((meta, Box::new(hit))))
+}
+
+#[async_trait]
+impl Storage for EddyStorage {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let k = object_key(key);
+        // An in-flight fill wins over a stored (possibly stale) copy, so waiters stream the new one.
+        let fill = self
+            .fills
+            .lock()
+            .get(&k)
+            .and_then(|v| v.last().map(|(_, f)| f.clone()));
+        if let Some(fill) = fill {
+            return partial_hit(&fill);
+        }
+        let Some(found) = self.lookup_complete(k).await? else {
+            return Ok(None);
+        };
+        let mut meta = match decode_meta(&found.object.meta) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "stored metadata unreadable; dropping object");
+                self.cache.remove(&k);
+                return Ok(None);
+            }
+        };
+        if found.stale {
+            // Soft-purged: never fresh again; stale windows still apply while it revalidates.
+            meta.expire_at(SystemTime::UNIX_EPOCH.max(meta.created()));
+        }
+        let len = found.object.body.len();
+        let hit = CompleteHit {
+            body: found.object.body.clone(),
+            start: 0,
+            end: len,
+            done: false,
+            disk: found.tier == eddy_cache::store::Tier::Disk,
+        };
+        Ok(Some((meta, Box::new(hit))))
+    }
+
+    async fn lookup_streaming_write(
+        &'static self,
+        key: &CacheKey,
+        tag: Option<&[u8]>,
+        trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let Some(tag) = tag.and_then(|t| U64WriteId::try_from(t).ok()) else {
+            return self.lookup(key, trace).await;
+        };
+        let id: u64 = tag.into();
+        let k = object_key(key);
+        let fill = self
+            .fills
+            .lock()
+            .get(&k)
+            .and_then(|v| v.iter().find(|(i, _)| *i == id).map(|(_, f)| f.clone()));
+        match fill {
+            Some(f) => partial_hit(&f),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        let k = object_key(key);
+        let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
+        let (tx, _rx) = watch::channel(Progress::Writing(0));
+        let fill = Arc::new(Fill {
+            meta: encode_meta(meta)?,
+            chunks: RwLock::new(Vec::new()),
+            progress: tx,
+        });
+        self.fills
+            .lock()
+            .entry(k)
+            .or_default()
+            .push((id, fill.clone()));
+        Ok(Box::new(EddyMiss {
+            key: k,
+            id,
+            write_id: U64WriteId::from(id),
+            tags: tags_for(key, meta),
+            fill,
+            written: 0,
+            cache: self.cache.clone(),
+            fills: self.fills.clone(),
+            finished: false,
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        let k = compact_key(target.key());
+        if self.cache.remove(&k) {
+            Ok(PurgeOutcome::Purged(None))
+        } else {
+            Ok(PurgeOutcome::NotFound)
+        }
+    }
+
+    async fn expire(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        let k = compact_key(target.key());
+        if self.cache.mark_stale(&k) {
+            Ok(PurgeOutcome::Expired)
+        } else {
+            Ok(PurgeOutcome::NotFound)
+        }
+    }
+
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
+        let k = object_key(key);
+        let Some(found) = self.lookup_complete(k).await? else {
+            return Ok(false);
+        };
+        let object = Object::new(
+            encode_meta(meta)?,
+            found.object.body.clone(),
+            tags_for(key, meta),
+        );
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || cache.insert(k, object))
+            .await
+            .map_err(|e| {
+                Error::explain(ErrorType::InternalError, format!("cache update task: {e}"))
+            })?;
+        Ok(true)
+    }
+
+    fn support_streaming_partial_write(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+/// A hit on a complete object: zero-copy slices of its body, seekable for ranges.
+struct CompleteHit {
+    body: Bytes,
+    start: usize,
+    end: usize,
+    done: bool,
+    disk: bool,
+}
+
+/// Whether a hit handler was served from the disk tier (for `X-Cache` / metrics).
+pub fn hit_from_disk(h: &HitHandler) -> bool {
+    h.as_any()
+        .downcast_ref::<CompleteHit>()
+        .is_some_and(|c| c.disk)
+}
+
+#[async_trait]
+impl HandleHit for CompleteHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        Ok(Some(self.body.slice(self.start..self.end)))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        if start >= self.body.len() {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                format!("seek start {start} beyond body of {}", self.body.len()),
+            );
+        }
+        self.start = start;
+        self.end = end.map_or(self.body.len(), |e| e.min(self.body.len()));
+        self.done = false;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.body.len()
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+/// A hit on an in-flight fill: streams chunks as the origin delivers them.
+struct PartialHit {
+    fill: Arc<Fill>,
+    progress: watch::Receiver<Progress>,
+    next: usize,
+}
+
+#[async_trait]
+impl HandleHit for PartialHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let p = *self.progress.borrow_and_update();
+            let available = match p {
+                Progress::Writing(n) | Progress::Done(n) => n,
+                Progress::Failed => {
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        "the fill this request was streaming from failed",
+                    );
+                }
+            };
+            if self.next < available {
+                let chunk = self.fill.chunks.read()[self.next].clone();
+                self.next += 1;
+                return Ok(Some(chunk));
+            }
+            if matches!(p, Progress::Done(_)) {
+                return Ok(None);
+            }
+            if self.progress.changed().await.is_err() {
+                // Writer dropped without finishing.
+                return Error::e_explain(
+                    ErrorType::InternalError,
+                    "the fill this request was streaming from was abandoned",
+                );
+            }
+        }
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn should_count_access(&self) -> bool {
+        false
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+struct EddyMiss {
+    key: ObjectKey,
+    id: u64,
+    write_id: U64WriteId,
+    tags: Tags,
+    fill: Arc<Fill>,
+    written: usize,
+    cache: Arc<Cache>,
+    fills: Arc<Fills>,
+    finished: bool,
+}
+
+impl EddyMiss {
+    fn unregister(&self) {
+        let mut g = self.fills.lock();
+        if let Some(v) = g.get_mut(&self.key) {
+            v.retain(|(i, _)| *i != self.id);
+            if v.is_empty() {
+                g.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HandleMiss for EddyMiss {
+    async fn write_body(&mut self, data: Bytes, eof: bool) -> Result<()> {
+        let n = {
+            let mut c = self.fill.chunks.write();
+            if !data.is_empty() {
+                c.push(data);
+            }
+            c.len()
+        };
+        self.written = n;
+        self.fill.progress.send_replace(if eof {
+            Progress::Done(n)
+        } else {
+            Progress::Writing(n)
+        });
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        let chunks = self.fill.chunks.read().clone();
+        let total: usize = chunks.iter().map(Bytes::len).sum();
+        let body = if chunks.len() == 1 {
+            chunks[0].clone()
+        } else {
+            let mut b = Vec::with_capacity(total);
+            for c in &chunks {
+                b.extend_from_slice(c);
+            }
+            Bytes::from(b)
+        };
+        self.fill
+            .progress
+            .send_replace(Progress::Done(chunks.len()));
+        let object = Object::new(self.fill.meta.clone(), body, self.tags.clone());
+        let cache = self.cache.clone();
+        let key = self.key;
+        let res = tokio::task::spawn_blocking(move || cache.insert(key, object)).await;
+        self.finished = true;
+        self.unregister();
+        res.map_err(|e| {
+            Error::explain(ErrorType::InternalError, format!("cache insert task: {e}"))
+        })?;
+        Ok(MissFinishType::Created(total))
+    }
+
+    fn streaming_write_tag(&self) -> Option<&[u8]> {
+        Some(self.write_id.as_bytes())
+    }
+}
+
+impl Drop for EddyMiss {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.fill.progress.send_replace(Progress::Failed);
+            self.unregister();
+        }
+    }
+}

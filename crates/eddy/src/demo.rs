@@ -1,0 +1,70 @@
+//! The demo origin behind `eddy up`: a handful of objects with realistic cache headers.
+
+use eddy_testkit::origin::{Origin, Reply, Seen};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+const PAGE: &str = "<!doctype html><title>Eddy demo</title><h1>Hello from the demo origin</h1>\n";
+
+fn etag_reply(req: &Seen, body: &'static str, etag: &str, cc: &str) -> Reply {
+    if req.header("if-none-match") == Some(etag) {
+        return Reply::status(304)
+            .header("etag", etag)
+            .header("cache-control", cc);
+    }
+    Reply::ok(body)
+        .header("content-type", "text/html")
+        .header("etag", etag)
+        .header("cache-control", cc)
+}
+
+/// Start the demo origin on `addr`.
+pub fn start(addr: SocketAddr) -> std::io::Result<Origin> {
+    let started = SystemTime::now();
+    Origin::start_on(addr, move |req: &Seen| {
+        let path = req.path.split('?').next().unwrap_or("/");
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let reply = match path {
+            "/" | "/index.html" => etag_reply(req, PAGE, "\"v1\"", "public, max-age=60"),
+            "/style.css" => Reply::ok("body { font-family: sans-serif }\n")
+                .header("content-type", "text/css")
+                .header("cache-control", "public, max-age=3600, immutable"),
+            "/news" => Reply::ok(format!("news at {date}\n"))
+                .header("content-type", "text/plain")
+                .header(
+                    "cache-control",
+                    "s-maxage=5, stale-while-revalidate=30, stale-if-error=300",
+                )
+                .header("surrogate-key", "news front"),
+            "/api/time" => Reply::ok(format!("{date}\n")).header("cache-control", "no-store"),
+            "/private" => {
+                Reply::ok("your account\n").header("cache-control", "private, max-age=60")
+            }
+            "/lang" => {
+                let lang = req.header("accept-language").unwrap_or("en");
+                Reply::ok(format!("hello in {lang}\n"))
+                    .header("vary", "Accept-Language")
+                    .header("cache-control", "max-age=300")
+            }
+            "/heuristic" => Reply::ok("no explicit freshness, Last-Modified only\n").header(
+                "last-modified",
+                httpdate::fmt_http_date(started - Duration::from_secs(36_000)),
+            ),
+            "/slow.bin" => Reply::status(200)
+                .slow(vec![b'e'; 8 << 20], 40, Duration::from_secs(4))
+                .header("content-type", "application/octet-stream")
+                .header("content-length", (8u32 << 20).to_string())
+                .header("cache-control", "max-age=600"),
+            p if p.starts_with("/video/seg-") && p.ends_with(".ts") => {
+                Reply::ok(vec![b'v'; 256 << 10])
+                    .header("content-type", "video/mp2t")
+                    .header("cache-control", "public, max-age=86400")
+                    .header("surrogate-key", "video show-1")
+            }
+            _ => Reply::status(404)
+                .body("not found\n")
+                .header("cache-control", "max-age=10"),
+        };
+        reply.header("date", date)
+    })
+}

@@ -1,0 +1,218 @@
+//! `eddy`: the one binary.
+//!
+//! - `eddy up`: a demo origin and one edge in front of it on fixed loopback ports.
+//! - `eddy edge --config edge.toml [flags]`: one edge node.
+//! - `eddy check --config edge.toml`: validate a config file and exit.
+//!
+//! Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
+
+mod demo;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use eddy_config::{Config, Overrides};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Eddy: an event-driven CDN and streaming delivery platform"
+)]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a demo origin and an edge in front of it on loopback, print what to try.
+    Up(UpArgs),
+    /// Run an edge cache node.
+    Edge(EdgeArgs),
+    /// Validate a config file and print the result.
+    Check {
+        /// Config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Directory for the edge's disk cache (default: ./.eddy-up).
+    #[arg(long, default_value = ".eddy-up")]
+    dir: PathBuf,
+    /// Demo origin address.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    origin_listen: String,
+    /// Edge address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Edge admin address.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    admin: String,
+}
+
+#[derive(Args)]
+struct EdgeArgs {
+    /// TOML config file; flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address for viewers (HTTP/1.1 and h2c).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Origin URL, repeatable, in preference order.
+    #[arg(long = "origin")]
+    origins: Vec<String>,
+    /// Admin API address.
+    #[arg(long)]
+    admin: Option<String>,
+    /// Disk cache directory.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Memory cache size, e.g. "256 MiB".
+    #[arg(long)]
+    memory_size: Option<String>,
+    /// Disk cache size, e.g. "10 GiB".
+    #[arg(long)]
+    disk_size: Option<String>,
+    /// Node id.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match cli.log_format.as_str() {
+        "json" => eddy_telemetry::Format::Json,
+        "text" => eddy_telemetry::Format::Text,
+        other => {
+            eprintln!("error: --log-format {other:?} is not supported; use text or json");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = eddy_telemetry::init(format, "info,pingora_core=warn,pingora_proxy=warn") {
+        eprintln!("warning: {e}");
+    }
+    let result = match cli.cmd {
+        Cmd::Up(a) => up(a),
+        Cmd::Edge(a) => {
+            let overrides = Overrides {
+                listen: a.listen,
+                origins: a.origins,
+                admin: a.admin,
+                cache_dir: a.cache_dir,
+                memory_size: a.memory_size,
+                disk_size: a.disk_size,
+                id: a.id,
+            };
+            match eddy_config::load(a.config.as_deref(), &overrides) {
+                Ok(c) => edge(c),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Cmd::Check { config } => match eddy_config::load(Some(&config), &Overrides::default()) {
+            Ok(c) => {
+                println!(
+                    "{}: ok (edge {} on {}, {} origin(s))",
+                    config.display(),
+                    c.edge.id,
+                    c.edge.listen,
+                    c.edge.origins.len()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn wait_for_ctrl_c() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("signal runtime")?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+    .context("waiting for Ctrl-C")
+}
+
+fn edge(config: Config) -> anyhow::Result<()> {
+    let edge = eddy_edge::Edge::start(config).context("starting the edge")?;
+    wait_for_ctrl_c()?;
+    tracing::info!("stopping");
+    edge.stop();
+    Ok(())
+}
+
+fn up(a: UpArgs) -> anyhow::Result<()> {
+    let origin_addr: std::net::SocketAddr = a
+        .origin_listen
+        .parse()
+        .with_context(|| format!("--origin-listen {:?} is not an address", a.origin_listen))?;
+    let origin = demo::start(origin_addr)
+        .with_context(|| format!("starting the demo origin on {origin_addr}"))?;
+    let overrides = Overrides {
+        listen: Some(a.listen.clone()),
+        origins: vec![origin.url()],
+        admin: Some(a.admin.clone()),
+        cache_dir: Some(a.dir.join("cache")),
+        memory_size: Some("128 MiB".into()),
+        disk_size: Some("1 GiB".into()),
+        id: Some("edge-1".into()),
+    };
+    let config = eddy_config::load(None, &overrides).context("building the demo configuration")?;
+    let edge = eddy_edge::Edge::start(config).context("starting the edge")?;
+    let e = format!("http://{}", a.listen);
+    let adm = format!("http://{}", a.admin);
+    println!("\nEddy is up.\n");
+    println!("  role    address                 what");
+    println!("  origin  {:<23} demo origin (files below)", origin.url());
+    println!("  edge    {e:<23} cache in front of it (HTTP/1.1 and h2c)");
+    println!("  admin   {adm:<23} /purge /metrics /stats /healthz\n");
+    println!("Try:");
+    println!(
+        "  curl -si {e}/index.html | grep -i -E 'x-cache|cache-status|age'   # twice: MISS then HIT"
+    );
+    println!(
+        "  curl -s --http2-prior-knowledge -o /dev/null -w '%{{http_version}}\\n' {e}/index.html"
+    );
+    println!("  curl -si -H 'Range: bytes=0-99' {e}/video/seg-1.ts | head -5");
+    println!(
+        "  curl -s -o /dev/null -w '%{{time_total}}s\\n' {e}/slow.bin          # 8 MiB over 4 s, then instant"
+    );
+    println!(
+        "  curl -s -X POST {adm}/purge -d '{{\"key\":\"show-1\"}}'             # purge by surrogate key"
+    );
+    println!("  curl -s -X PURGE {e}/index.html                                   # purge one URL");
+    println!("  curl -s {adm}/metrics | grep eddy_requests\n");
+    println!("Ctrl-C stops everything.");
+    wait_for_ctrl_c()?;
+    println!("stopping");
+    edge.stop();
+    drop(origin);
+    Ok(())
+}
