@@ -78,6 +78,8 @@ pub struct EdgeFile {
     pub purge_allow: Option<Vec<String>>,
     /// Worker threads for the proxy (default: number of CPUs).
     pub threads: Option<usize>,
+    /// Largest request header block accepted, in bytes; larger gets 431 (default 65536).
+    pub max_header_bytes: Option<usize>,
     /// Timeout to connect to an origin, in milliseconds (default 2000).
     pub origin_connect_timeout_ms: Option<u64>,
     /// Timeout for an origin's response head, in milliseconds (default 30000).
@@ -165,6 +167,8 @@ pub struct EdgeConfig {
     pub purge_allow: Vec<IpNet>,
     /// Proxy worker threads.
     pub threads: usize,
+    /// Largest request header block in bytes.
+    pub max_header_bytes: usize,
     /// Origin connect timeout.
     pub origin_connect_timeout: Duration,
     /// Origin read timeout.
@@ -400,6 +404,17 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         origins,
         purge_allow,
         threads,
+        max_header_bytes: match e.max_header_bytes.unwrap_or(65_536) {
+            n @ 1024..=1_048_576 => n,
+            n => {
+                return Err(invalid(
+                    name,
+                    "edge.max_header_bytes",
+                    &n.to_string(),
+                    "1024 to 1048576 bytes",
+                ));
+            }
+        },
         origin_connect_timeout: ms(
             "edge.origin_connect_timeout_ms",
             e.origin_connect_timeout_ms,

@@ -77,6 +77,7 @@ pub struct Ctx {
     unsafe_method: bool,
     outcome: &'static str,
     body_bytes: u64,
+    not_modified: Option<http::HeaderMap>,
 }
 
 /// The edge proxy.
@@ -95,8 +96,8 @@ impl EdgeProxy {
 pub fn url_key(req: &RequestHeader) -> String {
     let host = req
         .uri
-        .host()
-        .map(str::to_string)
+        .authority()
+        .map(|a| a.as_str().to_string())
         .or_else(|| {
             req.headers
                 .get(header::HOST)
@@ -123,6 +124,28 @@ pub fn normalise_url(u: &str) -> String {
     let host = host.to_ascii_lowercase();
     let host = host.strip_suffix(":80").unwrap_or(&host).to_string();
     format!("{host}{path}")
+}
+
+/// Checks pingora's parser is lenient about (it repairs them) but a CDN must refuse: both
+/// `Content-Length` and `Transfer-Encoding` (request smuggling, RFC 9112 §6.1), and control
+/// characters in the request target.
+pub fn framing_violation(raw: &[u8]) -> Option<&'static str> {
+    let mut lines = raw.split(|b| *b == b'\n');
+    let request_line = lines.next()?;
+    let request_line = request_line.strip_suffix(b"\r").unwrap_or(request_line);
+    if request_line.iter().any(|b| *b < 0x20 || *b == 0x7f) {
+        return Some("control character in the request line");
+    }
+    let (mut cl, mut te) = (false, false);
+    for line in lines {
+        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
+        if name.eq_ignore_ascii_case(b"content-length") {
+            cl = true;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te = true;
+        }
+    }
+    (cl && te).then_some("both Content-Length and Transfer-Encoding (request smuggling)")
 }
 
 fn allowed(nets: &[IpNet], session: &Session) -> bool {
@@ -162,6 +185,34 @@ fn joined(h: &ResponseHeader, name: header::HeaderName) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
+/// RFC 9111 §3.2: a 304's fields replace the stored ones, except framing and connection fields.
+fn merge_not_modified(stored: &ResponseHeader, fresh: &http::HeaderMap) -> Result<ResponseHeader> {
+    let mut out = stored.clone();
+    for name in fresh.keys() {
+        if matches!(
+            name.as_str(),
+            "content-length"
+                | "transfer-encoding"
+                | "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "content-encoding"
+                | "content-range"
+                | "vary"
+        ) {
+            continue;
+        }
+        out.remove_header(name);
+        for v in fresh.get_all(name) {
+            out.append_header(name.clone(), v.clone())?;
+        }
+    }
+    Ok(out)
+}
+
 fn ttl_secs(meta: &CacheMeta) -> i64 {
     let now = SystemTime::now();
     match meta.fresh_until().duration_since(now) {
@@ -184,10 +235,48 @@ impl ProxyHttp for EdgeProxy {
             unsafe_method: false,
             outcome: "PASS",
             body_bytes: 0,
+            not_modified: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let header_bytes = match session.as_downstream() {
+            pingora_core::protocols::http::ServerSession::H1(h1) => {
+                let raw = h1.get_headers_raw_bytes();
+                if let Some(why) = framing_violation(&raw) {
+                    Err(why)
+                } else {
+                    Ok(raw.len())
+                }
+            }
+            _ => Ok(session
+                .req_header()
+                .headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum()),
+        };
+        if let Ok(n) = header_bytes
+            && n > self.state.config.edge.max_header_bytes
+        {
+            ctx.outcome = "REJECTED";
+            session.set_keepalive(None);
+            let body = serde_json::json!({
+                "error": format!("request header of {n} bytes exceeds the limit of {} bytes", self.state.config.edge.max_header_bytes)
+            })
+            .to_string()
+                + "\n";
+            respond(session, 431, body, "application/json").await?;
+            return Ok(true);
+        }
+        if let Err(why) = header_bytes {
+            ctx.outcome = "REJECTED";
+            tracing::info!(reason = why, client = ?session.client_addr().map(|a| a.to_string()), "rejected malformed request");
+            session.set_keepalive(None);
+            let body = serde_json::json!({ "error": why }).to_string() + "\n";
+            respond(session, 400, body, "application/json").await?;
+            return Ok(true);
+        }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
             ctx.outcome = "PURGE";
@@ -259,12 +348,36 @@ impl ProxyHttp for EdgeProxy {
         Ok(None)
     }
 
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if resp.status == http::StatusCode::NOT_MODIFIED
+            && session.cache.maybe_cache_meta().is_some()
+        {
+            // pingora merges only a few fields of a 304 into the stored head; keep them all so
+            // response_cache_filter can apply RFC 9111 §3.2 in full.
+            ctx.not_modified = Some(resp.headers.clone());
+        }
+        Ok(())
+    }
+
     fn response_cache_filter(
         &self,
         session: &Session,
         resp: &ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<RespCacheable> {
+        let merged;
+        let resp = match ctx.not_modified.take() {
+            Some(fresh) => {
+                merged = merge_not_modified(resp, &fresh)?;
+                &merged
+            }
+            None => resp,
+        };
         let req = session.req_header();
         let cc = joined(resp, header::CACHE_CONTROL);
         let vary_star = resp

@@ -1,0 +1,209 @@
+//! Shared rig for the edge's integration tests: a real origin (eddy-testkit) and a real edge on
+//! 127.0.0.1 ephemeral ports, and an HTTP client on its own runtime.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use eddy_config::Overrides;
+use eddy_edge::Edge;
+use eddy_testkit::origin::{Origin, Reply, Seen};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn h(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or("")
+    }
+    pub fn x_cache(&self) -> &str {
+        self.h("x-cache")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub struct Rig {
+    pub origin: Origin,
+    pub edge: Option<Edge>,
+    pub rt: tokio::runtime::Runtime,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+pub fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Rig {
+    start_with(handler, |_| {}, "")
+}
+
+/// Start an origin and an edge; `tweak` adjusts the command-line overrides and `toml` is an
+/// extra config file body (may be empty).
+pub fn start_with(
+    handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    tweak: impl FnOnce(&mut Overrides),
+    toml: &str,
+) -> Rig {
+    let origin = Origin::start(handler).expect("origin starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut o = Overrides {
+        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
+        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
+        origins: vec![origin.url()],
+        memory_size: Some("64 MiB".into()),
+        ..Default::default()
+    };
+    tweak(&mut o);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut rig = Rig {
+        origin,
+        edge: None,
+        rt,
+        client,
+        dir,
+        listen: "127.0.0.1:1".parse().unwrap(),
+        admin: "127.0.0.1:1".parse().unwrap(),
+    };
+    rig.start_edge(&o, toml);
+    rig
+}
+
+impl Rig {
+    pub fn start_edge(&mut self, o: &Overrides, toml: &str) {
+        let cfg = if toml.is_empty() {
+            eddy_config::load(None, o).expect("config")
+        } else {
+            let path = self.dir.path().join("edge.toml");
+            std::fs::write(&path, toml).unwrap();
+            eddy_config::load(Some(&path), o).expect("config")
+        };
+        let edge = Edge::start(cfg).expect("edge starts");
+        self.listen = edge.listen_addr();
+        self.admin = edge.admin_addr();
+        assert!(
+            eddy_testkit::wait_for_listener(self.listen, Duration::from_secs(10)),
+            "edge did not listen"
+        );
+        self.edge = Some(edge);
+    }
+
+    pub fn stop_edge(&mut self) {
+        if let Some(e) = self.edge.take() {
+            e.stop();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.listen, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut b = self.client.request(m, self.url(path));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b)
+    }
+
+    pub fn send(&self, b: reqwest::RequestBuilder) -> Resp {
+        self.rt.block_on(async {
+            let r = tokio::time::timeout(Duration::from_secs(20), b.send())
+                .await
+                .expect("request timed out")
+                .expect("request failed");
+            let status = r.status().as_u16();
+            let headers = r
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let body = r.bytes().await.expect("body").to_vec();
+            Resp {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.req("GET", path, &[])
+    }
+
+    pub fn get_h(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.req("GET", path, headers)
+    }
+
+    /// POST JSON to the admin API.
+    pub fn admin_post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut b = self
+            .client
+            .post(self.admin_url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b)
+    }
+
+    /// Send raw bytes to the edge and return the status of the first response line (0 if the
+    /// connection closed without one).
+    pub fn raw(&self, bytes: &[u8]) -> u16 {
+        let mut s = std::net::TcpStream::connect(self.listen).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(2).any(|w| w == b"\r\n") {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let line = String::from_utf8_lossy(&buf);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop_edge();
+    }
+}
+
+/// An origin handler answering every path with `cc` as Cache-Control and a body naming the
+/// request count.
+pub fn counting(cc: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    move |_req: &Seen| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let r = Reply::ok(format!("response {i}"));
+        if cc.is_empty() {
+            r
+        } else {
+            r.header("cache-control", cc)
+        }
+    }
+}

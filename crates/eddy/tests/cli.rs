@@ -1,0 +1,206 @@
+//! The `eddy` binary as an operator runs it: config errors, `eddy up`, and crash safety of the
+//! disk tier under `kill -9`.
+#![allow(clippy::unwrap_used)]
+
+use eddy_testkit::origin::{Origin, Reply, Seen};
+use eddy_testkit::{free_port, wait_for_listener, wait_until};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const EDDY: &str = env!("CARGO_BIN_EXE_eddy");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(url: &str) -> (u16, String, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new().get(url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let x = r
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, x, r.bytes().await.unwrap().to_vec())
+    })
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(
+        &path,
+        "[edge]\norigins = [\"http://127.0.0.1:9\"]\n[cache]\nmemory_size = \"a lot\"\n",
+    )
+    .unwrap();
+    let out = Command::new(EDDY)
+        .args(["edge", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("edge.toml") && err.contains("cache.memory_size") && err.contains("MiB"),
+        "{err}"
+    );
+
+    std::fs::write(&path, "[edge]\nlisten = 8080\n").unwrap();
+    let out = Command::new(EDDY)
+        .args(["edge", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("edge.toml") && err.contains("listen"), "{err}");
+
+    let out = Command::new(EDDY).args(["edge"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no origin at all is a config error"
+    );
+}
+
+#[test]
+fn eddy_up_serves_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, e, a) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let child = Command::new(EDDY)
+        .args([
+            "up",
+            "--origin-listen",
+            &o.to_string(),
+            "--listen",
+            &e.to_string(),
+            "--admin",
+            &a.to_string(),
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    assert!(
+        wait_for_listener(e, Duration::from_secs(20)),
+        "edge listens"
+    );
+    let url = format!("http://{e}/index.html");
+    assert_eq!(get(&url).1, "MISS");
+    let (status, x, body) = get(&url);
+    assert_eq!((status, x.as_str()), (200, "HIT"));
+    assert!(String::from_utf8_lossy(&body).contains("Hello"));
+    let pid = p.0.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || matches!(
+            p.0.try_wait(),
+            Ok(Some(_))
+        )),
+        "eddy up stops on Ctrl-C"
+    );
+    let status = p.0.wait().unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+    let mut out = String::new();
+    use std::io::Read;
+    p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(
+        out.contains(&format!("http://{e}")) && out.contains("curl"),
+        "prints what to try:\n{out}"
+    );
+}
+
+#[test]
+fn kill_9_never_serves_a_torn_object() {
+    let origin = Origin::start(|req: &Seen| {
+        if req.path == "/slow" {
+            Reply::status(200)
+                .slow(vec![b's'; 4 << 20], 40, Duration::from_secs(4))
+                .header("content-length", (4u32 << 20).to_string())
+                .header("cache-control", "max-age=600")
+        } else {
+            Reply::ok("small and done").header("cache-control", "max-age=600")
+        }
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port().unwrap();
+    let spawn = || {
+        Proc(
+            Command::new(EDDY)
+                .args([
+                    "edge",
+                    "--listen",
+                    &listen.to_string(),
+                    "--admin",
+                    &free_port().unwrap().to_string(),
+                    "--origin",
+                    &origin.url(),
+                    "--cache-dir",
+                ])
+                .arg(dir.path())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut p = spawn();
+    assert!(wait_for_listener(listen, Duration::from_secs(20)));
+    assert_eq!(get(&format!("http://{listen}/done")).1, "MISS");
+    // Start the slow fill, then kill -9 in the middle of it.
+    let slow_url = format!("http://{listen}/slow");
+    let t = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            if let Ok(mut r) = reqwest::Client::new().get(&slow_url).send().await {
+                while let Ok(Some(_)) = r.chunk().await {}
+            }
+        })
+    });
+    assert!(wait_until(Duration::from_secs(10), || origin
+        .count("/slow")
+        == 1));
+    std::thread::sleep(Duration::from_millis(500)); // mid-body: the origin takes 4 s
+    Command::new("kill")
+        .args(["-9", &p.0.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = p.0.wait();
+    let _ = t.join();
+
+    let _p2 = spawn();
+    assert!(wait_for_listener(listen, Duration::from_secs(20)));
+    let (_, x, body) = get(&format!("http://{listen}/done"));
+    assert_eq!(
+        (x.as_str(), body.as_slice()),
+        ("HIT", &b"small and done"[..]),
+        "completed object survived"
+    );
+    let (status, x, body) = get(&format!("http://{listen}/slow"));
+    assert_eq!(status, 200);
+    assert_eq!(x, "MISS", "the torn fill was not kept");
+    assert_eq!(body.len(), 4 << 20, "full body from the origin");
+    drop(p);
+}
