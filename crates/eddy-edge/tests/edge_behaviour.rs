@@ -107,10 +107,12 @@ fn failed_fill_hands_over_to_next_waiter() {
         ok >= 9,
         "only the request whose fetch failed may fail: {statuses:?}"
     );
-    assert_eq!(
-        rig.origin.count("/flaky"),
-        2,
-        "one failed fetch, one good one"
+    // One failed fetch, then a waiter takes over: no stampede of one fetch per waiter. Under load
+    // a waiter whose lock wait ends at the moment of the failure may fetch too, hence up to 3.
+    let fetches = rig.origin.count("/flaky");
+    assert!(
+        (2..=3).contains(&fetches),
+        "{fetches} origin fetches for 10 waiters"
     );
 }
 

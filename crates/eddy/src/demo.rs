@@ -55,6 +55,13 @@ pub fn start(addr: SocketAddr) -> std::io::Result<Origin> {
                 .header("content-type", "application/octet-stream")
                 .header("content-length", (8u32 << 20).to_string())
                 .header("cache-control", "max-age=600"),
+            // /bytes/N: N bytes, cacheable for an hour (benchmarks).
+            p if p.starts_with("/bytes/") => match p["/bytes/".len()..].parse::<usize>() {
+                Ok(n) if n <= 64 << 20 => Reply::ok(vec![b'b'; n])
+                    .header("content-type", "application/octet-stream")
+                    .header("cache-control", "public, max-age=3600"),
+                _ => Reply::status(400).body("size must be 0..=67108864\n"),
+            },
             p if p.starts_with("/video/seg-") && p.ends_with(".ts") => {
                 Reply::ok(vec![b'v'; 256 << 10])
                     .header("content-type", "video/mp2t")

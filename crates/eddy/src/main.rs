@@ -34,6 +34,12 @@ enum Cmd {
     Up(UpArgs),
     /// Run an edge cache node.
     Edge(EdgeArgs),
+    /// Run only the demo origin (for benches and experiments).
+    Origin {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+    },
     /// Validate a config file and print the result.
     Check {
         /// Config file.
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Origin { listen } => origin_only(&listen),
         Cmd::Check { config } => match eddy_config::load(Some(&config), &Overrides::default()) {
             Ok(c) => {
                 println!(
@@ -165,6 +172,18 @@ fn edge(config: Config) -> anyhow::Result<()> {
     wait_for_ctrl_c()?;
     tracing::info!("stopping");
     edge.stop();
+    Ok(())
+}
+
+fn origin_only(listen: &str) -> anyhow::Result<()> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?} is not an address"))?;
+    let origin =
+        demo::start(addr).with_context(|| format!("starting the demo origin on {addr}"))?;
+    println!("demo origin on {}", origin.url());
+    wait_for_ctrl_c()?;
+    drop(origin);
     Ok(())
 }
 
