@@ -48,10 +48,87 @@ struct Slot {
     access: AccessCounter,
 }
 
-struct State {
+/// The in-memory index of a disk tier: what is on disk, how big, and the eviction order. This is
+/// the per-object RAM cost of the disk tier (see `examples/metadata_size.rs`).
+pub struct DiskIndex {
     slots: KeyMap<Slot>,
     policy: Box<dyn Policy>,
     used: u64,
+}
+
+impl DiskIndex {
+    /// An empty index evicting with `policy`.
+    pub fn new(policy: Box<dyn Policy>) -> Self {
+        DiskIndex {
+            slots: KeyMap::default(),
+            policy,
+            used: 0,
+        }
+    }
+
+    /// Record an object of `size` bytes, replacing any previous entry for `key`.
+    pub fn insert(&mut self, key: ObjectKey, size: u64) {
+        self.remove(&key);
+        self.slots.insert(
+            key,
+            Slot {
+                size,
+                access: AccessCounter::default(),
+            },
+        );
+        self.used += size;
+        self.policy.insert(key, size, &View(&self.slots));
+    }
+
+    /// Forget an object; returns its size if it was indexed.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<u64> {
+        let old = self.slots.remove(key)?;
+        self.used -= old.size;
+        self.policy.remove(key);
+        Some(old.size)
+    }
+
+    /// Record an access; returns whether the object is indexed.
+    pub fn touch(&self, key: &ObjectKey) -> bool {
+        match self.slots.get(key) {
+            Some(s) => {
+                s.access.bump();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Evict one object by policy; returns it and its size.
+    pub fn evict_one(&mut self) -> Option<(ObjectKey, u64)> {
+        loop {
+            let victim = self.policy.evict(&View(&self.slots))?;
+            if let Some(s) = self.slots.remove(&victim) {
+                self.used -= s.size;
+                return Some((victim, s.size));
+            }
+        }
+    }
+
+    /// Whether `key` is indexed.
+    pub fn contains(&self, key: &ObjectKey) -> bool {
+        self.slots.contains_key(key)
+    }
+
+    /// Bytes indexed.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Objects indexed.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
 }
 
 struct View<'a>(&'a KeyMap<Slot>);
@@ -73,7 +150,7 @@ pub struct DiskTier {
     tmp: PathBuf,
     capacity: u64,
     fsync: bool,
-    state: Mutex<State>,
+    state: Mutex<DiskIndex>,
     seq: AtomicU64,
     evictions: AtomicU64,
 }
@@ -102,11 +179,7 @@ impl DiskTier {
                 let _ = fs::remove_file(e.path());
             }
         }
-        let mut state = State {
-            slots: KeyMap::default(),
-            policy,
-            used: 0,
-        };
+        let mut state = DiskIndex::new(policy);
         let mut recovered = Vec::new();
         let mut found: Vec<(std::time::SystemTime, ObjectKey, u64, Tags)> = Vec::new();
         let rd = fs::read_dir(&objects).map_err(|source| CacheError::Dir {
@@ -138,16 +211,7 @@ impl DiskTier {
         // Oldest first, so the policy's queues resemble the order objects arrived in.
         found.sort_by_key(|(t, ..)| *t);
         for (_, key, size, tags) in found {
-            state.slots.insert(
-                key,
-                Slot {
-                    size,
-                    access: AccessCounter::default(),
-                },
-            );
-            state.used += size;
-            let view = View(&state.slots);
-            state.policy.insert(key, size, &view);
+            state.insert(key, size);
             recovered.push((key, tags));
         }
         let tier = DiskTier {
@@ -165,6 +229,7 @@ impl DiskTier {
             let mut st = tier.state.lock();
             tier.evict_over_budget(&mut st, &mut dropped);
         }
+        let dropped: std::collections::HashSet<ObjectKey> = dropped.into_iter().collect();
         recovered.retain(|(k, _)| !dropped.contains(k));
         Ok((tier, recovered))
     }
@@ -174,28 +239,20 @@ impl DiskTier {
         self.objects.join(&hex[..2]).join(hex)
     }
 
-    fn evict_over_budget(&self, st: &mut State, evicted: &mut Vec<ObjectKey>) {
-        while st.used > self.capacity {
-            let State {
-                slots,
-                policy,
-                used,
-            } = st;
-            let Some(victim) = policy.evict(&View(slots)) else {
+    fn evict_over_budget(&self, st: &mut DiskIndex, evicted: &mut Vec<ObjectKey>) {
+        while st.used() > self.capacity {
+            let Some((victim, _)) = st.evict_one() else {
                 break;
             };
-            if let Some(s) = slots.remove(&victim) {
-                *used -= s.size;
-                let _ = fs::remove_file(self.path_of(&victim));
-                evicted.push(victim);
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-            }
+            let _ = fs::remove_file(self.path_of(&victim));
+            evicted.push(victim);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Whether the tier holds `key`.
     pub fn contains(&self, key: &ObjectKey) -> bool {
-        self.state.lock().slots.contains_key(key)
+        self.state.lock().contains(key)
     }
 
     /// Write an object (blocking I/O). Returns the keys evicted to make room.
@@ -249,20 +306,7 @@ impl DiskTier {
         }
         let mut evicted = Vec::new();
         let mut st = self.state.lock();
-        if let Some(old) = st.slots.remove(&key) {
-            st.used -= old.size;
-            st.policy.remove(&key);
-        }
-        st.slots.insert(
-            key,
-            Slot {
-                size,
-                access: AccessCounter::default(),
-            },
-        );
-        st.used += size;
-        let State { slots, policy, .. } = &mut *st;
-        policy.insert(key, size, &View(slots));
+        st.insert(key, size);
         self.evict_over_budget(&mut st, &mut evicted);
         Ok(evicted)
     }
@@ -270,12 +314,8 @@ impl DiskTier {
     /// Read an object (blocking I/O), verifying its checksums. `Ok(None)` if absent; a corrupt
     /// file is deleted and reported as [`CacheError::Corrupt`].
     pub fn get(&self, key: &ObjectKey) -> Result<Option<(Object, bool)>, CacheError> {
-        {
-            let st = self.state.lock();
-            match st.slots.get(key) {
-                Some(s) => s.access.bump(),
-                None => return Ok(None),
-            }
+        if !self.state.lock().touch(key) {
+            return Ok(None);
         }
         let path = self.path_of(key);
         let mut buf = Vec::new();
@@ -300,26 +340,12 @@ impl DiskTier {
     }
 
     fn forget(&self, key: &ObjectKey) {
-        let mut st = self.state.lock();
-        if let Some(old) = st.slots.remove(key) {
-            st.used -= old.size;
-            st.policy.remove(key);
-        }
+        self.state.lock().remove(key);
     }
 
     /// Delete an object. Returns whether it was present.
     pub fn remove(&self, key: &ObjectKey) -> bool {
-        let present = {
-            let mut st = self.state.lock();
-            match st.slots.remove(key) {
-                Some(old) => {
-                    st.used -= old.size;
-                    st.policy.remove(key);
-                    true
-                }
-                None => false,
-            }
-        };
+        let present = self.state.lock().remove(key).is_some();
         if present {
             let _ = fs::remove_file(self.path_of(key));
         }
@@ -346,7 +372,7 @@ impl DiskTier {
 
     /// Bytes in use (file sizes).
     pub fn used(&self) -> u64 {
-        self.state.lock().used
+        self.state.lock().used()
     }
 
     /// Capacity in bytes.
@@ -356,7 +382,7 @@ impl DiskTier {
 
     /// Number of objects.
     pub fn len(&self) -> usize {
-        self.state.lock().slots.len()
+        self.state.lock().len()
     }
 
     /// Whether the tier is empty.

@@ -227,6 +227,8 @@ pub struct Freshness {
     pub source: Source,
     /// Freshness came from the heuristic (RFC 9111 §4.2.2), not from the origin.
     pub heuristic: bool,
+    /// The response's corrected initial age (§4.2.3), the base of the `Age` it is served with.
+    pub initial_age: Duration,
 }
 
 /// The decision for one response.
@@ -357,6 +359,7 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
         stale_if_error: window(d.stale_if_error),
         source,
         heuristic,
+        initial_age: current_age,
     };
     let validator = f.has_etag || f.last_modified.is_some();
     if fresh_for.is_zero()

@@ -80,6 +80,9 @@ pub struct EdgeFile {
     pub threads: Option<usize>,
     /// Largest request header block accepted, in bytes; larger gets 431 (default 65536).
     pub max_header_bytes: Option<usize>,
+    /// Per-connection write buffer toward viewers, in bytes (default 1460, pingora's). A response
+    /// whose head and body fit is sent in one write; larger ones are sent as head + body.
+    pub write_buffer_bytes: Option<usize>,
     /// Timeout to connect to an origin, in milliseconds (default 2000).
     pub origin_connect_timeout_ms: Option<u64>,
     /// Timeout for an origin's response head, in milliseconds (default 30000).
@@ -169,6 +172,8 @@ pub struct EdgeConfig {
     pub threads: usize,
     /// Largest request header block in bytes.
     pub max_header_bytes: usize,
+    /// Per-connection write buffer toward viewers.
+    pub write_buffer_bytes: usize,
     /// Origin connect timeout.
     pub origin_connect_timeout: Duration,
     /// Origin read timeout.
@@ -412,6 +417,17 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
                     "edge.max_header_bytes",
                     &n.to_string(),
                     "1024 to 1048576 bytes",
+                ));
+            }
+        },
+        write_buffer_bytes: match e.write_buffer_bytes.unwrap_or(1460) {
+            n @ 0..=4_194_304 => n,
+            n => {
+                return Err(invalid(
+                    name,
+                    "edge.write_buffer_bytes",
+                    &n.to_string(),
+                    "0 to 4194304 bytes",
                 ));
             }
         },

@@ -148,7 +148,12 @@ impl Edge {
         if let Some(app) = svc.app_logic_mut() {
             app.server_options = Some(opts);
         }
-        svc.add_tcp(&listen.to_string());
+        svc.add_listener(
+            pingora_core::listeners::ListenerConfig::tcp(listen.to_string()).l4_buffer(
+                pingora_core::protocols::l4::stream::L4BufferSettings::default()
+                    .write(state.config.edge.write_buffer_bytes),
+            ),
+        );
         server.add_service(svc);
         let proxy_rx = rx.clone();
         let proxy_thread = std::thread::Builder::new()

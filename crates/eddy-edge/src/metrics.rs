@@ -9,6 +9,55 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The outcome of one request, as sent in `X-Cache` (plus the edge's own answers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fresh hit.
+    Hit,
+    /// Fetched from the origin (stored or not).
+    Miss,
+    /// Stale copy served (while revalidating, or because the origin failed).
+    Stale,
+    /// Revalidated with the origin (304), served from cache.
+    Revalidated,
+    /// Not cacheable: passed through.
+    Pass,
+    /// Failed (origin unreachable, invalid, timed out).
+    Error,
+    /// A PURGE request.
+    Purge,
+    /// Rejected as malformed.
+    Rejected,
+}
+
+impl Outcome {
+    /// Every outcome, in index order.
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Hit,
+        Outcome::Miss,
+        Outcome::Stale,
+        Outcome::Revalidated,
+        Outcome::Pass,
+        Outcome::Error,
+        Outcome::Purge,
+        Outcome::Rejected,
+    ];
+
+    /// The `X-Cache` / label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "HIT",
+            Outcome::Miss => "MISS",
+            Outcome::Stale => "STALE",
+            Outcome::Revalidated => "REVALIDATED",
+            Outcome::Pass => "PASS",
+            Outcome::Error => "ERROR",
+            Outcome::Purge => "PURGE",
+            Outcome::Rejected => "REJECTED",
+        }
+    }
+}
+
 /// Label: the `X-Cache` outcome of a request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
@@ -58,6 +107,7 @@ pub struct Metrics {
     last_evictions: [AtomicU64; 2],
     last_hits: [AtomicU64; 2],
     last_disk_errors: AtomicU64,
+    by_outcome: Vec<(Counter, Histogram)>,
 }
 
 impl Default for Metrics {
@@ -146,7 +196,19 @@ impl Metrics {
             "Disk tier reads or writes that failed",
             disk_errors.clone(),
         );
+        // Resolve the per-outcome series once, so the request path never hashes a label set.
+        let by_outcome = Outcome::ALL
+            .iter()
+            .map(|o| {
+                let l = StatusLabel { cache: o.as_str() };
+                (
+                    requests.get_or_create(&l).clone(),
+                    latency.get_or_create(&l).clone(),
+                )
+            })
+            .collect();
         Metrics {
+            by_outcome,
             registry,
             requests,
             origin_fetches,
@@ -165,6 +227,16 @@ impl Metrics {
             last_hits: [AtomicU64::new(0), AtomicU64::new(0)],
             last_disk_errors: AtomicU64::new(0),
         }
+    }
+
+    /// Count one finished request.
+    #[inline]
+    pub fn record(&self, outcome: Outcome, seconds: f64, body_bytes: u64) {
+        if let Some((c, h)) = self.by_outcome.get(outcome as usize) {
+            c.inc();
+            h.observe(seconds);
+        }
+        self.bytes_sent.inc_by(body_bytes);
     }
 
     fn sync_counter(c: &Counter, last: &AtomicU64, now: u64) {

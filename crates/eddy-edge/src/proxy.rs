@@ -12,7 +12,7 @@
 //!   methods.
 //! - `logging`: metrics.
 
-use crate::metrics::{Metrics, PurgeLabel, StatusLabel};
+use crate::metrics::{Metrics, Outcome, PurgeLabel};
 use crate::storage::{EddyStorage, hit_from_disk};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -75,7 +75,7 @@ pub struct Ctx {
     disk_hit: bool,
     no_store_reason: Option<&'static str>,
     unsafe_method: bool,
-    outcome: &'static str,
+    outcome: Outcome,
     body_bytes: u64,
     not_modified: Option<http::HeaderMap>,
 }
@@ -233,7 +233,7 @@ impl ProxyHttp for EdgeProxy {
             disk_hit: false,
             no_store_reason: None,
             unsafe_method: false,
-            outcome: "PASS",
+            outcome: Outcome::Pass,
             body_bytes: 0,
             not_modified: None,
         }
@@ -259,7 +259,7 @@ impl ProxyHttp for EdgeProxy {
         if let Ok(n) = header_bytes
             && n > self.state.config.edge.max_header_bytes
         {
-            ctx.outcome = "REJECTED";
+            ctx.outcome = Outcome::Rejected;
             session.set_keepalive(None);
             let body = serde_json::json!({
                 "error": format!("request header of {n} bytes exceeds the limit of {} bytes", self.state.config.edge.max_header_bytes)
@@ -270,7 +270,7 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         if let Err(why) = header_bytes {
-            ctx.outcome = "REJECTED";
+            ctx.outcome = Outcome::Rejected;
             tracing::info!(reason = why, client = ?session.client_addr().map(|a| a.to_string()), "rejected malformed request");
             session.set_keepalive(None);
             let body = serde_json::json!({ "error": why }).to_string() + "\n";
@@ -279,7 +279,7 @@ impl ProxyHttp for EdgeProxy {
         }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
-            ctx.outcome = "PURGE";
+            ctx.outcome = Outcome::Purge;
             if !allowed(&self.state.config.edge.purge_allow, session) {
                 respond(
                     session,
@@ -411,13 +411,20 @@ impl ProxyHttp for EdgeProxy {
         }
         let now = SystemTime::now();
         match rfc9111::decide(&facts, &self.state.limits, now) {
-            Decision::Store(f) => Ok(RespCacheable::Cacheable(CacheMeta::new(
-                now + f.fresh_for,
-                now,
-                f.stale_while_revalidate.as_secs().min(u64::from(u32::MAX)) as u32,
-                f.stale_if_error.as_secs().min(u64::from(u32::MAX)) as u32,
-                resp.clone(),
-            ))),
+            Decision::Store(f) => {
+                let mut meta = CacheMeta::new(
+                    now + f.fresh_for,
+                    now,
+                    f.stale_while_revalidate.as_secs().min(u64::from(u32::MAX)) as u32,
+                    f.stale_if_error.as_secs().min(u64::from(u32::MAX)) as u32,
+                    resp.clone(),
+                );
+                // Age (RFC 9111 §5.1) counts from the response's corrected initial age.
+                if !f.initial_age.is_zero() {
+                    meta.set_epoch_override(now - f.initial_age);
+                }
+                Ok(RespCacheable::Cacheable(meta))
+            }
             Decision::DoNotStore(reason) => {
                 ctx.no_store_reason = Some(reason);
                 Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
@@ -499,24 +506,25 @@ impl ProxyHttp for EdgeProxy {
         // RFC 9213: the Eddy-targeted field is for us only.
         resp.remove_header("eddy-cdn-cache-control");
         let phase = session.cache.phase();
-        let meta_ttl = session.cache.maybe_cache_meta().map(ttl_secs);
+        let ttl = session.cache.maybe_cache_meta().map_or(0, ttl_secs);
         let status = resp.status.as_u16();
-        let (x_cache, cache_status) = match phase {
-            CachePhase::Hit => ("HIT", format!("Eddy; hit; ttl={}", meta_ttl.unwrap_or(0))),
+        let (outcome, cache_status) = match phase {
+            CachePhase::Hit if ctx.disk_hit => {
+                (Outcome::Hit, format!("Eddy; hit; ttl={ttl}; detail=disk"))
+            }
+            CachePhase::Hit => (Outcome::Hit, format!("Eddy; hit; ttl={ttl}")),
             CachePhase::Stale | CachePhase::StaleUpdating => (
-                "STALE",
-                format!("Eddy; hit; ttl={}; detail=stale", meta_ttl.unwrap_or(0)),
+                Outcome::Stale,
+                format!("Eddy; hit; ttl={ttl}; detail=stale"),
             ),
             CachePhase::Revalidated => (
-                "REVALIDATED",
-                format!(
-                    "Eddy; fwd=stale; fwd-status=304; ttl={}",
-                    meta_ttl.unwrap_or(0)
-                ),
+                Outcome::Revalidated,
+                format!("Eddy; fwd=stale; fwd-status=304; ttl={ttl}"),
             ),
-            CachePhase::RevalidatedNoCache(_) => {
-                ("REVALIDATED", "Eddy; fwd=stale; fwd-status=304".to_string())
-            }
+            CachePhase::RevalidatedNoCache(_) => (
+                Outcome::Revalidated,
+                "Eddy; fwd=stale; fwd-status=304".to_string(),
+            ),
             CachePhase::Miss | CachePhase::Expired => {
                 let fwd = if matches!(phase, CachePhase::Expired) {
                     "stale"
@@ -525,11 +533,11 @@ impl ProxyHttp for EdgeProxy {
                 };
                 match ctx.no_store_reason {
                     Some(r) => (
-                        "MISS",
+                        Outcome::Miss,
                         format!("Eddy; fwd={fwd}; fwd-status={status}; detail=\"{r}\""),
                     ),
                     None => (
-                        "MISS",
+                        Outcome::Miss,
                         format!("Eddy; fwd={fwd}; fwd-status={status}; stored"),
                     ),
                 }
@@ -538,19 +546,17 @@ impl ProxyHttp for EdgeProxy {
             | CachePhase::Disabled(NoCacheReason::Custom(_)) => {
                 let r = ctx.no_store_reason.unwrap_or("uncacheable");
                 (
-                    "PASS",
+                    Outcome::Pass,
                     format!("Eddy; fwd=uri-miss; fwd-status={status}; detail=\"{r}\""),
                 )
             }
-            _ => ("PASS", format!("Eddy; fwd=bypass; fwd-status={status}")),
+            _ => (
+                Outcome::Pass,
+                format!("Eddy; fwd=bypass; fwd-status={status}"),
+            ),
         };
-        let x_cache = if x_cache == "HIT" && ctx.disk_hit {
-            "HIT"
-        } else {
-            x_cache
-        };
-        ctx.outcome = x_cache;
-        resp.insert_header("x-cache", x_cache)?;
+        ctx.outcome = outcome;
+        resp.insert_header("x-cache", outcome.as_str())?;
         resp.insert_header("cache-status", cache_status)?;
 
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
@@ -600,7 +606,7 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        ctx.outcome = "ERROR";
+        ctx.outcome = Outcome::Error;
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
@@ -648,18 +654,16 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        let m = &self.state.metrics;
-        let label = StatusLabel { cache: ctx.outcome };
-        m.requests.get_or_create(&label).inc();
-        m.latency
-            .get_or_create(&label)
-            .observe(ctx.start.elapsed().as_secs_f64());
-        m.bytes_sent.inc_by(ctx.body_bytes);
+        self.state.metrics.record(
+            ctx.outcome,
+            ctx.start.elapsed().as_secs_f64(),
+            ctx.body_bytes,
+        );
         tracing::debug!(
             method = %session.req_header().method,
             uri = %session.req_header().uri,
             status = session.response_written().map_or(0, |r| r.status.as_u16()),
-            cache = ctx.outcome,
+            cache = ctx.outcome.as_str(),
             ms = ctx.start.elapsed().as_millis() as u64,
             "request"
         );

@@ -18,6 +18,7 @@ use pingora_cache::storage::{
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_error::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,25 +35,137 @@ fn compact_key(key: &CompactCacheKey) -> ObjectKey {
     ObjectKey(key.combined_bin())
 }
 
-/// Encode pingora's two meta blobs as one: `u32 len(internal) | internal | header`.
+/// Eddy's own encoding of pingora's `CacheMeta`, built for the hit path: no compression, and
+/// header values decode as zero-copy slices of the stored bytes. (pingora's own serialisation
+/// zstd-compresses the head, which cost ~5 % of a 1 KiB hit.)
+///
+/// ```text
+/// "EM1" | fresh_until µs u64 | updated µs u64 | epoch_override µs u64 (0 = none) | swr u32 | sie u32
+/// | has_variance u8 | variance [16] | status u16 | n u16 | n × (name_len u16 name value_len u32 value)
+/// ```
+const META_MAGIC: &[u8; 3] = b"EM1";
+
+fn micros(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros().min(u128::from(u64::MAX)) as u64)
+}
+
+fn from_micros(m: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(m)
+}
+
 fn encode_meta(meta: &CacheMeta) -> Result<Bytes> {
-    let (internal, header) = meta.serialize()?;
-    let mut out = Vec::with_capacity(4 + internal.len() + header.len());
-    out.extend_from_slice(&(internal.len() as u32).to_le_bytes());
-    out.extend_from_slice(&internal);
-    out.extend_from_slice(&header);
+    let h = meta.response_header();
+    let mut out = Vec::with_capacity(64 + h.headers.len() * 48);
+    out.extend_from_slice(META_MAGIC);
+    out.extend_from_slice(&micros(meta.fresh_until()).to_le_bytes());
+    out.extend_from_slice(&micros(meta.updated()).to_le_bytes());
+    out.extend_from_slice(&meta.epoch_override().map_or(0, micros).to_le_bytes());
+    out.extend_from_slice(&meta.stale_while_revalidate_sec().to_le_bytes());
+    out.extend_from_slice(&meta.stale_if_error_sec().to_le_bytes());
+    match meta.variance() {
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(&v);
+        }
+        None => {
+            out.push(0);
+            out.extend_from_slice(&[0u8; 16]);
+        }
+    }
+    out.extend_from_slice(&h.status.as_u16().to_le_bytes());
+    let n = u16::try_from(h.headers.len()).or_else(|_| {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "too many response headers to store",
+        )
+    })?;
+    out.extend_from_slice(&n.to_le_bytes());
+    for (name, value) in h.headers.iter() {
+        let name = name.as_str().as_bytes();
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(name);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
     Ok(Bytes::from(out))
 }
 
-fn decode_meta(b: &[u8]) -> Result<CacheMeta> {
-    if b.len() < 4 {
-        return Error::e_explain(ErrorType::InternalError, "stored meta truncated");
+struct Reader<'a> {
+    b: &'a Bytes,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<std::ops::Range<usize>> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len());
+        match end {
+            Some(end) => {
+                let r = self.at..end;
+                self.at = end;
+                Ok(r)
+            }
+            None => Error::e_explain(ErrorType::InternalError, "stored meta truncated"),
+        }
     }
-    let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    if b.len() < 4 + n {
-        return Error::e_explain(ErrorType::InternalError, "stored meta truncated");
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let r = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(&self.b[r]);
+        Ok(a)
     }
-    CacheMeta::deserialize(&b[4..4 + n], &b[4 + n..])
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+}
+
+fn decode_meta(b: &Bytes) -> Result<CacheMeta> {
+    let mut r = Reader { b, at: 0 };
+    if r.array::<3>()? != *META_MAGIC {
+        return Error::e_explain(
+            ErrorType::InternalError,
+            "stored meta has an unknown format",
+        );
+    }
+    let fresh_until = from_micros(r.u64()?);
+    let updated = from_micros(r.u64()?);
+    let epoch = r.u64()?;
+    let swr = r.u32()?;
+    let sie = r.u32()?;
+    let has_variance = r.array::<1>()?[0] == 1;
+    let variance: [u8; 16] = r.array()?;
+    let status = r.u16()?;
+    let n = r.u16()? as usize;
+    let mut header = ResponseHeader::build(status, Some(n))?;
+    for _ in 0..n {
+        let nl = r.u16()? as usize;
+        let name = r.take(nl)?;
+        let vl = r.u32()? as usize;
+        let value = r.take(vl)?;
+        let name = http::HeaderName::from_bytes(&b[name]).or_else(|_| {
+            Error::e_explain(ErrorType::InternalError, "stored header name invalid")
+        })?;
+        let value = http::HeaderValue::from_maybe_shared(b.slice(value)).or_else(|_| {
+            Error::e_explain(ErrorType::InternalError, "stored header value invalid")
+        })?;
+        header.append_header(name, value)?;
+    }
+    // `created` restarts at the last validation: pingora only uses it for bookkeeping, while
+    // `updated` (the Age reference) and the epoch override are what must survive.
+    let mut meta = CacheMeta::new(fresh_until, updated, swr, sie, header);
+    if epoch != 0 {
+        meta.set_epoch_override(from_micros(epoch));
+    }
+    if has_variance {
+        meta.set_variance(variance);
+    }
+    Ok(meta)
 }
 
 /// Purge tags from the response: URL is the cache key's primary string; surrogate keys come from
@@ -501,5 +614,41 @@ impl Drop for EddyMiss {
             self.fill.progress.send_replace(Progress::Failed);
             self.unregister();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn meta_round_trips() -> Result<()> {
+        let mut h = ResponseHeader::build(203, None)?;
+        h.append_header("cache-control", "max-age=60")?;
+        h.append_header("x-multi", "a")?;
+        h.append_header("x-multi", "b")?;
+        let now = SystemTime::now();
+        let mut meta = CacheMeta::new(now + Duration::from_secs(60), now, 7, 9, h);
+        meta.set_variance([3u8; 16]);
+        meta.set_epoch_override(now - Duration::from_secs(5));
+        let blob = encode_meta(&meta)?;
+        let back = decode_meta(&blob)?;
+        assert_eq!(micros(back.fresh_until()), micros(meta.fresh_until()));
+        assert_eq!(back.stale_while_revalidate_sec(), 7);
+        assert_eq!(back.stale_if_error_sec(), 9);
+        assert_eq!(back.variance(), Some([3u8; 16]));
+        assert_eq!(
+            back.epoch_override().map(micros),
+            meta.epoch_override().map(micros)
+        );
+        assert_eq!(back.response_header().status.as_u16(), 203);
+        let multi: Vec<_> = back.headers().get_all("x-multi").iter().collect();
+        assert_eq!(multi.len(), 2);
+        // Every truncation is an error, never a panic.
+        for cut in 0..blob.len() {
+            assert!(decode_meta(&blob.slice(..cut)).is_err());
+        }
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! | s-maxage overrides max-age for shared caches (§5.2.2.10)    | s_maxage_overrides_max_age             |
 //! | Expires relative to Date; invalid Expires = stale (§5.3)    | expires_and_invalid_expires            |
 //! | Age from upstream reduces freshness (§4.2.3)                | upstream_age_is_subtracted             |
+//! | Age includes the upstream Age (§5.1)                         | age_includes_upstream_age              |
 //! | heuristic freshness only for default-cacheable (§4.2.2)     | heuristic_freshness_rules              |
 //! | explicit freshness makes other statuses cacheable (§3)      | explicit_freshness_caches_302          |
 //! | no-store (§5.2.2.5)                                         | no_store_is_never_stored               |
@@ -509,4 +510,20 @@ fn set_cookie_not_stored() {
     rig.get("/ck");
     rig.get("/ck");
     assert_eq!(rig.origin.count("/ck"), 2);
+}
+
+#[test]
+fn age_includes_upstream_age() {
+    let rig = start(|_req: &Seen| {
+        Reply::ok("a")
+            .header("cache-control", "max-age=600")
+            .header("age", "100")
+    });
+    rig.get("/age");
+    let b = rig.get("/age");
+    let age: u64 = b.h("age").parse().unwrap_or(0);
+    assert!(
+        (100..110).contains(&age),
+        "Age {age} counts from the origin's Age"
+    );
 }

@@ -8,6 +8,11 @@
 
 mod demo;
 
+// The request path allocates small, short-lived objects on every request; mimalloc's
+// thread-local free lists took glibc malloc's ~12 % of a 1 KiB hit profile down (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use eddy_config::{Config, Overrides};

@@ -1,0 +1,109 @@
+//! Measures the RAM each cached object costs in the cache core's indexes, with 1,000,000
+//! objects and a counting allocator:
+//!
+//!     cargo run --release -p eddy-cache --example metadata_size [objects]
+//!
+//! Reported per object: the disk tier index (what a large disk cache keeps in RAM), the purge
+//! index (URL + surrogate keys), and the memory tier's bookkeeping around an empty body.
+use eddy_cache::disk::DiskIndex;
+use eddy_cache::index::PurgeIndex;
+use eddy_cache::memory::MemoryTier;
+use eddy_cache::policy::S3Fifo;
+use eddy_cache::{Object, ObjectKey, Tags};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts bytes.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same layout as requested.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: p was allocated by System with layout l.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: p was allocated by System with layout l.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn url(i: u64) -> String {
+    format!("cdn.example.com/videos/show-{}/seg-{i:07}.ts", i % 997)
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    println!("objects: {n}");
+
+    let before = live();
+    let mut disk = DiskIndex::new(Box::new(S3Fifo::new(u64::MAX / 4)));
+    for i in 0..n {
+        disk.insert(ObjectKey::from_u64(i), 1000 + i % 100_000);
+    }
+    let disk_bytes = live() - before;
+    println!(
+        "disk tier index:   {:>6.1} bytes/object",
+        disk_bytes as f64 / n as f64
+    );
+
+    let before = live();
+    let idx = PurgeIndex::default();
+    for i in 0..n {
+        let keys: Vec<String> = if i % 10 == 0 {
+            vec![format!("show-{}", i % 997)]
+        } else {
+            vec![]
+        };
+        idx.add(ObjectKey::from_u64(i), &Tags::new(&url(i), keys));
+    }
+    let idx_bytes = live() - before;
+    println!(
+        "purge index:       {:>6.1} bytes/object (URL of {} bytes, 10 % with a surrogate key)",
+        idx_bytes as f64 / n as f64,
+        url(0).len()
+    );
+
+    let before = live();
+    let mem = MemoryTier::new(
+        u64::MAX / 4,
+        u64::MAX / 4,
+        Box::new(S3Fifo::new(u64::MAX / 4)),
+    );
+    let tags = Tags::new("x", [] as [&str; 0]);
+    for i in 0..n {
+        mem.insert(
+            ObjectKey::from_u64(i),
+            Arc::new(Object::new(
+                Default::default(),
+                Default::default(),
+                tags.clone(),
+            )),
+        );
+    }
+    let mem_bytes = live() - before;
+    println!(
+        "memory tier entry: {:>6.1} bytes/object (empty body and head)",
+        mem_bytes as f64 / n as f64
+    );
+    drop((disk, idx, mem));
+}
