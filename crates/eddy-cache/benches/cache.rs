@@ -21,7 +21,8 @@ fn bench(c: &mut Criterion) {
                 Object::new(
                     Bytes::from_static(b"meta"),
                     body.clone(),
-                    Tags::new("h/x", [] as [&str; 0]),
+                    Tags::new("h/x", ObjectKey::from_u64(i), [] as [&str; 0]),
+                    0,
                 ),
             );
         }
@@ -41,7 +42,8 @@ fn bench(c: &mut Criterion) {
                     Object::new(
                         Bytes::from_static(b"meta"),
                         body.clone(),
-                        Tags::new("h/y", [] as [&str; 0]),
+                        Tags::new("h/y", ObjectKey::from_u64(j), [] as [&str; 0]),
+                        0,
                     ),
                 )
             })

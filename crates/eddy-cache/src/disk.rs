@@ -5,7 +5,7 @@
 //! ```text
 //! 0   magic   "EDDYOBJ1"
 //! 8   flags   u8 (bit 0: soft-purged), 3 bytes zero
-//! 12  meta_len u32 | 16 tags_len u32 | 20 reserved u32 | 24 body_len u64
+//! 12  meta_len u32 | 16 tags_len u32 | 20 ban epoch u32 | 24 body_len u64
 //! 32  payload_crc u32 (CRC-32C of meta ++ tags ++ body)
 //! 36  header_crc  u32 (CRC-32 of bytes 12..36)
 //! 40  meta | tags | body
@@ -18,10 +18,11 @@
 
 use crate::CacheError;
 use crate::key::{KeyMap, ObjectKey};
-use crate::policy::{AccessCounter, Policy, Residents};
+use crate::policy::{Policy, Resident, Residents};
 use crate::store::{Object, Tags};
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
@@ -43,9 +44,12 @@ pub struct DiskOptions {
     pub fsync: bool,
 }
 
+/// One indexed object: 12 bytes beside its 16-byte key. Sizes are kept in bytes up to 4 GiB
+/// (the disk tier refuses larger objects).
 struct Slot {
-    size: u64,
-    access: AccessCounter,
+    size: u32,
+    word: Cell<u32>,
+    access: Cell<u8>,
 }
 
 /// The in-memory index of a disk tier: what is on disk, how big, and the eviction order. This is
@@ -69,30 +73,33 @@ impl DiskIndex {
     /// Record an object of `size` bytes, replacing any previous entry for `key`.
     pub fn insert(&mut self, key: ObjectKey, size: u64) {
         self.remove(&key);
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
         self.slots.insert(
             key,
             Slot {
                 size,
-                access: AccessCounter::default(),
+                word: Cell::new(0),
+                access: Cell::new(0),
             },
         );
-        self.used += size;
-        self.policy.insert(key, size, &View(&self.slots));
+        self.used += u64::from(size);
+        self.policy.insert(key, u64::from(size), &View(&self.slots));
     }
 
     /// Forget an object; returns its size if it was indexed.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<u64> {
         let old = self.slots.remove(key)?;
-        self.used -= old.size;
-        self.policy.remove(key);
-        Some(old.size)
+        let size = u64::from(old.size);
+        self.used -= size;
+        self.policy.remove(key, size, old.word.get());
+        Some(size)
     }
 
     /// Record an access; returns whether the object is indexed.
     pub fn touch(&self, key: &ObjectKey) -> bool {
         match self.slots.get(key) {
             Some(s) => {
-                s.access.bump();
+                s.access.set((s.access.get() + 1).min(3));
                 true
             }
             None => false,
@@ -104,8 +111,9 @@ impl DiskIndex {
         loop {
             let victim = self.policy.evict(&View(&self.slots))?;
             if let Some(s) = self.slots.remove(&victim) {
-                self.used -= s.size;
-                return Some((victim, s.size));
+                let size = u64::from(s.size);
+                self.used -= size;
+                return Some((victim, size));
             }
         }
     }
@@ -113,6 +121,11 @@ impl DiskIndex {
     /// Whether `key` is indexed.
     pub fn contains(&self, key: &ObjectKey) -> bool {
         self.slots.contains_key(key)
+    }
+
+    /// Every indexed key.
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        self.slots.keys().copied().collect()
     }
 
     /// Bytes indexed.
@@ -134,8 +147,17 @@ impl DiskIndex {
 struct View<'a>(&'a KeyMap<Slot>);
 
 impl Residents for View<'_> {
-    fn access(&self, key: &ObjectKey) -> Option<u8> {
-        self.0.get(key).map(|s| s.access.get())
+    fn get(&self, key: &ObjectKey) -> Option<Resident> {
+        self.0.get(key).map(|s| Resident {
+            size: u64::from(s.size),
+            access: s.access.get(),
+            word: s.word.get(),
+        })
+    }
+    fn set_word(&self, key: &ObjectKey, word: u32) {
+        if let Some(s) = self.0.get(key) {
+            s.word.set(word);
+        }
     }
     fn set_access(&self, key: &ObjectKey, value: u8) {
         if let Some(s) = self.0.get(key) {
@@ -200,7 +222,7 @@ impl DiskTier {
                     continue;
                 };
                 match read_header_and_tags(&path) {
-                    Ok((size, tags, mtime)) => found.push((mtime, key, size, tags)),
+                    Ok(info) => found.push((info.mtime, key, info.size, info.tags)),
                     Err(e) => {
                         tracing::warn!(error = %e, "dropping unreadable cache file at start-up");
                         let _ = fs::remove_file(&path);
@@ -259,16 +281,15 @@ impl DiskTier {
     pub fn put(&self, key: ObjectKey, object: &Object) -> Result<Vec<ObjectKey>, CacheError> {
         let tags = object.tags.encode();
         let size = (HEADER + object.meta.len() + tags.len() + object.body.len()) as u64;
-        if size > self.capacity {
-            return Err(CacheError::TooLarge {
-                size,
-                limit: self.capacity,
-            });
+        let limit = self.capacity.min(u64::from(u32::MAX));
+        if size > limit {
+            return Err(CacheError::TooLarge { size, limit });
         }
         let mut header = [0u8; HEADER];
         header[..8].copy_from_slice(MAGIC);
         header[12..16].copy_from_slice(&(object.meta.len() as u32).to_le_bytes());
         header[16..20].copy_from_slice(&(tags.len() as u32).to_le_bytes());
+        header[20..24].copy_from_slice(&object.epoch.to_le_bytes());
         header[24..32].copy_from_slice(&(object.body.len() as u64).to_le_bytes());
         let mut crc = crc32fast::Hasher::new();
         crc.update(&object.meta);
@@ -394,10 +415,28 @@ impl DiskTier {
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
+
+    /// Read the tags and ban epoch of every indexed object (blocking I/O; for ban sweeps).
+    /// Unreadable files are dropped from the tier.
+    pub fn scan(&self) -> Vec<Scanned> {
+        let keys: Vec<ObjectKey> = self.state.lock().keys();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match read_header_and_tags(&self.path_of(&key)) {
+                Ok(info) => out.push((key, info.tags, info.epoch)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping unreadable cache file during a sweep");
+                    self.remove(&key);
+                }
+            }
+        }
+        out
+    }
 }
 
 struct Header {
     flags: u8,
+    epoch: u32,
     meta_len: usize,
     tags_len: usize,
     body_len: usize,
@@ -420,6 +459,7 @@ fn parse_header(h: &[u8]) -> Result<Header, &'static str> {
     let body_len = usize::try_from(u64::from_le_bytes(b)).map_err(|_| "body length overflow")?;
     Ok(Header {
         flags: h[8],
+        epoch: u32_at(20),
         meta_len: u32_at(12) as usize,
         tags_len: u32_at(16) as usize,
         body_len,
@@ -444,10 +484,23 @@ fn decode(buf: Bytes) -> Result<(Object, bool), &'static str> {
     let tags_end = HEADER + h.meta_len + h.tags_len;
     let tags = Tags::decode(&buf[HEADER + h.meta_len..tags_end]).ok_or("bad tags")?;
     let body = buf.slice(tags_end..);
-    Ok((Object::new(meta, body, tags), h.flags & FLAG_STALE != 0))
+    Ok((
+        Object::new(meta, body, tags, h.epoch),
+        h.flags & FLAG_STALE != 0,
+    ))
 }
 
-fn read_header_and_tags(path: &Path) -> Result<(u64, Tags, std::time::SystemTime), CacheError> {
+/// What a scan of the disk tier reports per object: key, tags, ban epoch.
+pub type Scanned = (ObjectKey, Tags, u32);
+
+struct FileInfo {
+    size: u64,
+    tags: Tags,
+    epoch: u32,
+    mtime: std::time::SystemTime,
+}
+
+fn read_header_and_tags(path: &Path) -> Result<FileInfo, CacheError> {
     let corrupt = |what| CacheError::Corrupt {
         path: path.to_path_buf(),
         what,
@@ -471,8 +524,12 @@ fn read_header_and_tags(path: &Path) -> Result<(u64, Tags, std::time::SystemTime
     let mut tags = vec![0u8; header.tags_len];
     f.read_exact(&mut tags).map_err(io)?;
     let tags = Tags::decode(&tags).ok_or_else(|| corrupt("bad tags"))?;
-    let mtime = md.modified().unwrap_or(std::time::UNIX_EPOCH);
-    Ok((md.len(), tags, mtime))
+    Ok(FileInfo {
+        size: md.len(),
+        tags,
+        epoch: header.epoch,
+        mtime: md.modified().unwrap_or(std::time::UNIX_EPOCH),
+    })
 }
 
 #[cfg(test)]
@@ -496,7 +553,8 @@ mod tests {
         Object::new(
             Bytes::from_static(b"meta"),
             Bytes::from(body.to_string()),
-            Tags::new("example.com/a", ["k1", "k2"]),
+            Tags::new("example.com/a", ObjectKey::from_u64(0), ["k1", "k2"]),
+            7,
         )
     }
 
@@ -514,6 +572,7 @@ mod tests {
         let (t, rec) = open(dir.path(), 1 << 20);
         assert_eq!(rec.len(), 1);
         assert_eq!(rec[0].1.url(), "example.com/a");
+        assert_eq!(rec[0].1.primary(), ObjectKey::from_u64(0));
         let (o, stale) = t
             .get(&k)?
             .ok_or(CacheError::UnknownPolicy("missing".into()))?;

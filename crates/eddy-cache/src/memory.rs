@@ -2,11 +2,11 @@
 //! lock and no global lock. Inserts and evictions serialize on the policy lock.
 
 use crate::key::{KeyMap, ObjectKey};
-use crate::policy::{AccessCounter, Policy, Residents};
+use crate::policy::{AccessCounter, Policy, Resident, Residents};
 use crate::store::Object;
 use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 const SHARDS: usize = 64;
 
@@ -14,6 +14,7 @@ struct Entry {
     object: Arc<Object>,
     access: AccessCounter,
     stale: AtomicBool,
+    word: AtomicU32,
 }
 
 struct PolicyState {
@@ -35,11 +36,17 @@ pub struct MemoryTier {
 struct View<'a>(&'a [RwLock<KeyMap<Entry>>]);
 
 impl Residents for View<'_> {
-    fn access(&self, key: &ObjectKey) -> Option<u8> {
-        self.0[key.shard(SHARDS)]
-            .read()
-            .get(key)
-            .map(|e| e.access.get())
+    fn get(&self, key: &ObjectKey) -> Option<Resident> {
+        self.0[key.shard(SHARDS)].read().get(key).map(|e| Resident {
+            size: e.object.weight(),
+            access: e.access.get(),
+            word: e.word.load(Ordering::Relaxed),
+        })
+    }
+    fn set_word(&self, key: &ObjectKey, word: u32) {
+        if let Some(e) = self.0[key.shard(SHARDS)].read().get(key) {
+            e.word.store(word, Ordering::Relaxed);
+        }
     }
     fn set_access(&self, key: &ObjectKey, value: u8) {
         if let Some(e) = self.0[key.shard(SHARDS)].read().get(key) {
@@ -69,16 +76,20 @@ impl MemoryTier {
     /// Look an object up. Returns the object and whether it was soft-purged.
     #[inline]
     pub fn get(&self, key: &ObjectKey) -> Option<(Arc<Object>, bool)> {
-        let found = {
+        let (object, stale, word) = {
             let shard = self.shards[key.shard(SHARDS)].read();
             let e = shard.get(key)?;
             e.access.bump();
-            (e.object.clone(), e.stale.load(Ordering::Relaxed))
+            (
+                e.object.clone(),
+                e.stale.load(Ordering::Relaxed),
+                e.word.load(Ordering::Relaxed),
+            )
         };
         if self.touch_on_hit {
-            self.state.lock().policy.touch(key);
+            self.state.lock().policy.touch(key, word);
         }
-        Some(found)
+        Some((object, stale))
     }
 
     /// Whether the tier holds `key`.
@@ -94,8 +105,10 @@ impl MemoryTier {
         let mut st = self.state.lock();
         let old = self.shards[key.shard(SHARDS)].write().remove(&key);
         if let Some(old) = old {
-            st.used -= old.object.weight();
-            st.policy.remove(&key);
+            let size = old.object.weight();
+            st.used -= size;
+            st.policy
+                .remove(&key, size, old.word.load(Ordering::Relaxed));
         }
         if size > self.max_object {
             self.used.store(st.used, Ordering::Relaxed);
@@ -107,6 +120,7 @@ impl MemoryTier {
                 object,
                 access: AccessCounter::default(),
                 stale: AtomicBool::new(false),
+                word: AtomicU32::new(0),
             },
         );
         st.used += size;
@@ -133,8 +147,9 @@ impl MemoryTier {
         let old = self.shards[key.shard(SHARDS)].write().remove(key);
         match old {
             Some(e) => {
-                st.used -= e.object.weight();
-                st.policy.remove(key);
+                let size = e.object.weight();
+                st.used -= size;
+                st.policy.remove(key, size, e.word.load(Ordering::Relaxed));
                 self.used.store(st.used, Ordering::Relaxed);
                 true
             }
@@ -151,6 +166,21 @@ impl MemoryTier {
             }
             None => false,
         }
+    }
+
+    /// Keys of the objects for which `pred` holds (a scan of every shard, for prefix purges).
+    pub fn matching(&self, pred: impl Fn(&Object) -> bool) -> Vec<ObjectKey> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(
+                shard
+                    .read()
+                    .iter()
+                    .filter(|(_, e)| pred(&e.object))
+                    .map(|(k, _)| *k),
+            );
+        }
+        out
     }
 
     /// Bytes in use.
@@ -191,7 +221,8 @@ mod tests {
         Arc::new(Object::new(
             Bytes::new(),
             Bytes::from(vec![0u8; n]),
-            Tags::new("/x", [] as [&str; 0]),
+            Tags::new("/x", ObjectKey::default(), [] as [&str; 0]),
+            0,
         ))
     }
 

@@ -16,26 +16,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// What purge needs to know about an object: its URL (host + path + query) and its surrogate
-/// keys (from the origin's `Surrogate-Key` header).
+/// What purge needs to know about an object: its URL (host + path + query), the primary key of
+/// that URL (equal to the object's key unless it is a `Vary` variant) and its surrogate keys
+/// (from the origin's `Surrogate-Key` header).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tags(Arc<TagsInner>);
 
 #[derive(Debug, PartialEq, Eq)]
 struct TagsInner {
-    url: Arc<str>,
+    url: Box<str>,
+    primary: ObjectKey,
     keys: Box<[Box<str>]>,
 }
 
 impl Tags {
-    /// Tags for `url` with surrogate `keys`.
-    pub fn new<I, S>(url: &str, keys: I) -> Self
+    /// Tags for `url` whose primary key is `primary`, with surrogate `keys`.
+    pub fn new<I, S>(url: &str, primary: ObjectKey, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         Tags(Arc::new(TagsInner {
-            url: Arc::from(url),
+            url: Box::from(url),
+            primary,
             keys: keys.into_iter().map(|k| Box::from(k.as_ref())).collect(),
         }))
     }
@@ -43,17 +46,20 @@ impl Tags {
     pub fn url(&self) -> &str {
         &self.0.url
     }
-    pub(crate) fn url_arc(&self) -> Arc<str> {
-        self.0.url.clone()
+    /// The primary key of the URL.
+    pub fn primary(&self) -> ObjectKey {
+        self.0.primary
     }
     /// The surrogate keys.
     pub fn surrogate_keys(&self) -> &[Box<str>] {
         &self.0.keys
     }
-    /// Encoding used in disk files: URL, newline, space-separated keys.
+    /// Encoding used in disk files: URL, newline, primary key hex, newline, space-separated keys.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.0.url.len() + 16);
+        let mut out = Vec::with_capacity(self.0.url.len() + 48);
         out.extend_from_slice(self.0.url.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(self.0.primary.to_hex().as_bytes());
         out.push(b'\n');
         for (i, k) in self.0.keys.iter().enumerate() {
             if i > 0 {
@@ -65,13 +71,20 @@ impl Tags {
     }
     pub(crate) fn decode(b: &[u8]) -> Option<Tags> {
         let s = std::str::from_utf8(b).ok()?;
-        let (url, keys) = s.split_once('\n')?;
-        Some(Tags::new(url, keys.split(' ').filter(|k| !k.is_empty())))
+        let mut parts = s.splitn(3, '\n');
+        let url = parts.next()?;
+        let primary = ObjectKey::from_hex(parts.next()?)?;
+        let keys = parts.next()?;
+        Some(Tags::new(
+            url,
+            primary,
+            keys.split(' ').filter(|k| !k.is_empty()),
+        ))
     }
 }
 
 /// One stored response: an opaque metadata blob (the edge keeps the HTTP response head and
-/// freshness there), the body, and the purge tags.
+/// freshness there), the body, the purge tags, and the ban epoch its fill started under.
 #[derive(Debug)]
 pub struct Object {
     /// Opaque metadata (response head, freshness), owned by the caller's format.
@@ -80,12 +93,19 @@ pub struct Object {
     pub body: Bytes,
     /// Purge tags.
     pub tags: Tags,
+    /// [`Cache::epoch`] when the fill started: prefix bans issued later apply to it.
+    pub epoch: u32,
 }
 
 impl Object {
-    /// A new object.
-    pub fn new(meta: Bytes, body: Bytes, tags: Tags) -> Self {
-        Object { meta, body, tags }
+    /// A new object filled under ban epoch `epoch`.
+    pub fn new(meta: Bytes, body: Bytes, tags: Tags, epoch: u32) -> Self {
+        Object {
+            meta,
+            body,
+            tags,
+            epoch,
+        }
     }
     /// Bytes this object is charged against a memory budget.
     pub fn weight(&self) -> u64 {
@@ -116,9 +136,9 @@ pub struct Lookup {
 /// What a purge targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PurgeScope {
-    /// Every variant of one URL (host + path + query).
-    Url(String),
-    /// Every object whose URL starts with this.
+    /// Every variant of one URL, named by the URL's primary key.
+    Primary(ObjectKey),
+    /// Every object whose URL (host + path + query) starts with this.
     Prefix(String),
     /// Every object tagged with this surrogate key.
     SurrogateKey(String),
@@ -196,6 +216,9 @@ pub struct Cache {
     pub counters: CacheCounters,
 }
 
+/// Keep at most this many prefix bans before sweeping the disk tier and forgetting them.
+const MAX_BANS: usize = 256;
+
 impl Cache {
     /// Build the cache, recovering the disk tier if one is configured.
     pub fn open(opts: &CacheOptions) -> Result<Cache, CacheError> {
@@ -204,18 +227,20 @@ impl Cache {
             opts.memory_max_object,
             policy::by_name(&opts.policy, opts.memory_bytes)?,
         );
-        let index = PurgeIndex::default();
-        let disk = match &opts.disk {
+        let (disk, index) = match &opts.disk {
             Some(d) => {
                 let (tier, recovered) =
                     DiskTier::open(d, policy::by_name(&opts.policy, d.capacity)?)?;
+                let log = d.dir.join("bans.log");
+                let index = PurgeIndex::with_ban_log(log.clone())
+                    .map_err(|source| CacheError::Io { path: log, source })?;
                 for (key, tags) in &recovered {
                     index.add(*key, tags);
                 }
-                tracing::info!(dir = %d.dir.display(), objects = recovered.len(), bytes = tier.used(), "disk tier recovered");
-                Some(tier)
+                tracing::info!(dir = %d.dir.display(), objects = recovered.len(), bytes = tier.used(), bans = index.bans(), "disk tier recovered");
+                (Some(tier), index)
             }
-            None => None,
+            None => (None, PurgeIndex::default()),
         };
         Ok(Cache {
             memory,
@@ -225,6 +250,12 @@ impl Cache {
             disk_down_until: parking_lot::Mutex::new(None),
             counters: CacheCounters::default(),
         })
+    }
+
+    /// The current ban epoch. Record it when a fill starts and pass it in the [`Object`], so a
+    /// prefix purge issued during the fill applies to the result.
+    pub fn epoch(&self) -> u32 {
+        self.index.epoch()
     }
 
     /// Memory-only lookup: never blocks on I/O. Use on the hit fast path.
@@ -239,7 +270,8 @@ impl Cache {
         })
     }
 
-    /// Full lookup: memory, then disk (blocking file I/O). A disk hit is promoted to memory.
+    /// Full lookup: memory, then disk (blocking file I/O). A disk hit is checked against prefix
+    /// bans issued since its fill, then promoted to memory.
     pub fn get(&self, key: &ObjectKey) -> Option<Lookup> {
         if let Some(l) = self.get_memory(key) {
             return Some(l);
@@ -254,14 +286,25 @@ impl Cache {
     fn get_disk(&self, key: &ObjectKey) -> Option<Lookup> {
         let disk = self.disk.as_ref()?;
         match disk.get(key) {
-            Ok(Some((object, stale))) => {
+            Ok(Some((object, mut stale))) => {
+                match self.index.banned(object.tags.url(), object.epoch) {
+                    Some(false) => {
+                        disk.remove(key);
+                        return None;
+                    }
+                    Some(true) if !stale => {
+                        stale = true;
+                        let _ = disk.mark_stale(key);
+                    }
+                    _ => {}
+                }
                 self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
                 let object = Arc::new(object);
                 let evicted = self.memory.insert(*key, object.clone());
                 if stale {
                     self.memory.mark_stale(key);
                 }
-                self.forget_if_gone(&evicted);
+                self.after_evictions(evicted.len());
                 Some(Lookup {
                     object,
                     stale,
@@ -272,9 +315,6 @@ impl Cache {
             Err(e) => {
                 self.counters.disk_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "disk tier read failed; treating as a miss");
-                if !disk.contains(key) && !self.memory.contains(key) {
-                    self.index.remove(key);
-                }
                 None
             }
         }
@@ -290,15 +330,21 @@ impl Cache {
     }
 
     /// Store an object in memory and (blocking) on disk. Replaces any previous version and clears
-    /// a soft-purge mark.
+    /// a soft-purge mark. An object a prefix ban issued during its fill covers is dropped (hard)
+    /// or stored stale (soft).
     pub fn insert(&self, key: ObjectKey, object: Object) {
+        let banned = self.index.banned(object.tags.url(), object.epoch);
+        if banned == Some(false) {
+            self.remove(&key);
+            return;
+        }
         let object = Arc::new(object);
         self.index.add(key, &object.tags);
-        let mut evicted = self.memory.insert(key, object.clone());
+        let mut evicted = self.memory.insert(key, object.clone()).len();
         if let Some(disk) = &self.disk {
             if self.disk_usable() {
                 match disk.put(key, &object) {
-                    Ok(mut ev) => evicted.append(&mut ev),
+                    Ok(ev) => evicted += ev.len(),
                     Err(CacheError::TooLarge { .. }) => {}
                     Err(e) => {
                         self.counters.disk_errors.fetch_add(1, Ordering::Relaxed);
@@ -312,7 +358,10 @@ impl Cache {
                 disk.remove(&key);
             }
         }
-        self.forget_if_gone(&evicted);
+        if banned == Some(true) {
+            self.mark_stale(&key);
+        }
+        self.after_evictions(evicted);
     }
 
     fn disk_usable(&self) -> bool {
@@ -327,12 +376,17 @@ impl Cache {
         }
     }
 
-    fn forget_if_gone(&self, evicted: &[ObjectKey]) {
-        for k in evicted {
-            let on_disk = self.disk.as_ref().is_some_and(|d| d.contains(k));
-            if !on_disk && !self.memory.contains(k) {
-                self.index.remove(k);
-            }
+    fn resident(&self, k: &ObjectKey) -> bool {
+        self.memory.contains(k) || self.disk.as_ref().is_some_and(|d| d.contains(k))
+    }
+
+    fn after_evictions(&self, evicted: usize) {
+        if evicted == 0 {
+            return;
+        }
+        let live = self.memory.len() + self.disk.as_ref().map_or(0, |d| d.len());
+        if self.index.needs_compaction(live) {
+            self.index.compact(|k| self.resident(k));
         }
     }
 
@@ -340,7 +394,6 @@ impl Cache {
     pub fn remove(&self, key: &ObjectKey) -> bool {
         let m = self.memory.remove(key);
         let d = self.disk.as_ref().is_some_and(|d| d.remove(key));
-        self.index.remove(key);
         m || d
     }
 
@@ -357,28 +410,71 @@ impl Cache {
         m || d
     }
 
-    /// The keys a purge scope covers.
-    pub fn keys_for(&self, scope: &PurgeScope) -> Vec<ObjectKey> {
-        match scope {
-            PurgeScope::Url(u) => self.index.by_url(u),
-            PurgeScope::Prefix(p) => self.index.by_prefix(p),
-            PurgeScope::SurrogateKey(k) => self.index.by_surrogate(k),
-        }
+    /// Purge a scope: `soft` marks objects stale (they revalidate), otherwise they are removed.
+    /// Returns how many objects were affected now. A prefix purge also bans the prefix, so
+    /// objects on disk only are caught when next read; they are not in the count.
+    pub fn purge(&self, scope: &PurgeScope, soft: bool) -> Result<usize, CacheError> {
+        let apply = |k: &ObjectKey| {
+            if soft {
+                self.mark_stale(k)
+            } else {
+                self.remove(k)
+            }
+        };
+        Ok(match scope {
+            PurgeScope::Primary(p) => self.index.by_primary(p).iter().filter(|k| apply(k)).count(),
+            PurgeScope::SurrogateKey(s) => self
+                .index
+                .by_surrogate(s)
+                .iter()
+                .filter(|k| apply(k))
+                .count(),
+            PurgeScope::Prefix(prefix) => {
+                if self.disk.is_some() {
+                    self.index
+                        .ban(prefix, soft)
+                        .map_err(|source| CacheError::Io {
+                            path: "bans.log".into(),
+                            source,
+                        })?;
+                }
+                let n = self
+                    .memory
+                    .matching(|o| o.tags.url().starts_with(prefix.as_str()))
+                    .iter()
+                    .filter(|k| apply(k))
+                    .count();
+                if self.index.bans() > MAX_BANS {
+                    self.sweep_bans()?;
+                }
+                n
+            }
+        })
     }
 
-    /// Purge a scope: `soft` marks objects stale (they revalidate), otherwise they are removed.
-    /// Returns how many objects were affected.
-    pub fn purge(&self, scope: &PurgeScope, soft: bool) -> usize {
-        self.keys_for(scope)
-            .iter()
-            .filter(|k| {
-                if soft {
-                    self.mark_stale(k)
-                } else {
-                    self.remove(k)
-                }
-            })
-            .count()
+    /// Apply every prefix ban to the disk tier now (reading each file's tags), then forget them.
+    pub fn sweep_bans(&self) -> Result<usize, CacheError> {
+        let Some(disk) = &self.disk else {
+            self.index.clear_bans().map_err(|source| CacheError::Io {
+                path: "bans.log".into(),
+                source,
+            })?;
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (key, tags, epoch) in disk.scan() {
+            match self.index.banned(tags.url(), epoch) {
+                Some(false) => n += usize::from(self.remove(&key)),
+                Some(true) => n += usize::from(self.mark_stale(&key)),
+                None => {}
+            }
+        }
+        self.index.clear_bans().map_err(|source| CacheError::Io {
+            path: "bans.log".into(),
+            source,
+        })?;
+        tracing::info!(objects = n, "prefix bans swept through the disk tier");
+        Ok(n)
     }
 
     /// Tier usage for metrics.
@@ -392,23 +488,38 @@ impl Cache {
             disk_evictions: self.disk.as_ref().map_or(0, |d| d.evictions()),
         }
     }
-
-    /// Number of objects in the purge index.
-    pub fn indexed(&self) -> usize {
-        self.index.len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn obj(url: &str, keys: &[&str], body: &str) -> Object {
+    fn obj(c: &Cache, key: ObjectKey, url: &str, keys: &[&str], body: &str) -> Object {
         Object::new(
             Bytes::from_static(b"m"),
             Bytes::from(body.to_string()),
-            Tags::new(url, keys),
+            Tags::new(url, key, keys),
+            c.epoch(),
         )
+    }
+
+    fn tmp() -> Result<tempfile::TempDir, CacheError> {
+        tempfile::tempdir().map_err(|source| CacheError::Dir {
+            path: "tmp".into(),
+            source,
+        })
+    }
+
+    fn disk_opts(dir: &std::path::Path, memory_max_object: u64) -> CacheOptions {
+        CacheOptions {
+            memory_max_object,
+            disk: Some(DiskOptions {
+                dir: dir.into(),
+                capacity: 1 << 20,
+                fsync: false,
+            }),
+            ..CacheOptions::default()
+        }
     }
 
     #[test]
@@ -416,35 +527,45 @@ mod tests {
         let c = Cache::open(&CacheOptions::default())?;
         let a = ObjectKey::from_u64(1);
         let b = ObjectKey::from_u64(2);
-        c.insert(a, obj("h/a/1", &["red"], "1"));
-        c.insert(b, obj("h/a/2", &["blue"], "2"));
-        assert_eq!(c.purge(&PurgeScope::SurrogateKey("red".into()), true), 1);
+        c.insert(a, obj(&c, a, "h/a/1", &["red"], "1"));
+        c.insert(b, obj(&c, b, "h/a/2", &["blue"], "2"));
+        assert_eq!(c.purge(&PurgeScope::SurrogateKey("red".into()), true)?, 1);
         assert!(c.get(&a).is_some_and(|l| l.stale));
-        assert_eq!(c.purge(&PurgeScope::Prefix("h/a/".into()), false), 2);
+        assert_eq!(c.purge(&PurgeScope::Prefix("h/a/".into()), false)?, 2);
         assert!(c.get(&a).is_none() && c.get(&b).is_none());
         Ok(())
     }
 
     #[test]
+    fn purge_by_primary_reaches_every_variant() -> Result<(), CacheError> {
+        let c = Cache::open(&CacheOptions::default())?;
+        let primary = ObjectKey::from_u64(10);
+        let (v1, v2) = (ObjectKey::from_u64(11), ObjectKey::from_u64(12));
+        for v in [v1, v2] {
+            c.insert(
+                v,
+                Object::new(
+                    Bytes::new(),
+                    Bytes::from_static(b"x"),
+                    Tags::new("h/v", primary, [] as [&str; 0]),
+                    c.epoch(),
+                ),
+            );
+        }
+        assert_eq!(c.purge(&PurgeScope::Primary(primary), false)?, 2);
+        Ok(())
+    }
+
+    #[test]
     fn restart_keeps_objects_and_soft_marks() -> Result<(), CacheError> {
-        let dir = tempfile::tempdir().map_err(|source| CacheError::Dir {
-            path: "tmp".into(),
-            source,
-        })?;
-        let opts = CacheOptions {
-            disk: Some(DiskOptions {
-                dir: dir.path().into(),
-                capacity: 1 << 20,
-                fsync: false,
-            }),
-            ..CacheOptions::default()
-        };
+        let dir = tmp()?;
+        let opts = disk_opts(dir.path(), 1 << 20);
         let a = ObjectKey::from_u64(1);
         let b = ObjectKey::from_u64(2);
         {
             let c = Cache::open(&opts)?;
-            c.insert(a, obj("h/a", &["k"], "alpha"));
-            c.insert(b, obj("h/b", &[], "beta"));
+            c.insert(a, obj(&c, a, "h/a", &["k"], "alpha"));
+            c.insert(b, obj(&c, b, "h/b", &[], "beta"));
             c.mark_stale(&b);
         }
         let c = Cache::open(&opts)?;
@@ -455,7 +576,62 @@ mod tests {
         assert_eq!(la.tier, Tier::Disk);
         assert!(!la.stale);
         assert!(c.get(&b).is_some_and(|l| l.stale));
-        assert_eq!(c.purge(&PurgeScope::SurrogateKey("k".into()), false), 1);
+        assert_eq!(c.purge(&PurgeScope::SurrogateKey("k".into()), false)?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn prefix_ban_reaches_disk_only_objects_across_restart() -> Result<(), CacheError> {
+        let dir = tmp()?;
+        // Objects too big for memory live on disk only.
+        let opts = disk_opts(dir.path(), 1);
+        let (a, b, c_key) = (
+            ObjectKey::from_u64(1),
+            ObjectKey::from_u64(2),
+            ObjectKey::from_u64(3),
+        );
+        {
+            let c = Cache::open(&opts)?;
+            c.insert(a, obj(&c, a, "h/videos/1", &[], "one"));
+            c.insert(b, obj(&c, b, "h/news/1", &[], "two"));
+            c.insert(c_key, obj(&c, c_key, "h/other", &[], "three"));
+            assert_eq!(
+                c.purge(&PurgeScope::Prefix("h/videos/".into()), false)?,
+                0,
+                "nothing in memory"
+            );
+            assert_eq!(c.purge(&PurgeScope::Prefix("h/news/".into()), true)?, 0);
+        }
+        let c = Cache::open(&opts)?;
+        assert!(c.get(&a).is_none(), "hard ban applied after restart");
+        assert!(c.get(&b).is_some_and(|l| l.stale), "soft ban marks stale");
+        assert!(c.get(&c_key).is_some_and(|l| !l.stale));
+        // A fill that started before a ban and finishes after it is not stored.
+        let d = ObjectKey::from_u64(4);
+        let late = obj(&c, d, "h/videos/2", &[], "late");
+        c.purge(&PurgeScope::Prefix("h/videos/".into()), false)?;
+        c.insert(d, late);
+        assert!(c.get(&d).is_none());
+        // A fill that starts after the ban is stored.
+        c.insert(d, obj(&c, d, "h/videos/2", &[], "fresh"));
+        assert!(c.get(&d).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn many_bans_are_swept_and_forgotten() -> Result<(), CacheError> {
+        let dir = tmp()?;
+        let c = Cache::open(&disk_opts(dir.path(), 1))?;
+        let a = ObjectKey::from_u64(1);
+        c.insert(a, obj(&c, a, "h/p0/x", &[], "x"));
+        for i in 0..=MAX_BANS {
+            c.purge(&PurgeScope::Prefix(format!("h/p{i}/")), false)?;
+        }
+        assert_eq!(c.index.bans(), 0, "swept");
+        assert!(
+            !c.resident(&a),
+            "the sweep removed the banned object from disk"
+        );
         Ok(())
     }
 
@@ -488,7 +664,7 @@ mod tests {
         })?;
         let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444));
         let a = ObjectKey::from_u64(1);
-        c.insert(a, obj("h/a", &[], "alpha"));
+        c.insert(a, obj(&c, a, "h/a", &[], "alpha"));
         assert!(c.counters.disk_errors.load(Ordering::Relaxed) >= 1);
         assert_eq!(c.get(&a).map(|l| l.tier), Some(Tier::Memory));
         Ok(())

@@ -1,13 +1,13 @@
 //! The admin API of an edge (loopback by default): `POST /purge`, `GET /metrics`, `GET /healthz`,
 //! `GET /stats`. This is the seam the event bus drives in the next step.
 
+use crate::proxy::Purge;
 use crate::proxy::{EdgeState, normalise_url};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use eddy_cache::PurgeScope;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -28,12 +28,12 @@ pub struct PurgeRequest {
 
 impl PurgeRequest {
     /// The scope, or a message saying what is wrong.
-    pub fn scope(&self) -> Result<PurgeScope, &'static str> {
+    pub fn scope(&self) -> Result<Purge, &'static str> {
         match (&self.url, &self.prefix, &self.key) {
-            (Some(u), None, None) if !u.is_empty() => Ok(PurgeScope::Url(normalise_url(u))),
-            (None, Some(p), None) if !p.is_empty() => Ok(PurgeScope::Prefix(normalise_url(p))),
+            (Some(u), None, None) if !u.is_empty() => Ok(Purge::Url(normalise_url(u))),
+            (None, Some(p), None) if !p.is_empty() => Ok(Purge::Prefix(normalise_url(p))),
             (None, None, Some(k)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-                Ok(PurgeScope::SurrogateKey(k.clone()))
+                Ok(Purge::Key(k.clone()))
             }
             _ => Err(
                 "give exactly one non-empty field of \"url\", \"prefix\" or \"key\" (a key has no spaces)",
@@ -90,7 +90,13 @@ async fn purge(
     let st = state.clone();
     let scope2 = scope.clone();
     let n = match tokio::task::spawn_blocking(move || st.purge(&scope2, soft)).await {
-        Ok(n) => n,
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("purge failed: {e}"),
+            );
+        }
         Err(e) => {
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,

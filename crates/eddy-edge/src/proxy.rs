@@ -13,7 +13,7 @@
 //! - `logging`: metrics.
 
 use crate::metrics::{Metrics, Outcome, PurgeLabel};
-use crate::storage::{EddyStorage, hit_from_disk};
+use crate::storage::{EddyStorage, hit_from_disk, primary_of};
 use async_trait::async_trait;
 use bytes::Bytes;
 use eddy_cache::PurgeScope;
@@ -48,22 +48,49 @@ pub struct EdgeState {
     pub limits: Limits,
 }
 
+/// What an operator (or, later, the event bus) asks an edge to purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purge {
+    /// Every variant of one URL, as `host/path?query` (see [`normalise_url`]).
+    Url(String),
+    /// Every object whose URL starts with this.
+    Prefix(String),
+    /// Every object tagged with this surrogate key.
+    Key(String),
+}
+
+impl Purge {
+    fn label(&self) -> &'static str {
+        match self {
+            Purge::Url(_) => "url",
+            Purge::Prefix(_) => "prefix",
+            Purge::Key(_) => "key",
+        }
+    }
+
+    /// The cache core's scope for this purge.
+    pub fn scope(&self) -> PurgeScope {
+        match self {
+            Purge::Url(u) => PurgeScope::Primary(primary_of(u)),
+            Purge::Prefix(p) => PurgeScope::Prefix(p.clone()),
+            Purge::Key(k) => PurgeScope::SurrogateKey(k.clone()),
+        }
+    }
+}
+
 impl EdgeState {
-    /// Apply a purge to this edge's cache and count it. Returns affected objects.
-    pub fn purge(&self, scope: &PurgeScope, soft: bool) -> usize {
-        let n = self.storage.cache().purge(scope, soft);
+    /// Apply a purge to this edge's cache and count it. Returns the objects affected now (a
+    /// prefix purge reaches disk-only objects when they are next read; they are not counted).
+    pub fn purge(&self, purge: &Purge, soft: bool) -> Result<usize, eddy_cache::CacheError> {
+        let n = self.storage.cache().purge(&purge.scope(), soft)?;
         let label = PurgeLabel {
-            scope: match scope {
-                PurgeScope::Url(_) => "url",
-                PurgeScope::Prefix(_) => "prefix",
-                PurgeScope::SurrogateKey(_) => "key",
-            },
+            scope: purge.label(),
             mode: if soft { "soft" } else { "hard" },
         };
         self.metrics.purges.get_or_create(&label).inc();
         self.metrics.purged_objects.inc_by(n as u64);
-        tracing::info!(?scope, soft, objects = n, "purge applied");
-        n
+        tracing::info!(?purge, soft, objects = n, "purge applied");
+        Ok(n)
     }
 }
 
@@ -299,10 +326,14 @@ impl ProxyHttp for EdgeProxy {
                     .and_then(|v| v.to_str().ok())
                     == Some("1")
             });
-            let n = self.state.purge(&PurgeScope::Url(url.clone()), soft);
-            let body =
-                serde_json::json!({"purged": n, "url": url, "soft": soft}).to_string() + "\n";
-            respond(session, 200, body, "application/json").await?;
+            let (status, body) = match self.state.purge(&Purge::Url(url.clone()), soft) {
+                Ok(n) => (
+                    200,
+                    serde_json::json!({"purged": n, "url": url, "soft": soft}),
+                ),
+                Err(e) => (500, serde_json::json!({"error": e.to_string()})),
+            };
+            respond(session, status, body.to_string() + "\n", "application/json").await?;
             return Ok(true);
         }
         ctx.unsafe_method = !matches!(
@@ -579,13 +610,19 @@ impl ProxyHttp for EdgeProxy {
                 }
             }
             for u in urls {
-                let n = self
+                match self
                     .state
                     .storage
                     .cache()
-                    .purge(&PurgeScope::Url(u.clone()), false);
-                if n > 0 {
-                    tracing::debug!(url = %u, objects = n, "invalidated after unsafe method");
+                    .purge(&Purge::Url(u.clone()).scope(), false)
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::debug!(url = %u, objects = n, "invalidated after unsafe method")
+                    }
+                    Err(e) => {
+                        tracing::error!(url = %u, error = %e, "invalidation after unsafe method failed")
+                    }
                 }
             }
         }

@@ -183,7 +183,13 @@ fn tags_for(key: &CacheKey, meta: &CacheMeta) -> Tags {
                 .collect::<Vec<_>>()
         })
         .collect();
-    Tags::new(url, keys)
+    Tags::new(url, ObjectKey(key.primary_bin()), keys)
+}
+
+/// The primary key of a URL as the edge builds cache keys (`host/path?query`): purge by URL
+/// reaches this key and every `Vary` variant recorded under it.
+pub fn primary_of(url: &str) -> ObjectKey {
+    ObjectKey(CacheKey::new(url, "").primary_bin())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -344,6 +350,7 @@ impl Storage for EddyStorage {
             cache: self.cache.clone(),
             fills: self.fills.clone(),
             finished: false,
+            epoch: self.cache.epoch(),
         }))
     }
 
@@ -384,10 +391,12 @@ impl Storage for EddyStorage {
         let Some(found) = self.lookup_complete(k).await? else {
             return Ok(false);
         };
+        // The epoch of the fill that produced the body: a ban since then still applies.
         let object = Object::new(
             encode_meta(meta)?,
             found.object.body.clone(),
             tags_for(key, meta),
+            found.object.epoch,
         );
         let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || cache.insert(k, object))
@@ -543,6 +552,7 @@ struct EddyMiss {
     cache: Arc<Cache>,
     fills: Arc<Fills>,
     finished: bool,
+    epoch: u32,
 }
 
 impl EddyMiss {
@@ -591,7 +601,7 @@ impl HandleMiss for EddyMiss {
         self.fill
             .progress
             .send_replace(Progress::Done(chunks.len()));
-        let object = Object::new(self.fill.meta.clone(), body, self.tags.clone());
+        let object = Object::new(self.fill.meta.clone(), body, self.tags.clone(), self.epoch);
         let cache = self.cache.clone();
         let key = self.key;
         let res = tokio::task::spawn_blocking(move || cache.insert(key, object)).await;

@@ -1,8 +1,9 @@
 //! Least-recently-used eviction, for comparison. Every hit reorders the list, so a tier using it
-//! takes the policy lock on every hit.
+//! takes the policy lock on every hit. The object's policy word is its list node index + 1, so
+//! LRU keeps no map of its own.
 
 use super::{Policy, Residents};
-use crate::key::{KeyMap, ObjectKey};
+use crate::key::ObjectKey;
 
 const NIL: u32 = u32::MAX;
 
@@ -16,7 +17,7 @@ struct Node {
 pub struct Lru {
     nodes: Vec<Node>,
     free: Vec<u32>,
-    index: KeyMap<u32>,
+    len: usize,
     head: u32, // most recent
     tail: u32, // least recent
 }
@@ -33,7 +34,7 @@ impl Lru {
         Lru {
             nodes: Vec::new(),
             free: Vec::new(),
-            index: KeyMap::default(),
+            len: 0,
             head: NIL,
             tail: NIL,
         }
@@ -67,6 +68,11 @@ impl Lru {
             self.tail = i;
         }
     }
+
+    fn node_of(&self, key: &ObjectKey, word: u32) -> Option<u32> {
+        let i = word.checked_sub(1)?;
+        (self.nodes.get(i as usize)?.key == *key).then_some(i)
+    }
 }
 
 impl Policy for Lru {
@@ -78,19 +84,14 @@ impl Policy for Lru {
         true
     }
 
-    fn touch(&mut self, key: &ObjectKey) {
-        if let Some(&i) = self.index.get(key) {
+    fn touch(&mut self, key: &ObjectKey, word: u32) {
+        if let Some(i) = self.node_of(key, word) {
             self.unlink(i);
             self.push_front(i);
         }
     }
 
-    fn insert(&mut self, key: ObjectKey, _size: u64, _residents: &dyn Residents) {
-        if let Some(&i) = self.index.get(&key) {
-            self.unlink(i);
-            self.push_front(i);
-            return;
-        }
+    fn insert(&mut self, key: ObjectKey, _size: u64, residents: &dyn Residents) {
         let node = Node {
             key,
             prev: NIL,
@@ -106,14 +107,16 @@ impl Policy for Lru {
                 (self.nodes.len() - 1) as u32
             }
         };
-        self.index.insert(key, i);
+        self.len += 1;
         self.push_front(i);
+        residents.set_word(&key, i + 1);
     }
 
-    fn remove(&mut self, key: &ObjectKey) {
-        if let Some(i) = self.index.remove(key) {
+    fn remove(&mut self, key: &ObjectKey, _size: u64, word: u32) {
+        if let Some(i) = self.node_of(key, word) {
             self.unlink(i);
             self.free.push(i);
+            self.len -= 1;
         }
     }
 
@@ -125,12 +128,12 @@ impl Policy for Lru {
         let key = self.nodes[i as usize].key;
         self.unlink(i);
         self.free.push(i);
-        self.index.remove(&key);
+        self.len -= 1;
         Some(key)
     }
 
     fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 }
 
@@ -138,18 +141,22 @@ impl Policy for Lru {
 mod tests {
     use super::*;
     use crate::policy::testing::Map;
+    use std::cell::Cell;
 
     #[test]
     fn evicts_least_recently_used() {
-        let map = Map::default();
+        let mut map = Map::default();
         let mut lru = Lru::new();
         for i in 0..3 {
+            map.0
+                .insert(ObjectKey::from_u64(i), (1, Cell::new(0), Cell::new(0)));
             lru.insert(ObjectKey::from_u64(i), 1, &map);
         }
-        lru.touch(&ObjectKey::from_u64(0));
+        let w0 = map.0[&ObjectKey::from_u64(0)].2.get();
+        lru.touch(&ObjectKey::from_u64(0), w0);
         assert_eq!(lru.evict(&map), Some(ObjectKey::from_u64(1)));
         assert_eq!(lru.evict(&map), Some(ObjectKey::from_u64(2)));
-        lru.remove(&ObjectKey::from_u64(0));
+        lru.remove(&ObjectKey::from_u64(0), 1, w0);
         assert_eq!(lru.evict(&map), None);
     }
 }

@@ -1,11 +1,16 @@
 //! Eviction policies.
 //!
 //! A [`Policy`] decides which resident object leaves a tier when the tier is over its byte
-//! budget. The tier owns the objects and their byte accounting; the policy owns only ordering
-//! state. Each resident object carries a small access counter ([`AccessCounter`]) that the hit path
-//! bumps without any lock; CLOCK-family policies such as S3-FIFO read it only when they evict.
-//! Policies that need an ordered update on every hit (LRU) say so with [`Policy::touch_on_hit`],
-//! and the tier then calls [`Policy::touch`] under the policy lock.
+//! budget. The tier owns the objects, their sizes and their byte accounting; the policy owns its
+//! ordering state. To keep per-object memory small, a policy keeps no map of its own: each
+//! resident entry in the tier carries
+//!
+//! - an access counter ([`AccessCounter`]) that the hit path bumps without any lock, and
+//! - one 32-bit word the policy owns (S3-FIFO: queue and generation; LRU: list node index),
+//!
+//! and the policy reads and writes them through [`Residents`] while it holds the tier's policy
+//! lock. Policies that need an ordered update on every hit (LRU) say so with
+//! [`Policy::touch_on_hit`], and the tier then calls [`Policy::touch`] under that lock.
 
 mod lru;
 mod s3fifo;
@@ -17,8 +22,7 @@ use crate::CacheError;
 use crate::key::ObjectKey;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// The per-object access counter the hit path bumps. Saturates at 3 (two bits of information, as
-/// in S3-FIFO).
+/// The per-object access counter the hit path bumps. Saturates at 3 (two bits, as in S3-FIFO).
 #[derive(Debug, Default)]
 pub struct AccessCounter(AtomicU8);
 
@@ -41,16 +45,29 @@ impl AccessCounter {
     }
 }
 
-/// How a policy reads and writes the access counters of resident objects while it evicts.
-pub trait Residents {
-    /// The access count of a resident object, or `None` if the tier no longer holds it.
-    fn access(&self, key: &ObjectKey) -> Option<u8>;
-    /// Overwrite the access count of a resident object (no-op if it is gone).
-    fn set_access(&self, key: &ObjectKey, value: u8);
+/// What a policy sees of one resident object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resident {
+    /// Bytes charged against the tier.
+    pub size: u64,
+    /// Access counter (0..=3).
+    pub access: u8,
+    /// The policy's own word.
+    pub word: u32,
 }
 
-/// An eviction policy for one tier. All methods except [`Policy::touch`] run on the insert /
-/// remove path under the tier's policy lock, never on the hit path.
+/// How a policy reads and writes the state of resident objects.
+pub trait Residents {
+    /// The state of a resident object, or `None` if the tier does not hold it.
+    fn get(&self, key: &ObjectKey) -> Option<Resident>;
+    /// Overwrite the access counter of a resident object (no-op if it is gone).
+    fn set_access(&self, key: &ObjectKey, value: u8);
+    /// Overwrite the policy word of a resident object (no-op if it is gone).
+    fn set_word(&self, key: &ObjectKey, word: u32);
+}
+
+/// An eviction policy for one tier. All methods run under the tier's policy lock; only the
+/// access counter is touched on the hit path.
 pub trait Policy: Send {
     /// Short name for logs and metrics (`"s3fifo"`, `"lru"`).
     fn name(&self) -> &'static str;
@@ -62,16 +79,19 @@ pub trait Policy: Send {
     }
 
     /// Record a hit in the policy's own ordering (only called when `touch_on_hit` is true).
-    fn touch(&mut self, _key: &ObjectKey) {}
+    /// `word` is the object's policy word.
+    fn touch(&mut self, _key: &ObjectKey, _word: u32) {}
 
-    /// A new object of `size` bytes became resident. The key is not resident before this call.
+    /// A new object of `size` bytes became resident. Its entry already exists in the tier (with
+    /// word 0 and access 0); the policy sets the word through `residents`.
     fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents);
 
-    /// An object left the tier for a reason other than eviction (purge, replacement, corruption).
-    fn remove(&mut self, key: &ObjectKey);
+    /// An object left the tier for a reason other than eviction (purge, replacement,
+    /// corruption). `size` and `word` are what its entry held.
+    fn remove(&mut self, key: &ObjectKey, size: u64, word: u32);
 
-    /// Choose the next object to evict and forget it. `None` when the policy tracks nothing.
-    /// The tier calls this until it is back under budget.
+    /// Choose the next object to evict and forget it; the tier then removes its entry. `None`
+    /// when the policy tracks nothing. The tier calls this until it is back under budget.
     fn evict(&mut self, residents: &dyn Residents) -> Option<ObjectKey>;
 
     /// Number of objects tracked.
@@ -96,18 +116,28 @@ pub fn by_name(name: &str, capacity: u64) -> Result<Box<dyn Policy>, CacheError>
 pub(crate) mod testing {
     use super::*;
     use crate::key::KeyMap;
+    use std::cell::Cell;
 
     /// A resident set for driving policies in unit tests and simulations.
     #[derive(Default)]
-    pub struct Map(pub KeyMap<(u64, AccessCounter)>);
+    pub struct Map(pub KeyMap<(u64, Cell<u8>, Cell<u32>)>);
 
     impl Residents for Map {
-        fn access(&self, key: &ObjectKey) -> Option<u8> {
-            self.0.get(key).map(|(_, c)| c.get())
+        fn get(&self, key: &ObjectKey) -> Option<Resident> {
+            self.0.get(key).map(|(size, a, w)| Resident {
+                size: *size,
+                access: a.get(),
+                word: w.get(),
+            })
         }
         fn set_access(&self, key: &ObjectKey, value: u8) {
-            if let Some((_, c)) = self.0.get(key) {
-                c.set(value);
+            if let Some((_, a, _)) = self.0.get(key) {
+                a.set(value);
+            }
+        }
+        fn set_word(&self, key: &ObjectKey, word: u32) {
+            if let Some((_, _, w)) = self.0.get(key) {
+                w.set(word);
             }
         }
     }
@@ -119,10 +149,10 @@ pub(crate) mod testing {
         let mut misses = 0;
         for &(id, size) in reqs {
             let key = ObjectKey::from_u64(id);
-            if let Some((_, c)) = map.0.get(&key) {
-                c.bump();
+            if let Some((_, a, w)) = map.0.get(&key) {
+                a.set((a.get() + 1).min(3));
                 if policy.touch_on_hit() {
-                    policy.touch(&key);
+                    policy.touch(&key, w.get());
                 }
                 continue;
             }
@@ -130,14 +160,14 @@ pub(crate) mod testing {
             if size > capacity {
                 continue;
             }
-            map.0.insert(key, (size, AccessCounter::default()));
+            map.0.insert(key, (size, Cell::new(0), Cell::new(0)));
             used += size;
             policy.insert(key, size, &map);
             while used > capacity {
                 let Some(victim) = policy.evict(&map) else {
                     break;
                 };
-                if let Some((s, _)) = map.0.remove(&victim) {
+                if let Some((s, _, _)) = map.0.remove(&victim) {
                     used -= s;
                 }
             }

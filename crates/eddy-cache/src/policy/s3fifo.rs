@@ -1,58 +1,59 @@
 //! S3-FIFO (Yang et al., SOSP 2023): a small probationary FIFO, a main FIFO with reinsertion, and
 //! a ghost FIFO of recently evicted keys. One-hit wonders leave through the small queue without
 //! disturbing the main queue; hits only bump a counter, so the hit path is lock-free.
+//!
+//! Memory per object: one queue entry (key + generation, 20 bytes) plus the policy word in the
+//! tier's entry; the ghost keeps 4-byte fingerprints. No map of its own.
 
 use super::{Policy, Residents};
-use crate::key::{KeyMap, ObjectKey};
-use std::collections::VecDeque;
+use crate::key::ObjectKey;
+use std::collections::{HashMap, VecDeque};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Queue {
-    Small,
-    Main,
-}
+/// Word layout: bit 31 = in main queue, bits 0..31 = generation (never 0 for a tracked object).
+const MAIN: u32 = 1 << 31;
+const GEN_MASK: u32 = MAIN - 1;
 
-#[derive(Clone, Copy)]
-struct Slot {
-    size: u64,
-    queue: Queue,
-    generation: u32,
-}
-
-/// S3-FIFO eviction. Small queue target: 10 % of the tier's bytes.
+/// S3-FIFO eviction. Small queue target: 10 % of the tier's bytes; ghost: as many fingerprints as
+/// the main queue holds objects.
 pub struct S3Fifo {
-    slots: KeyMap<Slot>,
     small: VecDeque<(ObjectKey, u32)>,
     main: VecDeque<(ObjectKey, u32)>,
     small_bytes: u64,
     main_bytes: u64,
     small_target: u64,
-    ghost: VecDeque<ObjectKey>,
-    ghost_set: KeyMap<u32>,
+    tracked: usize,
+    main_count: usize,
+    ghost: VecDeque<u32>,
+    ghost_set: HashMap<u32, u16>,
     next_generation: u32,
+}
+
+fn fingerprint(key: &ObjectKey) -> u32 {
+    u32::from_le_bytes([key.0[12], key.0[13], key.0[14], key.0[15]])
 }
 
 impl S3Fifo {
     /// A policy for a tier of `capacity` bytes.
     pub fn new(capacity: u64) -> Self {
         S3Fifo {
-            slots: KeyMap::default(),
             small: VecDeque::new(),
             main: VecDeque::new(),
             small_bytes: 0,
             main_bytes: 0,
             small_target: (capacity / 10).max(1),
+            tracked: 0,
+            main_count: 0,
             ghost: VecDeque::new(),
-            ghost_set: KeyMap::default(),
+            ghost_set: HashMap::default(),
             next_generation: 0,
         }
     }
 
-    fn remember_ghost(&mut self, key: ObjectKey) {
-        *self.ghost_set.entry(key).or_insert(0) += 1;
-        self.ghost.push_back(key);
-        // The ghost queue remembers about as many keys as the main queue holds objects.
-        let limit = self.slots.len().max(64);
+    fn remember_ghost(&mut self, key: &ObjectKey) {
+        let fp = fingerprint(key);
+        *self.ghost_set.entry(fp).or_insert(0) += 1;
+        self.ghost.push_back(fp);
+        let limit = self.main_count.max(64);
         while self.ghost.len() > limit {
             if let Some(old) = self.ghost.pop_front()
                 && let Some(n) = self.ghost_set.get_mut(&old)
@@ -65,29 +66,28 @@ impl S3Fifo {
         }
     }
 
-    fn live(&self, key: &ObjectKey, generation: u32, queue: Queue) -> Option<Slot> {
-        self.slots
-            .get(key)
-            .copied()
-            .filter(|s| s.generation == generation && s.queue == queue)
+    fn generation(&mut self) -> u32 {
+        self.next_generation = (self.next_generation % GEN_MASK) + 1;
+        self.next_generation
     }
 
     fn evict_main(&mut self, residents: &dyn Residents) -> Option<ObjectKey> {
         // Each pass over the main queue decrements counters, so this terminates.
         while let Some((key, generation)) = self.main.pop_front() {
-            let Some(slot) = self.live(&key, generation, Queue::Main) else {
+            let Some(r) = residents.get(&key) else {
                 continue;
             };
-            match residents.access(&key) {
-                Some(c) if c > 0 => {
-                    residents.set_access(&key, c - 1);
-                    self.main.push_back((key, generation));
-                }
-                _ => {
-                    self.slots.remove(&key);
-                    self.main_bytes -= slot.size;
-                    return Some(key);
-                }
+            if r.word != MAIN | generation {
+                continue; // replaced or moved since this entry was queued
+            }
+            if r.access > 0 {
+                residents.set_access(&key, r.access - 1);
+                self.main.push_back((key, generation));
+            } else {
+                self.main_bytes -= r.size;
+                self.main_count -= 1;
+                self.tracked -= 1;
+                return Some(key);
             }
         }
         None
@@ -95,25 +95,24 @@ impl S3Fifo {
 
     fn evict_small(&mut self, residents: &dyn Residents) -> Option<ObjectKey> {
         while let Some((key, generation)) = self.small.pop_front() {
-            let Some(slot) = self.live(&key, generation, Queue::Small) else {
+            let Some(r) = residents.get(&key) else {
                 continue;
             };
-            self.small_bytes -= slot.size;
-            match residents.access(&key) {
-                Some(c) if c > 0 => {
-                    // Accessed while on probation: promote to main.
-                    residents.set_access(&key, 0);
-                    if let Some(s) = self.slots.get_mut(&key) {
-                        s.queue = Queue::Main;
-                    }
-                    self.main_bytes += slot.size;
-                    self.main.push_back((key, generation));
-                }
-                _ => {
-                    self.slots.remove(&key);
-                    self.remember_ghost(key);
-                    return Some(key);
-                }
+            if r.word != generation {
+                continue;
+            }
+            self.small_bytes -= r.size;
+            if r.access > 0 {
+                // Accessed while on probation: promote to main.
+                residents.set_access(&key, 0);
+                residents.set_word(&key, MAIN | generation);
+                self.main_bytes += r.size;
+                self.main_count += 1;
+                self.main.push_back((key, generation));
+            } else {
+                self.tracked -= 1;
+                self.remember_ghost(&key);
+                return Some(key);
             }
         }
         None
@@ -125,53 +124,39 @@ impl Policy for S3Fifo {
         "s3fifo"
     }
 
-    fn insert(&mut self, key: ObjectKey, size: u64, _residents: &dyn Residents) {
-        if let Some(old) = self.slots.remove(&key) {
-            match old.queue {
-                Queue::Small => self.small_bytes -= old.size,
-                Queue::Main => self.main_bytes -= old.size,
-            }
-        }
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let generation = self.next_generation;
-        let queue = if self.ghost_set.contains_key(&key) {
-            Queue::Main
+    fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents) {
+        let generation = self.generation();
+        let to_main = self.ghost_set.contains_key(&fingerprint(&key));
+        self.tracked += 1;
+        if to_main {
+            residents.set_word(&key, MAIN | generation);
+            self.main_bytes += size;
+            self.main_count += 1;
+            self.main.push_back((key, generation));
         } else {
-            Queue::Small
-        };
-        self.slots.insert(
-            key,
-            Slot {
-                size,
-                queue,
-                generation,
-            },
-        );
-        match queue {
-            Queue::Small => {
-                self.small_bytes += size;
-                self.small.push_back((key, generation));
-            }
-            Queue::Main => {
-                self.main_bytes += size;
-                self.main.push_back((key, generation));
-            }
+            residents.set_word(&key, generation);
+            self.small_bytes += size;
+            self.small.push_back((key, generation));
         }
     }
 
-    fn remove(&mut self, key: &ObjectKey) {
-        if let Some(old) = self.slots.remove(key) {
-            match old.queue {
-                Queue::Small => self.small_bytes -= old.size,
-                Queue::Main => self.main_bytes -= old.size,
-            }
+    fn remove(&mut self, _key: &ObjectKey, size: u64, word: u32) {
+        if word == 0 {
+            return;
         }
-        // Queue entries are dropped lazily when they reach the head.
+        self.tracked -= 1;
+        if word & MAIN != 0 {
+            self.main_bytes -= size;
+            self.main_count -= 1;
+        } else {
+            self.small_bytes -= size;
+        }
+        // Its queue entry is dropped lazily when it reaches the head (the word no longer matches).
     }
 
     fn evict(&mut self, residents: &dyn Residents) -> Option<ObjectKey> {
         loop {
-            if self.slots.is_empty() {
+            if self.tracked == 0 {
                 self.small.clear();
                 self.main.clear();
                 return None;
@@ -185,13 +170,19 @@ impl Policy for S3Fifo {
             if victim.is_some() {
                 return victim;
             }
-            // The chosen queue only held promotions or dead entries; try again (the other queue
-            // now has bytes, or the map is empty).
+            if self.small.is_empty() && self.main.is_empty() {
+                // Accounting says objects are tracked but no queue entry is live: reset.
+                self.tracked = 0;
+                self.small_bytes = 0;
+                self.main_bytes = 0;
+                self.main_count = 0;
+                return None;
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.slots.len()
+        self.tracked
     }
 }
 
