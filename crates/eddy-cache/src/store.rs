@@ -376,6 +376,11 @@ impl Cache {
         }
     }
 
+    /// Whether either tier holds `k` (index lookups only, no I/O).
+    pub fn contains(&self, k: &ObjectKey) -> bool {
+        self.resident(k)
+    }
+
     fn resident(&self, k: &ObjectKey) -> bool {
         self.memory.contains(k) || self.disk.as_ref().is_some_and(|d| d.contains(k))
     }

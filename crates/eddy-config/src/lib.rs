@@ -112,6 +112,9 @@ pub struct CacheFile {
     pub admission: Option<String>,
     /// Upper bound for heuristic freshness in seconds (default 86400).
     pub max_heuristic_ttl_s: Option<u64>,
+    /// Range requests are fetched and cached as blocks of this size, so a range of a large file
+    /// never pulls the whole file from the origin (default "4 MiB"; "0" turns slicing off).
+    pub slice_size: Option<String>,
 }
 
 /// Command-line flags that override the file.
@@ -197,6 +200,8 @@ pub struct CacheConfig {
     pub admission: String,
     /// Heuristic freshness cap.
     pub max_heuristic_ttl: Duration,
+    /// Block size for range requests; 0 = off.
+    pub slice_size: u64,
 }
 
 /// Validated disk tier settings.
@@ -516,6 +521,22 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         policy,
         admission,
         max_heuristic_ttl: Duration::from_secs(c.max_heuristic_ttl_s.unwrap_or(86_400)),
+        slice_size: match size(
+            name,
+            "cache.slice_size",
+            c.slice_size.as_deref().unwrap_or("4 MiB"),
+        )? {
+            0 => 0,
+            n if (64 << 10..=1 << 30).contains(&n) => n,
+            n => {
+                return Err(invalid(
+                    name,
+                    "cache.slice_size",
+                    &n.to_string(),
+                    "0 (off) or 64 KiB to 1 GiB",
+                ));
+            }
+        },
     };
     Ok(Config { edge, cache })
 }

@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod proxy;
+pub mod slice;
 pub mod storage;
 
 use async_trait::async_trait;

@@ -13,6 +13,7 @@
 //! - `logging`: metrics.
 
 use crate::metrics::{Metrics, Outcome, PurgeLabel};
+use crate::slice::{self, Slice};
 use crate::storage::{EddyStorage, hit_from_disk, primary_of};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -105,6 +106,10 @@ pub struct Ctx {
     outcome: Outcome,
     body_bytes: u64,
     not_modified: Option<http::HeaderMap>,
+    /// The block a range request was mapped to, and the client's original `Range`.
+    slice: Option<(Slice, http::HeaderValue)>,
+    /// The origin did not answer the block request with the block: pass through.
+    slice_passthrough: bool,
 }
 
 /// The edge proxy.
@@ -212,6 +217,100 @@ fn joined(h: &ResponseHeader, name: header::HeaderName) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
+/// Rewrite a block-relative `Content-Range` to absolute offsets in the whole object.
+fn slice_content_range(resp: &mut ResponseHeader, s: &Slice, total: u64) -> Result<()> {
+    match resp.status.as_u16() {
+        206 => {
+            let cr = resp
+                .headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(slice::parse_content_range);
+            if let Some((x, y, _)) = cr {
+                resp.insert_header(
+                    header::CONTENT_RANGE,
+                    format!("bytes {}-{}/{total}", s.block_start + x, s.block_start + y),
+                )?;
+            }
+        }
+        416 => resp.insert_header(header::CONTENT_RANGE, format!("bytes */{total}"))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+impl EdgeProxy {
+    /// Map a single-range GET to a block when slicing is on and the object is not cached whole.
+    fn plan_slice(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let size = self.state.config.cache.slice_size;
+        if size == 0 || session.req_header().headers.contains_key(header::IF_RANGE) {
+            return Ok(());
+        }
+        let Some(range) = session.req_header().headers.get(header::RANGE).cloned() else {
+            return Ok(());
+        };
+        let Some(parsed) = range.to_str().ok().and_then(slice::parse_single_range) else {
+            return Ok(());
+        };
+        let url = url_key(session.req_header());
+        if self.state.storage.cache().contains(&primary_of(&url)) {
+            return Ok(()); // cached whole: serve the range from it
+        }
+        if let Some((s, relative)) = slice::plan(parsed, size) {
+            session
+                .req_header_mut()
+                .insert_header(header::RANGE, relative)?;
+            ctx.slice = Some((s, range));
+        }
+        Ok(())
+    }
+
+    /// Turn the origin's answer to a block request into a cacheable block, or give up slicing
+    /// for this request when the origin did not send the block.
+    fn block_response(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+        s: Slice,
+        original: http::HeaderValue,
+    ) -> Result<()> {
+        let size = self.state.config.cache.slice_size;
+        let content_range = resp
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(slice::parse_content_range);
+        let content_length = resp
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match (resp.status.as_u16(), content_range) {
+            (206, Some((x, y, total))) if x == s.block_start && y <= s.block_end => {
+                resp.set_status(200)?;
+                resp.remove_header(&header::CONTENT_RANGE);
+                resp.insert_header(header::CONTENT_LENGTH, y - x + 1)?;
+                resp.insert_header(slice::TOTAL_HEADER, total)?;
+            }
+            // An origin that ignores Range on a small object sent block 0: the whole object.
+            (200, _) if s.index == 0 && content_length.is_some_and(|l| l <= size) => {
+                let total = content_length.unwrap_or(0);
+                resp.insert_header(slice::TOTAL_HEADER, total)?;
+            }
+            (304, _) => {}
+            _ => {
+                // Not a block: serve it as the origin sent it, against the client's own Range.
+                ctx.slice_passthrough = true;
+                session
+                    .req_header_mut()
+                    .insert_header(header::RANGE, original)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// RFC 9111 §3.2: a 304's fields replace the stored ones, except framing and connection fields.
 fn merge_not_modified(stored: &ResponseHeader, fresh: &http::HeaderMap) -> Result<ResponseHeader> {
     let mut out = stored.clone();
@@ -263,6 +362,8 @@ impl ProxyHttp for EdgeProxy {
             outcome: Outcome::Pass,
             body_bytes: 0,
             not_modified: None,
+            slice: None,
+            slice_passthrough: false,
         }
     }
 
@@ -340,6 +441,9 @@ impl ProxyHttp for EdgeProxy {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
+        if method == Method::GET {
+            self.plan_slice(session, ctx)?;
+        }
         Ok(false)
     }
 
@@ -363,8 +467,27 @@ impl ProxyHttp for EdgeProxy {
         Ok(())
     }
 
-    fn cache_key_callback(&self, session: &Session, _ctx: &mut Ctx) -> Result<CacheKey> {
-        Ok(CacheKey::new(url_key(session.req_header()), ""))
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        let url = url_key(session.req_header());
+        Ok(match &ctx.slice {
+            Some((s, _)) => CacheKey::new(url + &slice::key_suffix(s.index), ""),
+            None => CacheKey::new(url, ""),
+        })
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some((s, _)) = &ctx.slice {
+            upstream.insert_header(
+                header::RANGE,
+                format!("bytes={}-{}", s.block_start, s.block_end),
+            )?;
+        }
+        Ok(())
     }
 
     async fn cache_hit_filter(
@@ -392,6 +515,9 @@ impl ProxyHttp for EdgeProxy {
             // response_cache_filter can apply RFC 9111 §3.2 in full.
             ctx.not_modified = Some(resp.headers.clone());
         }
+        if let Some((s, original)) = ctx.slice.clone() {
+            self.block_response(session, resp, ctx, s, original)?;
+        }
         Ok(())
     }
 
@@ -401,6 +527,11 @@ impl ProxyHttp for EdgeProxy {
         resp: &ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<RespCacheable> {
+        if ctx.slice_passthrough {
+            let reason = "origin did not send the range block";
+            ctx.no_store_reason = Some(reason);
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)));
+        }
         let merged;
         let resp = match ctx.not_modified.take() {
             Some(fresh) => {
@@ -536,6 +667,12 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         // RFC 9213: the Eddy-targeted field is for us only.
         resp.remove_header("eddy-cdn-cache-control");
+        let total = resp
+            .remove_header(slice::TOTAL_HEADER)
+            .and_then(|v| v.to_str().ok().and_then(|t| t.parse::<u64>().ok()));
+        if let (Some((s, _)), Some(total), false) = (&ctx.slice, total, ctx.slice_passthrough) {
+            slice_content_range(resp, s, total)?;
+        }
         let phase = session.cache.phase();
         let ttl = session.cache.maybe_cache_meta().map_or(0, ttl_secs);
         let status = resp.status.as_u16();

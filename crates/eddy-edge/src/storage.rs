@@ -171,7 +171,8 @@ fn decode_meta(b: &Bytes) -> Result<CacheMeta> {
 /// Purge tags from the response: URL is the cache key's primary string; surrogate keys come from
 /// the origin's `Surrogate-Key` header (space-separated).
 fn tags_for(key: &CacheKey, meta: &CacheMeta) -> Tags {
-    let url = key.primary_key_str().unwrap_or("");
+    // A range block is tagged with its object's URL, so purging the URL reaches its blocks.
+    let url = crate::slice::strip_suffix(key.primary_key_str().unwrap_or(""));
     let keys: Vec<String> = meta
         .headers()
         .get_all("surrogate-key")
@@ -183,7 +184,7 @@ fn tags_for(key: &CacheKey, meta: &CacheMeta) -> Tags {
                 .collect::<Vec<_>>()
         })
         .collect();
-    Tags::new(url, ObjectKey(key.primary_bin()), keys)
+    Tags::new(url, primary_of(url), keys)
 }
 
 /// The primary key of a URL as the edge builds cache keys (`host/path?query`): purge by URL
@@ -252,6 +253,9 @@ fn partial_hit(fill: &Arc<Fill>) -> Result<Option<(CacheMeta, HitHandler)>> {
         fill: fill.clone(),
         progress: fill.progress.subscribe(),
         next: 0,
+        pos: 0,
+        start: 0,
+        end: None,
     };
     Ok(Some((meta, Box::new(hit))))
 }
@@ -481,11 +485,17 @@ impl HandleHit for CompleteHit {
     }
 }
 
-/// A hit on an in-flight fill: streams chunks as the origin delivers them.
+/// A hit on an in-flight fill: streams chunks as the origin delivers them. Seekable: a range
+/// request that coalesced onto a fill gets its range as the bytes arrive.
 struct PartialHit {
     fill: Arc<Fill>,
     progress: watch::Receiver<Progress>,
+    /// Next chunk to read, and the body offset it starts at.
     next: usize,
+    pos: usize,
+    /// The byte window to return: `start..end` (`end` exclusive, `None` = to the end).
+    start: usize,
+    end: Option<usize>,
 }
 
 #[async_trait]
@@ -504,8 +514,20 @@ impl HandleHit for PartialHit {
             };
             if self.next < available {
                 let chunk = self.fill.chunks.read()[self.next].clone();
+                let chunk_start = self.pos;
+                self.pos += chunk.len();
                 self.next += 1;
-                return Ok(Some(chunk));
+                if self.end.is_some_and(|e| chunk_start >= e) {
+                    return Ok(None);
+                }
+                let lo = self.start.saturating_sub(chunk_start).min(chunk.len());
+                let hi = self
+                    .end
+                    .map_or(chunk.len(), |e| (e - chunk_start).min(chunk.len()));
+                if lo >= hi {
+                    continue;
+                }
+                return Ok(Some(chunk.slice(lo..hi)));
             }
             if matches!(p, Progress::Done(_)) {
                 return Ok(None);
@@ -531,6 +553,20 @@ impl HandleHit for PartialHit {
 
     fn should_count_access(&self) -> bool {
         false
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        // Chunks stay in the fill, so a seek (also backwards, for multipart) re-reads from the
+        // first chunk and skips to `start`.
+        self.next = 0;
+        self.pos = 0;
+        self.start = start;
+        self.end = end;
+        Ok(())
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync) {

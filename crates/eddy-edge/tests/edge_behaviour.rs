@@ -121,15 +121,12 @@ fn ranges_from_cache() {
     let body: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     let b2 = body.clone();
     let rig = start(move |_req: &Seen| Reply::ok(b2.clone()).header("cache-control", "max-age=60"));
-    // Range on a miss: the edge fetches the whole object once and answers the range.
+    // Once an object is cached whole, ranges are cut from it (no slicing, no origin request).
+    assert_eq!(rig.get("/r").x_cache(), "MISS");
     let r = rig.get_h("/r", &[("range", "bytes=0-99")]);
-    assert_eq!(r.status, 206);
+    assert_eq!((r.status, r.x_cache()), (206, "HIT"));
     assert_eq!(r.body, body[0..100].to_vec());
     assert_eq!(r.h("content-range"), "bytes 0-99/1000");
-    assert!(
-        rig.origin.seen()[0].header("range").is_none(),
-        "origin asked for the whole object"
-    );
     let r = rig.get_h("/r", &[("range", "bytes=-10")]);
     assert_eq!((r.status, r.x_cache()), (206, "HIT"));
     assert_eq!(r.body, body[990..].to_vec());
@@ -397,4 +394,101 @@ fn metrics_count_outcomes() {
     }
     let h = rig.send(rig.client.get(rig.admin_url("/healthz")));
     assert_eq!(h.status, 200);
+}
+
+/// An origin that honours single ranges, like a real file server.
+fn ranged(body: Arc<Vec<u8>>) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |req: &Seen| {
+        let len = body.len() as u64;
+        let r = req
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok())));
+        match r {
+            Some((a, _)) if a >= len => {
+                Reply::status(416).header("content-range", format!("bytes */{len}"))
+            }
+            Some((a, b)) => {
+                let b = b.unwrap_or(len - 1).min(len - 1);
+                Reply::status(206)
+                    .body(body[a as usize..=b as usize].to_vec())
+                    .header("content-range", format!("bytes {a}-{b}/{len}"))
+                    .header("cache-control", "max-age=600")
+                    .header("etag", "\"big\"")
+            }
+            None => Reply::ok(body.as_ref().clone())
+                .header("cache-control", "max-age=600")
+                .header("etag", "\"big\""),
+        }
+    }
+}
+
+#[test]
+fn ranges_of_a_large_file_fetch_only_their_block() {
+    let body: Arc<Vec<u8>> = Arc::new((0..10u32 << 20).map(|i| (i % 253) as u8).collect());
+    let total = body.len();
+    let rig = start_with(
+        ranged(body.clone()),
+        |_| {},
+        "[cache]\nslice_size = \"1 MiB\"\n",
+    );
+    let r = rig.get_h("/movie.mp4", &[("range", "bytes=5000000-5000099")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        r.h("content-range"),
+        format!("bytes 5000000-5000099/{total}")
+    );
+    assert_eq!(r.body, body[5_000_000..5_000_100].to_vec());
+    assert!(!r.headers.contains_key("eddy-slice-total"));
+    let seen = rig.origin.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].header("range"),
+        Some("bytes=4194304-5242879"),
+        "only block 4 was fetched"
+    );
+    // Another range in the same block: a hit.
+    let r = rig.get_h("/movie.mp4", &[("range", "bytes=4200000-4200009")]);
+
+    assert_eq!((r.status, r.x_cache()), (206, "HIT"));
+    assert_eq!(r.body, body[4_200_000..4_200_010].to_vec());
+    assert_eq!(rig.origin.total(), 1);
+    // An open range gets the rest of its block; the player asks again for more.
+    let r = rig.get_h("/movie.mp4", &[("range", "bytes=0-")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.h("content-range"), format!("bytes 0-1048575/{total}"));
+    assert_eq!(r.body.len(), 1 << 20);
+    // The last, short block.
+    let r = rig.get_h(
+        "/movie.mp4",
+        &[("range", &format!("bytes={}-", total - 10))],
+    );
+    assert_eq!(r.body, body[total - 10..].to_vec());
+    assert_eq!(
+        r.h("content-range"),
+        format!("bytes {}-{}/{total}", total - 10, total - 1)
+    );
+    assert_eq!(
+        rig.origin.total(),
+        3,
+        "three blocks fetched, never the whole file"
+    );
+    // Purging the URL removes its blocks.
+    let p = rig.req("PURGE", "/movie.mp4", &[]);
+    assert!(p.text().contains("\"purged\":3"), "{}", p.text());
+    assert_eq!(
+        rig.get_h("/movie.mp4", &[("range", "bytes=4200000-4200009")])
+            .x_cache(),
+        "MISS"
+    );
+}
+
+#[test]
+fn range_beyond_the_end_is_416_with_the_length() {
+    let body: Arc<Vec<u8>> = Arc::new(vec![7u8; 3000]);
+    let rig = start_with(ranged(body), |_| {}, "[cache]\nslice_size = \"1 MiB\"\n");
+    let r = rig.get_h("/small", &[("range", "bytes=5000-6000")]);
+    assert_eq!(r.status, 416);
+    assert_eq!(r.h("content-range"), "bytes */3000");
 }
