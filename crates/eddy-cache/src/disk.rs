@@ -351,7 +351,7 @@ impl DiskTier {
             }
             Err(source) => return Err(CacheError::Io { path, source }),
         };
-        match decode(Bytes::from(buf)) {
+        match decode_file(Bytes::from(buf)) {
             Ok(found) => Ok(Some(found)),
             Err(what) => {
                 self.remove(key);
@@ -467,7 +467,9 @@ fn parse_header(h: &[u8]) -> Result<Header, &'static str> {
     })
 }
 
-fn decode(buf: Bytes) -> Result<(Object, bool), &'static str> {
+/// Decode and verify one object file (exposed for the fuzz target): the object and its
+/// soft-purge mark, or what check failed.
+pub fn decode_file(buf: Bytes) -> Result<(Object, bool), &'static str> {
     let h = parse_header(&buf)?;
     let total = HEADER
         .checked_add(h.meta_len)
@@ -663,7 +665,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn decode_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let _ = decode(Bytes::from(data));
+            let _ = decode_file(Bytes::from(data));
         }
     }
 }

@@ -125,7 +125,8 @@ impl Reader<'_> {
     }
 }
 
-fn decode_meta(b: &Bytes) -> Result<CacheMeta> {
+/// Decode a stored head (exposed for the fuzz target).
+pub fn decode_meta(b: &Bytes) -> Result<CacheMeta> {
     let mut r = Reader { b, at: 0 };
     if r.array::<3>()? != *META_MAGIC {
         return Error::e_explain(

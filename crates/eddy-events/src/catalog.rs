@@ -1,0 +1,401 @@
+//! The event catalog (see ARCHITECTURE.md, Events): typed payloads and their `type` names.
+
+use crate::envelope::{CloudEvent, EventError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// `dev.eddy.content.updated.v1`: an origin or CMS says content changed.
+pub const CONTENT_UPDATED: &str = "dev.eddy.content.updated.v1";
+/// `dev.eddy.purge.requested.v1`: purge this on every edge.
+pub const PURGE_REQUESTED: &str = "dev.eddy.purge.requested.v1";
+/// `dev.eddy.purge.applied.v1`: an edge applied a purge.
+pub const PURGE_APPLIED: &str = "dev.eddy.purge.applied.v1";
+/// `dev.eddy.origin.health.v1`.
+pub const ORIGIN_HEALTH: &str = "dev.eddy.origin.health.v1";
+/// `dev.eddy.edge.health.v1`.
+pub const EDGE_HEALTH: &str = "dev.eddy.edge.health.v1";
+/// `dev.eddy.traffic.spike.v1`.
+pub const TRAFFIC_SPIKE: &str = "dev.eddy.traffic.spike.v1";
+/// `dev.eddy.qoe.cmcd.v1`.
+pub const QOE_CMCD: &str = "dev.eddy.qoe.cmcd.v1";
+/// `dev.eddy.interaction.v1`.
+pub const INTERACTION: &str = "dev.eddy.interaction.v1";
+/// `dev.eddy.segment.published.v1`.
+pub const SEGMENT_PUBLISHED: &str = "dev.eddy.segment.published.v1";
+
+/// What a purge reaches. JSON: `{"url": "host/path"}`, `{"prefix": "host/dir/"}` or
+/// `{"key": "surrogate-key"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeTarget {
+    /// One URL (every stored variant), as `host/path?query`.
+    Url(String),
+    /// Every URL under a prefix.
+    Prefix(String),
+    /// Every object tagged with a surrogate key.
+    Key(String),
+}
+
+impl PurgeTarget {
+    /// A stable text form, used as the ordering key.
+    pub fn as_key(&self) -> String {
+        match self {
+            PurgeTarget::Url(u) => format!("url:{u}"),
+            PurgeTarget::Prefix(p) => format!("prefix:{p}"),
+            PurgeTarget::Key(k) => format!("key:{k}"),
+        }
+    }
+}
+
+/// `dev.eddy.purge.requested.v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeRequested {
+    /// What to purge.
+    pub target: PurgeTarget,
+    /// Mark stale (revalidate) instead of removing.
+    #[serde(default)]
+    pub soft: bool,
+}
+
+/// `dev.eddy.purge.applied.v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeApplied {
+    /// The edge that applied it.
+    pub edge: String,
+    /// The `id` of the purge.requested event.
+    pub request_id: String,
+    /// Objects removed or marked stale at once.
+    pub objects: u64,
+}
+
+/// `dev.eddy.content.updated.v1`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContentUpdated {
+    /// Changed URLs (`host/path` or `http://host/path`).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Changed surrogate keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Changed URL prefixes.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Revalidate rather than remove.
+    #[serde(default)]
+    pub soft: bool,
+    /// Fetch the new version again on the edges that had it.
+    #[serde(default)]
+    pub rewarm: bool,
+}
+
+/// `dev.eddy.origin.health.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginHealth {
+    /// Origin URL.
+    pub origin: String,
+    /// Usable or not.
+    pub healthy: bool,
+    /// Reporting edge.
+    #[serde(default)]
+    pub edge: Option<String>,
+    /// Why.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+/// `dev.eddy.edge.health.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeHealth {
+    /// Edge id.
+    pub edge: String,
+    /// Serving or not.
+    pub healthy: bool,
+    /// Load, 0..1.
+    #[serde(default)]
+    pub load: Option<f64>,
+}
+
+/// `dev.eddy.traffic.spike.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSpike {
+    /// Reporting edge.
+    pub edge: String,
+    /// Object URL or host.
+    pub key: String,
+    /// Requests/s now.
+    pub rate: f64,
+    /// Baseline requests/s.
+    pub baseline: f64,
+}
+
+/// `dev.eddy.qoe.cmcd.v1`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QoeCmcd {
+    /// CMCD session id (`sid`).
+    pub session: String,
+    /// Buffer length, ms (`bl`).
+    #[serde(default)]
+    pub buffer_ms: Option<u64>,
+    /// Measured throughput, kbit/s (`mtp`).
+    #[serde(default)]
+    pub throughput_kbps: Option<u64>,
+    /// Encoded bitrate, kbit/s (`br`).
+    #[serde(default)]
+    pub bitrate_kbps: Option<u64>,
+    /// Buffer starvation seen (`bs`).
+    #[serde(default)]
+    pub stalled: bool,
+    /// Requested object.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `dev.eddy.interaction.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// User or session.
+    pub user: String,
+    /// Content item.
+    pub item: String,
+    /// play, seek, pause, like ...
+    pub action: String,
+}
+
+/// `dev.eddy.segment.published.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentPublished {
+    /// Stream id.
+    pub stream: String,
+    /// Segment or part URI.
+    pub uri: String,
+    /// Media sequence number.
+    pub msn: u64,
+    /// LL-HLS part index, if a part.
+    #[serde(default)]
+    pub part: Option<u64>,
+}
+
+/// A decoded event of the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Content changed.
+    ContentUpdated(ContentUpdated),
+    /// Purge command.
+    PurgeRequested(PurgeRequested),
+    /// Purge applied by an edge.
+    PurgeApplied(PurgeApplied),
+    /// Origin health.
+    OriginHealth(OriginHealth),
+    /// Edge health.
+    EdgeHealth(EdgeHealth),
+    /// Traffic spike.
+    TrafficSpike(TrafficSpike),
+    /// Player telemetry.
+    QoeCmcd(QoeCmcd),
+    /// User interaction.
+    Interaction(Interaction),
+    /// LL-HLS segment or part published.
+    SegmentPublished(SegmentPublished),
+    /// A type this build does not know: skipped by consumers, never an error.
+    Unknown {
+        /// Its `type`.
+        ty: String,
+    },
+}
+
+fn data<T: DeserializeOwned>(ev: &CloudEvent) -> Result<T, EventError> {
+    let v = ev.data.clone().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(v).map_err(|e| EventError::BadData {
+        ty: ev.ty.clone(),
+        reason: e.to_string(),
+    })
+}
+
+impl Event {
+    /// Decode the payload of a checked envelope. Unknown types become [`Event::Unknown`]; a
+    /// known type with malformed data is an error (dead-letter it).
+    pub fn from_cloud(ev: &CloudEvent) -> Result<Event, EventError> {
+        Ok(match ev.ty.as_str() {
+            CONTENT_UPDATED => Event::ContentUpdated(data(ev)?),
+            PURGE_REQUESTED => Event::PurgeRequested(data(ev)?),
+            PURGE_APPLIED => Event::PurgeApplied(data(ev)?),
+            ORIGIN_HEALTH => Event::OriginHealth(data(ev)?),
+            EDGE_HEALTH => Event::EdgeHealth(data(ev)?),
+            TRAFFIC_SPIKE => Event::TrafficSpike(data(ev)?),
+            QOE_CMCD => Event::QoeCmcd(data(ev)?),
+            INTERACTION => Event::Interaction(data(ev)?),
+            SEGMENT_PUBLISHED => Event::SegmentPublished(data(ev)?),
+            other => Event::Unknown {
+                ty: other.to_string(),
+            },
+        })
+    }
+
+    /// Decode bytes all the way: envelope, then payload.
+    pub fn decode(bytes: &[u8]) -> Result<(CloudEvent, Event), EventError> {
+        let ev = CloudEvent::decode(bytes)?;
+        let typed = Event::from_cloud(&ev)?;
+        Ok((ev, typed))
+    }
+
+    /// The CloudEvents `type`.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Event::ContentUpdated(_) => CONTENT_UPDATED,
+            Event::PurgeRequested(_) => PURGE_REQUESTED,
+            Event::PurgeApplied(_) => PURGE_APPLIED,
+            Event::OriginHealth(_) => ORIGIN_HEALTH,
+            Event::EdgeHealth(_) => EDGE_HEALTH,
+            Event::TrafficSpike(_) => TRAFFIC_SPIKE,
+            Event::QoeCmcd(_) => QOE_CMCD,
+            Event::Interaction(_) => INTERACTION,
+            Event::SegmentPublished(_) => SEGMENT_PUBLISHED,
+            Event::Unknown { ty } => ty,
+        }
+    }
+
+    /// The ordering key: events with the same key are delivered in order.
+    pub fn key(&self) -> String {
+        match self {
+            Event::ContentUpdated(c) => c
+                .urls
+                .first()
+                .or(c.keys.first())
+                .or(c.prefixes.first())
+                .cloned()
+                .unwrap_or_default(),
+            Event::PurgeRequested(p) => p.target.as_key(),
+            Event::PurgeApplied(a) => a.edge.clone(),
+            Event::OriginHealth(h) => h.origin.clone(),
+            Event::EdgeHealth(h) => h.edge.clone(),
+            Event::TrafficSpike(s) => s.key.clone(),
+            Event::QoeCmcd(q) => q.session.clone(),
+            Event::Interaction(i) => i.user.clone(),
+            Event::SegmentPublished(s) => s.stream.clone(),
+            Event::Unknown { .. } => String::new(),
+        }
+    }
+
+    fn payload(&self) -> serde_json::Value {
+        let r = match self {
+            Event::ContentUpdated(x) => serde_json::to_value(x),
+            Event::PurgeRequested(x) => serde_json::to_value(x),
+            Event::PurgeApplied(x) => serde_json::to_value(x),
+            Event::OriginHealth(x) => serde_json::to_value(x),
+            Event::EdgeHealth(x) => serde_json::to_value(x),
+            Event::TrafficSpike(x) => serde_json::to_value(x),
+            Event::QoeCmcd(x) => serde_json::to_value(x),
+            Event::Interaction(x) => serde_json::to_value(x),
+            Event::SegmentPublished(x) => serde_json::to_value(x),
+            Event::Unknown { .. } => Ok(serde_json::Value::Null),
+        };
+        r.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Wrap in a CloudEvent with this `id` and `source`; the subject is the ordering key.
+    pub fn to_cloud(&self, id: impl Into<String>, source: impl Into<String>) -> CloudEvent {
+        let mut ev = CloudEvent::new(id, source, self.type_name(), self.payload());
+        let key = self.key();
+        if !key.is_empty() {
+            ev.subject = Some(key);
+        }
+        ev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_round_trips() -> Result<(), EventError> {
+        let events = vec![
+            Event::ContentUpdated(ContentUpdated {
+                urls: vec!["h/a".into()],
+                ..Default::default()
+            }),
+            Event::PurgeRequested(PurgeRequested {
+                target: PurgeTarget::Prefix("h/v/".into()),
+                soft: true,
+            }),
+            Event::PurgeApplied(PurgeApplied {
+                edge: "edge-1".into(),
+                request_id: "r1".into(),
+                objects: 3,
+            }),
+            Event::OriginHealth(OriginHealth {
+                origin: "http://o".into(),
+                healthy: false,
+                edge: None,
+                detail: Some("refused".into()),
+            }),
+            Event::EdgeHealth(EdgeHealth {
+                edge: "e".into(),
+                healthy: true,
+                load: Some(0.5),
+            }),
+            Event::TrafficSpike(TrafficSpike {
+                edge: "e".into(),
+                key: "h/hot".into(),
+                rate: 5000.0,
+                baseline: 10.0,
+            }),
+            Event::QoeCmcd(QoeCmcd {
+                session: "s".into(),
+                buffer_ms: Some(1200),
+                ..Default::default()
+            }),
+            Event::Interaction(Interaction {
+                user: "u".into(),
+                item: "i".into(),
+                action: "play".into(),
+            }),
+            Event::SegmentPublished(SegmentPublished {
+                stream: "live".into(),
+                uri: "seg1.m4s".into(),
+                msn: 1,
+                part: Some(2),
+            }),
+        ];
+        for (i, e) in events.into_iter().enumerate() {
+            let ce = e.to_cloud(format!("id-{i}"), "/eddy/test");
+            let (back_ce, back) = Event::decode(&ce.encode())?;
+            assert_eq!(back, e);
+            assert_eq!(back_ce.subject.as_deref().unwrap_or(""), e.key());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn purge_target_json_shape() {
+        let p = PurgeRequested {
+            target: PurgeTarget::Url("h/a".into()),
+            soft: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap_or_default(),
+            r#"{"target":{"url":"h/a"},"soft":false}"#
+        );
+    }
+
+    #[test]
+    fn unknown_types_are_not_errors_but_bad_data_is() {
+        let ce = CloudEvent::new(
+            "1",
+            "/x",
+            "com.example.other.v3",
+            serde_json::json!({"x": 1}),
+        );
+        assert_eq!(
+            Event::from_cloud(&ce),
+            Ok(Event::Unknown {
+                ty: "com.example.other.v3".into()
+            })
+        );
+        let bad = CloudEvent::new("2", "/x", PURGE_REQUESTED, serde_json::json!({"target": 5}));
+        assert!(matches!(
+            Event::from_cloud(&bad),
+            Err(EventError::BadData { .. })
+        ));
+    }
+}
