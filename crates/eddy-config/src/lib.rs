@@ -58,6 +58,21 @@ pub struct File {
     /// The cache of the edge.
     #[serde(default)]
     pub cache: CacheFile,
+    /// The event bus.
+    #[serde(default)]
+    pub bus: Option<BusFile>,
+}
+
+/// `[bus]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusFile {
+    /// `"embedded"` (the default and, in this build, the only kind).
+    pub kind: Option<String>,
+    /// Directory of the embedded log (default `./eddy-bus`).
+    pub dir: Option<PathBuf>,
+    /// When the embedded log fsyncs: `"always"`, `"never"` or an interval such as `"10ms"`.
+    pub fsync: Option<String>,
 }
 
 /// `[edge]`.
@@ -134,6 +149,8 @@ pub struct Overrides {
     pub disk_size: Option<String>,
     /// `--id`.
     pub id: Option<String>,
+    /// `--bus-dir`: use the embedded bus in this directory.
+    pub bus_dir: Option<PathBuf>,
 }
 
 /// An origin server.
@@ -154,6 +171,28 @@ pub struct Config {
     pub edge: EdgeConfig,
     /// Its cache.
     pub cache: CacheConfig,
+    /// The event bus, if configured.
+    pub bus: Option<BusConfig>,
+}
+
+/// When the embedded log fsyncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Every record.
+    Always,
+    /// Never explicitly.
+    Never,
+    /// Every interval.
+    Every(Duration),
+}
+
+/// Validated `[bus]`.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// Embedded log directory.
+    pub dir: PathBuf,
+    /// fsync policy.
+    pub fsync: Fsync,
 }
 
 /// Validated `[edge]`.
@@ -538,7 +577,54 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
             }
         },
     };
-    Ok(Config { edge, cache })
+    let bus_file = match (file.bus, &o.bus_dir) {
+        (Some(mut b), Some(dir)) => {
+            b.dir = Some(dir.clone());
+            Some(b)
+        }
+        (None, Some(dir)) => Some(BusFile {
+            dir: Some(dir.clone()),
+            ..BusFile::default()
+        }),
+        (b, None) => b,
+    };
+    let bus = match bus_file {
+        None => None,
+        Some(b) => {
+            let kind = b.kind.unwrap_or_else(|| "embedded".into());
+            if kind != "embedded" {
+                return Err(invalid(
+                    name,
+                    "bus.kind",
+                    &kind,
+                    "\"embedded\" (the Kafka, RabbitMQ and NATS backends are not in this build yet)",
+                ));
+            }
+            let fsync_text = b.fsync.unwrap_or_else(|| "10ms".into());
+            let fsync = match fsync_text.as_str() {
+                "always" => Fsync::Always,
+                "never" => Fsync::Never,
+                other => match other.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+                    Some(ms) if (1..=60_000).contains(&ms) => {
+                        Fsync::Every(Duration::from_millis(ms))
+                    }
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            "bus.fsync",
+                            other,
+                            "\"always\", \"never\" or an interval of 1 to 60000 ms such as \"10ms\"",
+                        ));
+                    }
+                },
+            };
+            Some(BusConfig {
+                dir: b.dir.unwrap_or_else(|| PathBuf::from("eddy-bus")),
+                fsync,
+            })
+        }
+    };
+    Ok(Config { edge, cache, bus })
 }
 
 #[cfg(test)]

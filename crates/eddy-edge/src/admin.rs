@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::Bytes;
+use eddy_events::{CloudEvent, Event, PurgeTarget};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -31,7 +33,9 @@ impl PurgeRequest {
     pub fn scope(&self) -> Result<Purge, &'static str> {
         match (&self.url, &self.prefix, &self.key) {
             (Some(u), None, None) if !u.is_empty() => Ok(Purge::Url(normalise_url(u))),
-            (None, Some(p), None) if !p.is_empty() => Ok(Purge::Prefix(normalise_url(p))),
+            (None, Some(p), None) if !p.is_empty() => {
+                Ok(Purge::Prefix(eddy_control::content::normalise_prefix(p)))
+            }
             (None, None, Some(k)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
                 Ok(Purge::Key(k.clone()))
             }
@@ -87,25 +91,180 @@ async fn purge(
         || ["fastly-soft-purge", "eddy-soft-purge"]
             .iter()
             .any(|h| headers.get(*h).and_then(|v| v.to_str().ok()) == Some("1"));
+    match apply_or_publish(&state, vec![(scope.clone(), soft)]).await {
+        Ok(Outcome::Published(ids)) => Json(serde_json::json!({
+            "published": true, "request_id": ids.first(), "soft": soft, "scope": format!("{scope:?}")
+        }))
+        .into_response(),
+        Ok(Outcome::Applied(n)) => {
+            Json(serde_json::json!({ "purged": n, "soft": soft, "scope": format!("{scope:?}") }))
+                .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+enum Outcome {
+    /// Published as purge.requested events (every edge applies them, this one included).
+    Published(Vec<String>),
+    /// No bus: applied to this edge's cache; objects affected.
+    Applied(usize),
+}
+
+impl From<&Purge> for PurgeTarget {
+    fn from(p: &Purge) -> PurgeTarget {
+        match p {
+            Purge::Url(u) => PurgeTarget::Url(u.clone()),
+            Purge::Prefix(p) => PurgeTarget::Prefix(p.clone()),
+            Purge::Key(k) => PurgeTarget::Key(k.clone()),
+        }
+    }
+}
+
+/// With a bus, publish each purge for every edge; without one, apply them here.
+async fn apply_or_publish(
+    state: &Arc<EdgeState>,
+    purges: Vec<(Purge, bool)>,
+) -> Result<Outcome, String> {
+    if let Some(bus) = &state.bus {
+        let source = format!("/eddy/edge/{}/admin", state.config.edge.id);
+        let mut ids = Vec::new();
+        for (p, soft) in &purges {
+            let id = eddy_control::purge::request(bus.as_ref(), &source, p.into(), *soft)
+                .await
+                .map_err(|e| format!("publishing the purge failed: {e}"))?;
+            ids.push(id);
+        }
+        return Ok(Outcome::Published(ids));
+    }
     let st = state.clone();
-    let scope2 = scope.clone();
-    let n = match tokio::task::spawn_blocking(move || st.purge(&scope2, soft)).await {
-        Ok(Ok(n)) => n,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("purge failed: {e}"),
+    match tokio::task::spawn_blocking(move || {
+        purges
+            .iter()
+            .try_fold(0usize, |n, (p, soft)| st.purge(p, *soft).map(|m| n + m))
+    })
+    .await
+    {
+        Ok(Ok(n)) => Ok(Outcome::Applied(n)),
+        Ok(Err(e)) => Err(format!("purge failed: {e}")),
+        Err(e) => Err(format!("purge task failed: {e}")),
+    }
+}
+
+/// Read a CloudEvent from an HTTP request in structured mode (`application/cloudevents+json`)
+/// or binary mode (`ce-*` headers, the body is `data`).
+fn cloud_event_from_http(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CloudEvent, (StatusCode, String)> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("application/cloudevents+json") {
+        return CloudEvent::decode(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()));
+    }
+    if ct.starts_with("application/cloudevents-batch") {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "batch mode is not supported; send one event per request".into(),
+        ));
+    }
+    // Binary mode: build the structured form from the ce-* headers.
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        if let Some(attr) = name.as_str().strip_prefix("ce-") {
+            let v = value.to_str().map_err(|_| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("header {name} is not text"),
+                )
+            })?;
+            map.insert(attr.to_string(), serde_json::Value::String(v.to_string()));
+        }
+    }
+    if map.is_empty() {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send a CloudEvent as application/cloudevents+json, or in binary mode with ce-specversion, ce-id, ce-source and ce-type headers".into(),
+        ));
+    }
+    if !body.is_empty() {
+        let data = if ct.starts_with("application/json") || ct.is_empty() {
+            serde_json::from_slice(body)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))?
+        } else {
+            serde_json::Value::String(String::from_utf8_lossy(body).into_owned())
+        };
+        map.insert("data".into(), data);
+        if !ct.is_empty() {
+            map.insert(
+                "datacontenttype".into(),
+                serde_json::Value::String(ct.to_string()),
             );
         }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("purge task failed: {e}"),
-            );
-        }
+    }
+    let bytes = serde_json::to_vec(&serde_json::Value::Object(map)).unwrap_or_default();
+    CloudEvent::decode(&bytes).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+/// `POST /events`: content-update ingest from an origin or CMS.
+async fn events(
+    State(state): State<Arc<EdgeState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let cloud = match cloud_event_from_http(&headers, &body) {
+        Ok(c) => c,
+        Err((status, msg)) => return error(status, &msg),
     };
-    Json(serde_json::json!({ "purged": n, "soft": soft, "scope": format!("{scope:?}") }))
-        .into_response()
+    let purges: Vec<(Purge, bool)> = match Event::from_cloud(&cloud) {
+        Ok(Event::ContentUpdated(c)) => eddy_control::content::purges_for(&c)
+            .iter()
+            .map(|p| (Purge::from(&p.target), p.soft))
+            .collect(),
+        Ok(Event::PurgeRequested(p)) => vec![(Purge::from(&p.target), p.soft)],
+        Ok(other) => {
+            return (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"accepted": cloud.id, "ignored": other.type_name()})),
+            )
+                .into_response();
+        }
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    };
+    if let Some(bus) = &state.bus {
+        let ev = Bytes::from(cloud.encode());
+        if let Err(e) = bus
+            .publish(
+                eddy_control::CONTENT_TOPIC,
+                cloud.subject.as_deref().unwrap_or(""),
+                ev,
+            )
+            .await
+        {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("publishing the event failed: {e}"),
+            );
+        }
+    }
+    let n = purges.len();
+    match apply_or_publish(&state, purges).await {
+        Ok(Outcome::Published(ids)) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"accepted": cloud.id, "purges": n, "published": ids})),
+        )
+            .into_response(),
+        Ok(Outcome::Applied(objects)) => {
+            Json(serde_json::json!({"accepted": cloud.id, "purges": n, "purged": objects}))
+                .into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
 }
 
 async fn metrics(State(state): State<Arc<EdgeState>>) -> Response {
@@ -142,6 +301,7 @@ async fn stats(State(state): State<Arc<EdgeState>>, headers: HeaderMap) -> Respo
 pub fn router(state: Arc<EdgeState>) -> Router {
     Router::new()
         .route("/purge", post(purge))
+        .route("/events", post(events))
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -16,6 +16,7 @@
 //! [`Edge::stop`] shuts both down and waits.
 
 pub mod admin;
+pub mod control;
 pub mod metrics;
 pub mod proxy;
 pub mod slice;
@@ -57,6 +58,12 @@ pub enum EdgeError {
     /// A thread or runtime could not be created.
     #[error("could not start {0}: {1}")]
     Runtime(&'static str, std::io::Error),
+    /// Catching up on purges published while the edge was down failed; it does not serve
+    /// possibly purged content.
+    #[error(
+        "catching up on purges from the event bus failed: {0}; the edge did not start so it never serves purged content"
+    )]
+    CatchUp(eddy_control::ControlError),
 }
 
 struct WatchSignal(watch::Receiver<bool>);
@@ -79,8 +86,17 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Open the cache, bind the listeners and start serving.
+    /// Open the cache, bind the listeners and start serving, without an event bus.
     pub fn start(config: Config) -> Result<Edge, EdgeError> {
+        Edge::start_with_bus(config, None)
+    }
+
+    /// Open the cache, apply every purge published on `bus` since this edge last ran, then bind
+    /// the listeners, start serving and follow new purges.
+    pub fn start_with_bus(
+        config: Config,
+        bus: Option<Arc<dyn eddy_bus::Bus>>,
+    ) -> Result<Edge, EdgeError> {
         let c = &config.cache;
         let cache = Cache::open(&CacheOptions {
             memory_bytes: c.memory_bytes,
@@ -129,8 +145,29 @@ impl Edge {
             lock,
             metrics: Arc::new(metrics::Metrics::new()),
             limits,
+            bus: bus.clone(),
         });
         let (shutdown, rx) = watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| EdgeError::Runtime("admin runtime", e))?;
+        // Catch up before the proxy listens: no purged object is served after a restart.
+        let follower = match &bus {
+            Some(bus) => {
+                let handle: Arc<dyn eddy_control::EdgeControl> =
+                    Arc::new(control::EdgeHandle(state.clone()));
+                let mut f = rt
+                    .block_on(eddy_control::purge::PurgeFollower::start(
+                        bus.clone(),
+                        handle,
+                    ))
+                    .map_err(EdgeError::CatchUp)?;
+                rt.block_on(f.catch_up()).map_err(EdgeError::CatchUp)?;
+                Some(f)
+            }
+            None => None,
+        };
 
         let conf = ServerConf {
             threads: state.config.edge.threads,
@@ -171,14 +208,14 @@ impl Edge {
         admin_listener
             .set_nonblocking(true)
             .map_err(|e| EdgeError::Runtime("admin", e))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| EdgeError::Runtime("admin runtime", e))?;
+        let follower_rx = admin_rx.clone();
         let admin_thread = std::thread::Builder::new()
             .name("eddy-admin".into())
             .spawn(move || {
                 rt.block_on(async move {
+                    if let Some(f) = follower {
+                        tokio::spawn(f.run(follower_rx));
+                    }
                     let Ok(l) = tokio::net::TcpListener::from_std(admin_listener) else {
                         tracing::error!("admin listener could not be registered");
                         return;

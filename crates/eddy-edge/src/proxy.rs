@@ -47,6 +47,8 @@ pub struct EdgeState {
     pub metrics: Arc<Metrics>,
     /// RFC 9111 limits.
     pub limits: Limits,
+    /// The event bus, when the edge is part of a deployment.
+    pub bus: Option<Arc<dyn eddy_bus::Bus>>,
 }
 
 /// What an operator (or, later, the event bus) asks an edge to purge.
@@ -145,17 +147,7 @@ pub fn url_key(req: &RequestHeader) -> String {
 
 /// Normalise a purge target the way [`url_key`] builds keys: `http://Host:80/p` → `host/p`.
 pub fn normalise_url(u: &str) -> String {
-    let rest = u
-        .strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"))
-        .unwrap_or(u);
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host = host.to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host).to_string();
-    format!("{host}{path}")
+    eddy_control::content::normalise(u)
 }
 
 /// Checks pingora's parser is lenient about (it repairs them) but a CDN must refuse: both

@@ -7,6 +7,10 @@
 //! Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
 
 mod demo;
+mod purge;
+
+use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
+use std::sync::Arc;
 
 // The request path allocates small, short-lived objects on every request; mimalloc's
 // thread-local free lists took glibc malloc's ~12 % of a 1 KiB hit profile down (bench/RESULTS.md).
@@ -39,6 +43,8 @@ enum Cmd {
     Up(UpArgs),
     /// Run an edge cache node.
     Edge(EdgeArgs),
+    /// Purge through an edge's admin API (published to every edge when it runs with a bus).
+    Purge(purge::PurgeArgs),
     /// Run only the demo origin (for benches and experiments).
     Origin {
         /// Address to listen on.
@@ -95,6 +101,9 @@ struct EdgeArgs {
     /// Node id.
     #[arg(long)]
     id: Option<String>,
+    /// Use the embedded event bus in this directory (purges fan out, catch-up on restart).
+    #[arg(long)]
+    bus_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +130,7 @@ fn main() -> ExitCode {
                 memory_size: a.memory_size,
                 disk_size: a.disk_size,
                 id: a.id,
+                bus_dir: a.bus_dir,
             };
             match eddy_config::load(a.config.as_deref(), &overrides) {
                 Ok(c) => edge(c),
@@ -131,6 +141,7 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Origin { listen } => origin_only(&listen),
+        Cmd::Purge(a) => purge::run(a),
         Cmd::Check { config } => match eddy_config::load(Some(&config), &Overrides::default()) {
             Ok(c) => {
                 println!(
@@ -172,8 +183,25 @@ fn wait_for_ctrl_c() -> anyhow::Result<()> {
     .context("waiting for Ctrl-C")
 }
 
+/// Open the bus a config asks for.
+fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
+    let Some(b) = &config.bus else {
+        return Ok(None);
+    };
+    let mut opts = EmbeddedOptions::new(&b.dir);
+    opts.fsync = match b.fsync {
+        eddy_config::Fsync::Always => FsyncPolicy::Always,
+        eddy_config::Fsync::Never => FsyncPolicy::Never,
+        eddy_config::Fsync::Every(d) => FsyncPolicy::Interval(d),
+    };
+    let bus = EmbeddedBus::open(opts)
+        .with_context(|| format!("opening the embedded bus in {}", b.dir.display()))?;
+    Ok(Some(Arc::new(bus)))
+}
+
 fn edge(config: Config) -> anyhow::Result<()> {
-    let edge = eddy_edge::Edge::start(config).context("starting the edge")?;
+    let bus = open_bus(&config)?;
+    let edge = eddy_edge::Edge::start_with_bus(config, bus).context("starting the edge")?;
     wait_for_ctrl_c()?;
     tracing::info!("stopping");
     edge.stop();
@@ -207,9 +235,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         memory_size: Some("128 MiB".into()),
         disk_size: Some("1 GiB".into()),
         id: Some("edge-1".into()),
+        bus_dir: Some(a.dir.join("bus")),
     };
     let config = eddy_config::load(None, &overrides).context("building the demo configuration")?;
-    let edge = eddy_edge::Edge::start(config).context("starting the edge")?;
+    let bus = open_bus(&config)?;
+    let edge = eddy_edge::Edge::start_with_bus(config, bus).context("starting the edge")?;
     let e = format!("http://{}", a.listen);
     let adm = format!("http://{}", a.admin);
     println!("\nEddy is up.\n");

@@ -109,6 +109,32 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
     let (status, x, body) = get(&url);
     assert_eq!((status, x.as_str()), (200, "HIT"));
     assert!(String::from_utf8_lossy(&body).contains("Hello"));
+    // `eddy purge` goes through the admin API onto the bus and back to the edge.
+    let out = Command::new(EDDY)
+        .args([
+            "purge",
+            "--admin",
+            &a.to_string(),
+            "--url",
+            &format!("http://{e}/index.html"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"published\":true"));
+    assert!(
+        wait_until(Duration::from_secs(5), || get(&url).1 == "MISS"),
+        "the purge was applied"
+    );
+    let out = Command::new(EDDY)
+        .args(["purge", "--admin", &a.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a purge needs a target");
     let pid = p.0.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(

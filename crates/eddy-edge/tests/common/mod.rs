@@ -83,6 +83,15 @@ pub fn start_with(
 
 impl Rig {
     pub fn start_edge(&mut self, o: &Overrides, toml: &str) {
+        self.start_edge_with_bus(o, toml, None);
+    }
+
+    pub fn start_edge_with_bus(
+        &mut self,
+        o: &Overrides,
+        toml: &str,
+        bus: Option<std::sync::Arc<dyn eddy_bus::Bus>>,
+    ) {
         let cfg = if toml.is_empty() {
             eddy_config::load(None, o).expect("config")
         } else {
@@ -90,7 +99,7 @@ impl Rig {
             std::fs::write(&path, toml).unwrap();
             eddy_config::load(Some(&path), o).expect("config")
         };
-        let edge = Edge::start(cfg).expect("edge starts");
+        let edge = Edge::start_with_bus(cfg, bus).expect("edge starts");
         self.listen = edge.listen_addr();
         self.admin = edge.admin_addr();
         assert!(

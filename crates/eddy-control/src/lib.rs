@@ -1,0 +1,70 @@
+//! # eddy-control: reactions
+//!
+//! Events come in from the bus, actions go out to edges through one seam, [`EdgeControl`], which
+//! each edge implements (and tests fake). Reactions never reach into an edge's internals.
+//!
+//! This crate holds, so far:
+//! - [`purge`]: purge fan-out. [`purge::request`] publishes `purge.requested`; every edge runs a
+//!   [`purge::PurgeFollower`] as its own consumer (`edge-<id>`), applies each purge through
+//!   [`EdgeControl::purge`], publishes `purge.applied`, commits. On start an edge first
+//!   [catches up](purge::PurgeFollower::catch_up) on purges published while it was down, and
+//!   only then serves.
+//! - [`content`]: `content.updated` (from an origin or CMS) becomes purge requests.
+//!
+//! Must not touch: caches, HTTP servers, pingora.
+
+pub mod content;
+pub mod purge;
+
+use async_trait::async_trait;
+use eddy_events::PurgeTarget;
+
+/// Topic of `purge.requested` events.
+pub const PURGE_REQUESTED_TOPIC: &str = "eddy.purge.requested";
+/// Topic of `purge.applied` events.
+pub const PURGE_APPLIED_TOPIC: &str = "eddy.purge.applied";
+/// Topic of `content.updated` events.
+pub const CONTENT_TOPIC: &str = "eddy.content";
+
+/// Why a reaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The bus failed.
+    #[error("event bus: {0}")]
+    Bus(#[from] eddy_bus::BusError),
+    /// The edge could not apply an action.
+    #[error("edge {edge}: {detail}")]
+    Edge {
+        /// Edge id.
+        edge: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// What reactions may ask of an edge.
+#[async_trait]
+pub trait EdgeControl: Send + Sync {
+    /// The edge's id (its consumer name is `edge-<id>`).
+    fn edge_id(&self) -> &str;
+
+    /// Purge `target` from this edge's cache, removing (hard) or marking stale (`soft`). Must be
+    /// idempotent: the same purge applied twice leaves the same cache. Returns the objects
+    /// affected now.
+    async fn purge(&self, target: &PurgeTarget, soft: bool) -> Result<u64, ControlError>;
+}
+
+/// A unique event id: time, process and a counter.
+pub fn event_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{nanos:x}-{:x}-{:x}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}

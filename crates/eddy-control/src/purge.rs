@@ -1,0 +1,127 @@
+//! Purge fan-out and catch-up.
+
+use crate::{ControlError, EdgeControl, PURGE_APPLIED_TOPIC, PURGE_REQUESTED_TOPIC, event_id};
+use bytes::Bytes;
+use eddy_bus::consumer::{EventConsumer, Received};
+use eddy_bus::{Bus, StartFrom};
+use eddy_events::{Event, PurgeApplied, PurgeRequested, PurgeTarget};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Publish a `purge.requested` event; returns its id.
+pub async fn request(
+    bus: &dyn Bus,
+    source: &str,
+    target: PurgeTarget,
+    soft: bool,
+) -> Result<String, ControlError> {
+    let id = event_id();
+    let ev = Event::PurgeRequested(PurgeRequested { target, soft });
+    let cloud = ev.to_cloud(id.clone(), source);
+    bus.publish(
+        PURGE_REQUESTED_TOPIC,
+        &ev.key(),
+        Bytes::from(cloud.encode()),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// One edge's purge consumer.
+pub struct PurgeFollower {
+    consumer: EventConsumer,
+    bus: Arc<dyn Bus>,
+    edge: Arc<dyn EdgeControl>,
+    source: String,
+}
+
+impl PurgeFollower {
+    /// Subscribe as `edge-<id>` from the edge's committed position.
+    pub async fn start(
+        bus: Arc<dyn Bus>,
+        edge: Arc<dyn EdgeControl>,
+    ) -> Result<Self, ControlError> {
+        let name = format!("edge-{}", edge.edge_id());
+        let sub = bus
+            .subscribe(PURGE_REQUESTED_TOPIC, &name, StartFrom::Committed)
+            .await?;
+        Ok(PurgeFollower {
+            consumer: EventConsumer::new(sub, bus.clone()),
+            source: format!("/eddy/edge/{}", edge.edge_id()),
+            bus,
+            edge,
+        })
+    }
+
+    /// Apply every purge published so far (while this edge was down). Call before serving.
+    /// Returns how many were applied.
+    pub async fn catch_up(&mut self) -> Result<u64, ControlError> {
+        let mut n = 0;
+        while self.consumer.backlog().await? > 0 {
+            let r = self.consumer.next().await?;
+            if self.apply(r).await? {
+                n += 1;
+            }
+        }
+        if n > 0 {
+            tracing::info!(edge = %self.edge.edge_id(), purges = n, "caught up on purges published while down");
+        }
+        Ok(n)
+    }
+
+    async fn apply(&mut self, r: Received) -> Result<bool, ControlError> {
+        let applied = match &r.event {
+            Event::PurgeRequested(p) => {
+                let objects = self.edge.purge(&p.target, p.soft).await?;
+                let done = Event::PurgeApplied(PurgeApplied {
+                    edge: self.edge.edge_id().to_string(),
+                    request_id: r.cloud.id.clone(),
+                    objects,
+                });
+                let cloud = done.to_cloud(event_id(), self.source.clone());
+                self.bus
+                    .publish(
+                        PURGE_APPLIED_TOPIC,
+                        &done.key(),
+                        Bytes::from(cloud.encode()),
+                    )
+                    .await?;
+                true
+            }
+            other => {
+                tracing::debug!(ty = other.type_name(), "not a purge request; skipped");
+                false
+            }
+        };
+        self.consumer.commit(&r).await?;
+        Ok(applied)
+    }
+
+    /// Apply purges as they arrive until `shutdown` turns true. Errors are logged and retried
+    /// with a growing back-off (capped at 5 s); the loop never spins.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                r = self.consumer.next() => r,
+            };
+            let result = match next {
+                Ok(r) => self.apply(r).await.map(|_| ()),
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => backoff = Duration::from_millis(50),
+                Err(e) => {
+                    tracing::error!(edge = %self.edge.edge_id(), error = %e, retry_in = ?backoff, "purge follower failed");
+                    tokio::select! {
+                        _ = shutdown.wait_for(|s| *s) => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
