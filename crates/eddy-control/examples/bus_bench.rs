@@ -1,0 +1,133 @@
+//! Bus benchmark (not a test): throughput of the embedded log for 200-byte events, and purge
+//! propagation latency: publish `purge.requested` → `purge.applied` seen from all of 3 edges.
+//!
+//!     cargo run --release -p eddy-control --example bus_bench [events] [purges]
+//!
+//! Prints a Markdown table. Compare within one run; the machine is shared and noisy.
+use async_trait::async_trait;
+use bytes::Bytes;
+use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
+use eddy_bus::{Bus, StartFrom};
+use eddy_control::purge::{PurgeFollower, request};
+use eddy_control::{ControlError, EdgeControl, PURGE_APPLIED_TOPIC};
+use eddy_events::{Event, PurgeTarget};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct NullEdge(String);
+
+#[async_trait]
+impl EdgeControl for NullEdge {
+    fn edge_id(&self) -> &str {
+        &self.0
+    }
+    async fn purge(&self, _t: &PurgeTarget, _soft: bool) -> Result<u64, ControlError> {
+        Ok(0)
+    }
+}
+
+fn open(dir: &std::path::Path, fsync: FsyncPolicy) -> Arc<EmbeddedBus> {
+    let mut o = EmbeddedOptions::new(dir);
+    o.fsync = fsync;
+    o.tail_bytes = 64 << 20;
+    match EmbeddedBus::open(o) {
+        Ok(b) => Arc::new(b),
+        Err(e) => panic!("open: {e}"),
+    }
+}
+
+fn rate(n: usize, d: Duration) -> String {
+    format!("{:.0}", n as f64 / d.as_secs_f64())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let events: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let purges: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let payload = Bytes::from(vec![b'x'; 200]);
+    let mut rows = Vec::new();
+
+    // In-process: batched appends, no fsync, consumed by an in-process subscriber.
+    let dir = tempfile::tempdir()?;
+    let bus = open(dir.path(), FsyncPolicy::Never);
+    let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
+    let batch: Vec<(&str, Bytes)> = (0..1000).map(|_| ("k", payload.clone())).collect();
+    let t = Instant::now();
+    for _ in 0..events / 1000 {
+        bus.publish_batch("bench", &batch)?;
+    }
+    let publish = t.elapsed();
+    let t = Instant::now();
+    for _ in 0..(events / 1000) * 1000 {
+        sub.next().await?;
+    }
+    let consume = t.elapsed();
+    rows.push(("embedded, in-process (batches of 1000, no fsync)", rate(events, publish), rate(events, consume)));
+
+    // Durable: one publish call per event, fsync every 10 ms by the background thread.
+    let dir = tempfile::tempdir()?;
+    let bus = open(dir.path(), FsyncPolicy::Interval(Duration::from_millis(10)));
+    let n = events / 5;
+    let t = Instant::now();
+    for _ in 0..n {
+        bus.publish("bench", "k", payload.clone()).await?;
+    }
+    let publish = t.elapsed();
+    bus.flush();
+    drop(bus);
+    // Consume from the files after a reopen (replay path, no in-memory tail).
+    let bus = open(dir.path(), FsyncPolicy::Never);
+    let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
+    let t = Instant::now();
+    for _ in 0..n {
+        sub.next().await?;
+    }
+    let consume = t.elapsed();
+    rows.push(("embedded, durable (fsync every 10 ms; replay from disk)", rate(n, publish), rate(n, consume)));
+
+    // Purge propagation to 3 edges.
+    let dir = tempfile::tempdir()?;
+    let bus: Arc<dyn Bus> = open(dir.path(), FsyncPolicy::Interval(Duration::from_millis(10)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for e in ["edge-1", "edge-2", "edge-3"] {
+        let f = PurgeFollower::start(bus.clone(), Arc::new(NullEdge(e.into()))).await?;
+        tokio::spawn(f.run(stop_rx.clone()));
+    }
+    let mut applied = bus.subscribe(PURGE_APPLIED_TOPIC, "bench-watch", StartFrom::Latest).await?;
+    let mut lat = Vec::with_capacity(purges);
+    for i in 0..purges {
+        let t = Instant::now();
+        let id = request(bus.as_ref(), "/bench", PurgeTarget::Url(format!("h/{i}")), false).await?;
+        let mut seen: HashMap<String, ()> = HashMap::new();
+        while seen.len() < 3 {
+            let d = applied.next().await?;
+            if let Ok((_, Event::PurgeApplied(a))) = Event::decode(&d.payload)
+                && a.request_id == id
+            {
+                seen.insert(a.edge, ());
+            }
+        }
+        lat.push(t.elapsed());
+    }
+    let _ = stop_tx.send(true);
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
+
+    println!("| backend | publish events/s | consume events/s |");
+    println!("|---|---:|---:|");
+    for (name, p, c) in rows {
+        println!("| {name} | {p} | {c} |");
+    }
+    println!();
+    println!("| backend | purges | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| embedded (publish → purge.applied from all 3 edges) | {purges} | {} | {} | {} |",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*lat.last().unwrap_or(&Duration::ZERO))
+    );
+    Ok(())
+}
