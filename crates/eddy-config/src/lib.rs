@@ -67,8 +67,10 @@ pub struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusFile {
-    /// `"embedded"` (the default and, in this build, the only kind).
+    /// `"embedded"` (default) or `"nats"`.
     pub kind: Option<String>,
+    /// Broker URL for `nats` (`nats://127.0.0.1:4222`).
+    pub url: Option<String>,
     /// Directory of the embedded log (default `./eddy-bus`).
     pub dir: Option<PathBuf>,
     /// When the embedded log fsyncs: `"always"`, `"never"` or an interval such as `"10ms"`.
@@ -188,11 +190,19 @@ pub enum Fsync {
 
 /// Validated `[bus]`.
 #[derive(Debug, Clone)]
-pub struct BusConfig {
-    /// Embedded log directory.
-    pub dir: PathBuf,
-    /// fsync policy.
-    pub fsync: Fsync,
+pub enum BusConfig {
+    /// The embedded durable log.
+    Embedded {
+        /// Log directory.
+        dir: PathBuf,
+        /// fsync policy.
+        fsync: Fsync,
+    },
+    /// NATS JetStream.
+    Nats {
+        /// Server URL.
+        url: String,
+    },
 }
 
 /// Validated `[edge]`.
@@ -592,13 +602,32 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         None => None,
         Some(b) => {
             let kind = b.kind.unwrap_or_else(|| "embedded".into());
-            if kind != "embedded" {
-                return Err(invalid(
-                    name,
-                    "bus.kind",
-                    &kind,
-                    "\"embedded\" (the Kafka, RabbitMQ and NATS backends are not in this build yet)",
-                ));
+            match kind.as_str() {
+                "embedded" => {}
+                "nats" => {
+                    let url = b.url.unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+                    if !url.starts_with("nats://") {
+                        return Err(invalid(
+                            name,
+                            "bus.url",
+                            &url,
+                            "a nats:// URL such as nats://127.0.0.1:4222",
+                        ));
+                    }
+                    return Ok(Config {
+                        edge,
+                        cache,
+                        bus: Some(BusConfig::Nats { url }),
+                    });
+                }
+                _ => {
+                    return Err(invalid(
+                        name,
+                        "bus.kind",
+                        &kind,
+                        "\"embedded\" or \"nats\" (the Kafka and RabbitMQ backends are not in this build yet)",
+                    ));
+                }
             }
             let fsync_text = b.fsync.unwrap_or_else(|| "10ms".into());
             let fsync = match fsync_text.as_str() {
@@ -618,7 +647,7 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
                     }
                 },
             };
-            Some(BusConfig {
+            Some(BusConfig::Embedded {
                 dir: b.dir.unwrap_or_else(|| PathBuf::from("eddy-bus")),
                 fsync,
             })

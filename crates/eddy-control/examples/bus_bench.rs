@@ -43,8 +43,14 @@ fn rate(n: usize, d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let events: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let purges: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let events: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let purges: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000);
     let payload = Bytes::from(vec![b'x'; 200]);
     let mut rows = Vec::new();
 
@@ -63,7 +69,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sub.next().await?;
     }
     let consume = t.elapsed();
-    rows.push(("embedded, in-process (batches of 1000, no fsync)", rate(events, publish), rate(events, consume)));
+    rows.push((
+        "embedded, in-process (batches of 1000, no fsync)",
+        rate(events, publish),
+        rate(events, consume),
+    ));
 
     // Durable: one publish call per event, fsync every 10 ms by the background thread.
     let dir = tempfile::tempdir()?;
@@ -84,7 +94,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         sub.next().await?;
     }
     let consume = t.elapsed();
-    rows.push(("embedded, durable (fsync every 10 ms; replay from disk)", rate(n, publish), rate(n, consume)));
+    rows.push((
+        "embedded, durable (fsync every 10 ms; replay from disk)",
+        rate(n, publish),
+        rate(n, consume),
+    ));
 
     // Purge propagation to 3 edges.
     let dir = tempfile::tempdir()?;
@@ -94,11 +108,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let f = PurgeFollower::start(bus.clone(), Arc::new(NullEdge(e.into()))).await?;
         tokio::spawn(f.run(stop_rx.clone()));
     }
-    let mut applied = bus.subscribe(PURGE_APPLIED_TOPIC, "bench-watch", StartFrom::Latest).await?;
+    let mut applied = bus
+        .subscribe(PURGE_APPLIED_TOPIC, "bench-watch", StartFrom::Latest)
+        .await?;
     let mut lat = Vec::with_capacity(purges);
     for i in 0..purges {
         let t = Instant::now();
-        let id = request(bus.as_ref(), "/bench", PurgeTarget::Url(format!("h/{i}")), false).await?;
+        let id = request(
+            bus.as_ref(),
+            "/bench",
+            PurgeTarget::Url(format!("h/{i}")),
+            false,
+        )
+        .await?;
         let mut seen: HashMap<String, ()> = HashMap::new();
         while seen.len() < 3 {
             let d = applied.next().await?;

@@ -22,10 +22,27 @@ fn overrides(rig: &Rig, id: &str, listen: &str, cache: &std::path::Path) -> Over
 }
 
 #[test]
-fn purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
+fn embedded_purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
     let bus_dir = tempfile::tempdir().unwrap();
     let bus: Arc<dyn Bus> =
         Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
+    fan_out_and_catch_up(&|_rt| bus.clone());
+}
+
+#[test]
+fn nats_purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = eddy_testkit::brokers::NatsServer::start(dir.path())
+        .expect("nats-server (scripts/test-prep.sh installs it)");
+    let url = server.url();
+    // Each edge gets its own client, as edges on different machines would.
+    fan_out_and_catch_up(&|rt| {
+        let bus = rt.block_on(eddy_bus_nats::NatsBus::connect(&url)).unwrap();
+        Arc::new(bus) as Arc<dyn Bus>
+    });
+}
+
+fn fan_out_and_catch_up(connect: &dyn Fn(&tokio::runtime::Runtime) -> Arc<dyn Bus>) {
     // Edge 1 is the rig's own; edge 2 a second rig on the same origin. Same listen host:port is
     // not possible, so each keys objects under its own address; purges name both.
     let mut a = start(counting("max-age=600"));
@@ -33,6 +50,7 @@ fn purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
     let a_cache = a.dir.path().join("cache");
     let oa = overrides(&a, "a", &a_listen, &a_cache);
     a.stop_edge();
+    let bus = connect(&a.rt);
     a.start_edge_with_bus(&oa, "", Some(bus.clone()));
 
     let mut b = start(counting("max-age=600"));
@@ -40,7 +58,8 @@ fn purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
     let b_cache = b.dir.path().join("cache");
     let ob = overrides(&b, "b", &b_listen, &b_cache);
     b.stop_edge();
-    b.start_edge_with_bus(&ob, "", Some(bus.clone()));
+    let bus_b = connect(&b.rt);
+    b.start_edge_with_bus(&ob, "", Some(bus_b.clone()));
 
     let mut applied =
         a.rt.block_on(bus.subscribe(

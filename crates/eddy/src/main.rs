@@ -185,18 +185,35 @@ fn wait_for_ctrl_c() -> anyhow::Result<()> {
 
 /// Open the bus a config asks for.
 fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
-    let Some(b) = &config.bus else {
-        return Ok(None);
-    };
-    let mut opts = EmbeddedOptions::new(&b.dir);
-    opts.fsync = match b.fsync {
-        eddy_config::Fsync::Always => FsyncPolicy::Always,
-        eddy_config::Fsync::Never => FsyncPolicy::Never,
-        eddy_config::Fsync::Every(d) => FsyncPolicy::Interval(d),
-    };
-    let bus = EmbeddedBus::open(opts)
-        .with_context(|| format!("opening the embedded bus in {}", b.dir.display()))?;
-    Ok(Some(Arc::new(bus)))
+    match &config.bus {
+        None => Ok(None),
+        Some(eddy_config::BusConfig::Embedded { dir, fsync }) => {
+            let mut opts = EmbeddedOptions::new(dir);
+            opts.fsync = match fsync {
+                eddy_config::Fsync::Always => FsyncPolicy::Always,
+                eddy_config::Fsync::Never => FsyncPolicy::Never,
+                eddy_config::Fsync::Every(d) => FsyncPolicy::Interval(*d),
+            };
+            let bus = EmbeddedBus::open(opts)
+                .with_context(|| format!("opening the embedded bus in {}", dir.display()))?;
+            Ok(Some(Arc::new(bus)))
+        }
+        Some(eddy_config::BusConfig::Nats { url }) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("bus runtime")?;
+            // The client's tasks run on the runtime it was created in: keep that runtime alive.
+            let bus = rt
+                .block_on(eddy_bus_nats::NatsBus::connect(url))
+                .context("connecting to NATS")?;
+            std::thread::Builder::new()
+                .name("eddy-nats".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .context("NATS client thread")?;
+            Ok(Some(Arc::new(bus)))
+        }
+    }
 }
 
 fn edge(config: Config) -> anyhow::Result<()> {
