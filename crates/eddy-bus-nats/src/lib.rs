@@ -143,6 +143,8 @@ impl Bus for NatsBus {
                 deliver_policy: deliver,
                 ack_policy: consumer::AckPolicy::All,
                 ack_wait: Duration::from_secs(30),
+                // Deliveries beyond this many uncommitted ones wait: keep it well above a batch.
+                max_ack_pending: 20_000,
                 filter_subject: topic.to_string(),
                 ..Default::default()
             })

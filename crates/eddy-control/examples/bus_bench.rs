@@ -103,9 +103,94 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Purge propagation to 3 edges.
     let dir = tempfile::tempdir()?;
     let bus: Arc<dyn Bus> = open(dir.path(), FsyncPolicy::Interval(Duration::from_millis(10)));
+    let mut purge_rows = vec![("embedded", purge_latency(bus, purges).await?)];
+
+    // NATS JetStream, on a private nats-server started for the bench.
+    if eddy_testkit::brokers::NatsServer::available() {
+        let dir = tempfile::tempdir()?;
+        let server = eddy_testkit::brokers::NatsServer::start(dir.path())?;
+        let bus: Arc<dyn Bus> = Arc::new(eddy_bus_nats::NatsBus::connect(&server.url()).await?);
+        let n = (events / 50).max(1000);
+        let t = Instant::now();
+        for _ in 0..n {
+            bus.publish("bench", "k", payload.clone()).await?;
+        }
+        let publish = t.elapsed();
+        let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
+        let t = Instant::now();
+        for i in 0..n {
+            let d = sub.next().await?;
+            if i % 100 == 99 {
+                sub.commit(&d).await?;
+            }
+        }
+        let consume = t.elapsed();
+        rows.push((
+            "NATS JetStream 2.9 (one acknowledged publish at a time; commit every 100)",
+            rate(n, publish),
+            rate(n, consume),
+        ));
+        let edges: Vec<Arc<dyn Bus>> = {
+            let mut v: Vec<Arc<dyn Bus>> = Vec::new();
+            for _ in 0..3 {
+                v.push(Arc::new(
+                    eddy_bus_nats::NatsBus::connect(&server.url()).await?,
+                ));
+            }
+            v
+        };
+        purge_rows.push((
+            "NATS JetStream",
+            purge_latency_on(bus, edges, purges).await?,
+        ));
+    }
+
+    println!("| backend | publish events/s | consume events/s |");
+    println!("|---|---:|---:|");
+    for (name, p, c) in rows {
+        println!("| {name} | {p} | {c} |");
+    }
+    println!();
+    println!(
+        "| backend (publish → purge.applied from all 3 edges) | purges | p50 ms | p99 ms | max ms |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (name, lat) in purge_rows {
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            lat.len(),
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+async fn purge_latency(
+    bus: Arc<dyn Bus>,
+    purges: usize,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    let edges = vec![bus.clone(), bus.clone(), bus.clone()];
+    purge_latency_on(bus, edges, purges).await
+}
+
+/// Sorted latencies from publishing a purge to seeing `purge.applied` from all three edges, each
+/// edge following through its own bus client.
+async fn purge_latency_on(
+    bus: Arc<dyn Bus>,
+    edges: Vec<Arc<dyn Bus>>,
+    purges: usize,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    for e in ["edge-1", "edge-2", "edge-3"] {
-        let f = PurgeFollower::start(bus.clone(), Arc::new(NullEdge(e.into()))).await?;
+    for (i, edge_bus) in edges.into_iter().enumerate() {
+        let f =
+            PurgeFollower::start(edge_bus, Arc::new(NullEdge(format!("edge-{}", i + 1)))).await?;
         tokio::spawn(f.run(stop_rx.clone()));
     }
     let mut applied = bus
@@ -134,22 +219,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let _ = stop_tx.send(true);
     lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    let ms = |d: Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
-
-    println!("| backend | publish events/s | consume events/s |");
-    println!("|---|---:|---:|");
-    for (name, p, c) in rows {
-        println!("| {name} | {p} | {c} |");
-    }
-    println!();
-    println!("| backend | purges | p50 ms | p99 ms | max ms |");
-    println!("|---|---:|---:|---:|---:|");
-    println!(
-        "| embedded (publish → purge.applied from all 3 edges) | {purges} | {} | {} | {} |",
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(*lat.last().unwrap_or(&Duration::ZERO))
-    );
-    Ok(())
+    Ok(lat)
 }
