@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use async_trait::async_trait;
-use eddy_bus::conformance::{self, Harness};
+use eddy_bus::conformance::Harness;
 use eddy_bus::{Bus, BusError};
 use eddy_bus_nats::NatsBus;
 use eddy_testkit::brokers::NatsServer;
@@ -47,22 +47,4 @@ impl Harness for Nats {
     }
 }
 
-macro_rules! check {
-    ($name:ident) => {
-        #[tokio::test]
-        async fn $name() {
-            let h = Nats::new();
-            if let Err(e) = conformance::$name(&h).await {
-                panic!("{}: {e}", stringify!($name));
-            }
-        }
-    };
-}
-
-check!(per_key_order);
-check!(fan_out);
-check!(resume_from_committed);
-check!(at_least_once_idempotent);
-check!(restart_loses_nothing_acknowledged);
-check!(unreachable_is_a_clear_error);
-check!(malformed_goes_to_dead_letter);
+eddy_bus::conformance_tests!(Nats::new());

@@ -22,6 +22,32 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// One `#[tokio::test]` per check, for a backend's integration tests: `$make` builds a fresh
+/// [`Harness`] for each test.
+///
+/// ```ignore
+/// eddy_bus::conformance_tests!(MyBroker::new());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make; per_key_order, fan_out, resume_from_committed,
+            at_least_once_idempotent, restart_loses_nothing_acknowledged,
+            unreachable_is_a_clear_error, malformed_goes_to_dead_letter);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let h = $make;
+                if let Err(e) = $crate::conformance::$name(&h).await {
+                    panic!("{}: {e}", stringify!($name));
+                }
+            }
+        )*
+    };
+}
+
 /// What a backend's tests provide.
 #[async_trait]
 pub trait Harness: Send + Sync {
@@ -49,6 +75,14 @@ async fn next(sub: &mut Box<dyn Subscription>) -> Result<Delivery, String> {
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => Err(format!("next() failed: {e}")),
         Err(_) => Err(format!("no delivery within {WAIT:?}")),
+    }
+}
+
+async fn next_event(c: &mut EventConsumer) -> Result<crate::consumer::Received, String> {
+    match tokio::time::timeout(WAIT, c.next()).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(err)) => Err(format!("next event failed: {err}")),
+        Err(_) => Err(format!("no event within {WAIT:?}")),
     }
 }
 
@@ -179,10 +213,7 @@ pub async fn at_least_once_idempotent(h: &dyn Harness) -> Result<(), String> {
         )?;
         let mut c = EventConsumer::new(sub, bus.clone());
         for _ in 0..3 {
-            tokio::time::timeout(WAIT, c.next())
-                .await
-                .map_err(|_| "timeout")?
-                .map_err(|err| err.to_string())?;
+            next_event(&mut c).await?;
         }
         // Crash before committing.
     }
@@ -193,10 +224,7 @@ pub async fn at_least_once_idempotent(h: &dyn Harness) -> Result<(), String> {
     let mut c = EventConsumer::new(sub, bus.clone());
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let r = tokio::time::timeout(WAIT, c.next())
-            .await
-            .map_err(|_| "timeout")?
-            .map_err(|err| err.to_string())?;
+        let r = next_event(&mut c).await?;
         ids.push(r.cloud.id.clone());
         e(c.commit(&r).await, "commit")?;
     }
@@ -314,10 +342,7 @@ pub async fn malformed_goes_to_dead_letter(h: &dyn Harness) -> Result<(), String
     let mut c = EventConsumer::new(sub, bus.clone());
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let r = tokio::time::timeout(WAIT, c.next())
-            .await
-            .map_err(|_| "timeout")?
-            .map_err(|err| err.to_string())?;
+        let r = next_event(&mut c).await?;
         ids.push(r.cloud.id.clone());
         e(c.commit(&r).await, "commit")?;
     }

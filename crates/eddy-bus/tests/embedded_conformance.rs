@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use eddy_bus::conformance::{self, Harness};
+use eddy_bus::conformance::Harness;
 use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
 use eddy_bus::{Bus, BusError, StartFrom};
 use std::io::Write;
@@ -43,25 +43,7 @@ impl Harness for Embedded {
     }
 }
 
-macro_rules! check {
-    ($name:ident) => {
-        #[tokio::test]
-        async fn $name() {
-            let h = Embedded::new();
-            if let Err(e) = conformance::$name(&h).await {
-                panic!("{}: {e}", stringify!($name));
-            }
-        }
-    };
-}
-
-check!(per_key_order);
-check!(fan_out);
-check!(resume_from_committed);
-check!(at_least_once_idempotent);
-check!(restart_loses_nothing_acknowledged);
-check!(unreachable_is_a_clear_error);
-check!(malformed_goes_to_dead_letter);
+eddy_bus::conformance_tests!(Embedded::new());
 
 #[tokio::test]
 async fn torn_tail_is_truncated_and_never_delivered() {

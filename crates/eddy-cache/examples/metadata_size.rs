@@ -10,39 +10,10 @@ use eddy_cache::index::PurgeIndex;
 use eddy_cache::memory::MemoryTier;
 use eddy_cache::policy::S3Fifo;
 use eddy_cache::{Object, ObjectKey, Tags};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
-
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts bytes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout as requested.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: p was allocated by System with layout l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: p was allocated by System with layout l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
 
 #[global_allocator]
-static A: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+static A: eddy_testkit::alloc::Counting = eddy_testkit::alloc::Counting;
 
 fn url(i: u64) -> String {
     format!("cdn.example.com/videos/show-{}/seg-{i:07}.ts", i % 997)
@@ -55,18 +26,18 @@ fn main() {
         .unwrap_or(1_000_000);
     println!("objects: {n}");
 
-    let before = live();
+    let before = eddy_testkit::alloc::live();
     let mut disk = DiskIndex::new(Box::new(S3Fifo::new(u64::MAX / 4)));
     for i in 0..n {
         disk.insert(ObjectKey::from_u64(i), 1000 + i % 100_000);
     }
-    let disk_bytes = live() - before;
+    let disk_bytes = eddy_testkit::alloc::live() - before;
     println!(
         "disk tier index:   {:>6.1} bytes/object",
         disk_bytes as f64 / n as f64
     );
 
-    let before = live();
+    let before = eddy_testkit::alloc::live();
     let idx = PurgeIndex::default();
     for i in 0..n {
         let keys: Vec<String> = if i % 10 == 0 {
@@ -83,7 +54,7 @@ fn main() {
         };
         idx.add(key, &Tags::new(&url(i), primary, keys));
     }
-    let idx_bytes = live() - before;
+    let idx_bytes = eddy_testkit::alloc::live() - before;
     println!(
         "purge index:       {:>6.1} bytes/object (10 % with a surrogate key, 5 % Vary variants; URLs stay on disk)",
         idx_bytes as f64 / n as f64,
@@ -93,7 +64,7 @@ fn main() {
         (disk_bytes + idx_bytes) as f64 / n as f64
     );
 
-    let before = live();
+    let before = eddy_testkit::alloc::live();
     let mem = MemoryTier::new(
         u64::MAX / 4,
         u64::MAX / 4,
@@ -111,7 +82,7 @@ fn main() {
             )),
         );
     }
-    let mem_bytes = live() - before;
+    let mem_bytes = eddy_testkit::alloc::live() - before;
     println!(
         "memory tier entry: {:>6.1} bytes/object (empty body and head)",
         mem_bytes as f64 / n as f64

@@ -1,44 +1,19 @@
 //! The disk tier's RAM cost per object stays within 128 bytes (index + purge index), measured
 //! with a counting allocator. `examples/metadata_size.rs` reports the same at 1,000,000 objects.
-#![allow(unsafe_code)]
 
 use eddy_cache::disk::DiskIndex;
 use eddy_cache::index::PurgeIndex;
 use eddy_cache::policy::S3Fifo;
 use eddy_cache::{ObjectKey, Tags};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator and only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout as requested.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: p was allocated by System with layout l.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: p was allocated by System with layout l.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: eddy_testkit::alloc::Counting = eddy_testkit::alloc::Counting;
 
 #[test]
 fn disk_resident_object_costs_at_most_128_bytes() {
     // Just past a power-of-two growth of the maps: the worst point of the sawtooth.
     let n: u64 = 300_000;
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = eddy_testkit::alloc::live();
     let mut disk = DiskIndex::new(Box::new(S3Fifo::new(u64::MAX / 4)));
     let idx = PurgeIndex::default();
     for i in 0..n {
@@ -59,8 +34,12 @@ fn disk_resident_object_costs_at_most_128_bytes() {
             &Tags::new(&format!("cdn.example.com/v/{i}.ts"), primary, keys),
         );
     }
-    let per_object = (LIVE.load(Ordering::Relaxed) - before) as f64 / n as f64;
+    let per_object = (eddy_testkit::alloc::live() - before) as f64 / n as f64;
     eprintln!("disk-resident object: {per_object:.1} bytes of RAM");
+    assert!(
+        per_object > 16.0,
+        "nothing counted: is the counting allocator installed?"
+    );
     assert!(per_object <= 128.0, "{per_object:.1} bytes per object");
     drop((disk, idx));
 }

@@ -7,6 +7,7 @@
 //!
 //! Must not touch: anything outside 127.0.0.1.
 
+pub mod alloc;
 pub mod brokers;
 pub mod origin;
 
