@@ -103,6 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Purge propagation to 3 edges.
     let dir = tempfile::tempdir()?;
     let bus: Arc<dyn Bus> = open(dir.path(), FsyncPolicy::Interval(Duration::from_millis(10)));
+    let mut rtt_rows = vec![("embedded", round_trip(bus.clone(), purges).await?)];
     let mut purge_rows = vec![("embedded", purge_latency(bus, purges).await?)];
 
     // NATS JetStream, on a private nats-server started for the bench.
@@ -139,6 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             v
         };
+        rtt_rows.push(("NATS JetStream", round_trip(bus.clone(), purges).await?));
         purge_rows.push((
             "NATS JetStream",
             purge_latency_on(bus, edges, purges).await?,
@@ -165,7 +167,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms(*lat.last().unwrap_or(&Duration::ZERO))
         );
     }
+    println!();
+    println!(
+        "| backend (the broker alone: publish → consume, same client) | records | p50 ms | p99 ms | max ms |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (name, lat) in rtt_rows {
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            lat.len(),
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+    }
     Ok(())
+}
+
+/// Sorted latencies of one publish until the same client's subscription delivers it: the
+/// broker's own cost, to compare purge propagation against.
+async fn round_trip(
+    bus: Arc<dyn Bus>,
+    n: usize,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    let mut sub = bus.subscribe("bench-rtt", "rtt", StartFrom::Latest).await?;
+    let payload = Bytes::from(vec![b'r'; 200]);
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        bus.publish("bench-rtt", "k", payload.clone()).await?;
+        let d = sub.next().await?;
+        lat.push(t.elapsed());
+        sub.commit(&d).await?;
+    }
+    lat.sort();
+    Ok(lat)
 }
 
 fn ms(d: Duration) -> String {
