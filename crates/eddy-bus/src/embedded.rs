@@ -22,7 +22,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -679,17 +679,6 @@ impl Subscription for EmbeddedSubscription {
     async fn backlog(&mut self) -> Result<u64, BusError> {
         Ok(self.topic.end().saturating_sub(self.next))
     }
-}
-
-/// Read every record of a segment file (for tests and tools).
-pub fn read_segment(path: &Path) -> Result<Vec<(u64, String, Bytes)>, BusError> {
-    let mut r = BufReader::new(File::open(path).map_err(io_err(path))?);
-    let mut out = Vec::new();
-    while let Ok(Some((o, k, p, _))) = read_record(&mut r) {
-        out.push((o, k, p));
-    }
-    let _ = r.seek(SeekFrom::Start(0));
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -378,10 +378,6 @@ impl Cache {
 
     /// Whether either tier holds `k` (index lookups only, no I/O).
     pub fn contains(&self, k: &ObjectKey) -> bool {
-        self.resident(k)
-    }
-
-    fn resident(&self, k: &ObjectKey) -> bool {
         self.memory.contains(k) || self.disk.as_ref().is_some_and(|d| d.contains(k))
     }
 
@@ -391,7 +387,7 @@ impl Cache {
         }
         let live = self.memory.len() + self.disk.as_ref().map_or(0, |d| d.len());
         if self.index.needs_compaction(live) {
-            self.index.compact(|k| self.resident(k));
+            self.index.compact(|k| self.contains(k));
         }
     }
 
@@ -634,7 +630,7 @@ mod tests {
         }
         assert_eq!(c.index.bans(), 0, "swept");
         assert!(
-            !c.resident(&a),
+            !c.contains(&a),
             "the sweep removed the banned object from disk"
         );
         Ok(())

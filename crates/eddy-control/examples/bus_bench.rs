@@ -152,36 +152,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, p, c) in rows {
         println!("| {name} | {p} | {c} |");
     }
-    println!();
-    println!(
-        "| backend (publish → purge.applied from all 3 edges) | purges | p50 ms | p99 ms | max ms |"
+    print_latencies(
+        "publish → purge.applied from all 3 edges",
+        "purges",
+        &purge_rows,
     );
-    println!("|---|---:|---:|---:|---:|");
-    for (name, lat) in purge_rows {
-        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            lat.len(),
-            ms(pct(0.50)),
-            ms(pct(0.99)),
-            ms(*lat.last().unwrap_or(&Duration::ZERO))
-        );
-    }
-    println!();
-    println!(
-        "| backend (the broker alone: publish → consume, same client) | records | p50 ms | p99 ms | max ms |"
+    print_latencies(
+        "the broker alone: publish → consume, same client",
+        "records",
+        &rtt_rows,
     );
-    println!("|---|---:|---:|---:|---:|");
-    for (name, lat) in rtt_rows {
-        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            lat.len(),
-            ms(pct(0.50)),
-            ms(pct(0.99)),
-            ms(*lat.last().unwrap_or(&Duration::ZERO))
-        );
-    }
     Ok(())
 }
 
@@ -203,6 +183,23 @@ async fn round_trip(
     }
     lat.sort();
     Ok(lat)
+}
+
+/// One Markdown table of sorted latency samples per backend.
+fn print_latencies(title: &str, unit: &str, rows: &[(&str, Vec<Duration>)]) {
+    println!();
+    println!("| backend ({title}) | {unit} | p50 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, lat) in rows {
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            lat.len(),
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO))
+        );
+    }
 }
 
 fn ms(d: Duration) -> String {

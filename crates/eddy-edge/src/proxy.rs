@@ -100,7 +100,7 @@ impl EdgeState {
 /// Per-request context.
 pub struct Ctx {
     start: Instant,
-    origin: usize,
+    /// Origins tried after a connect failure; also the index of the origin to use next.
     tries: usize,
     disk_hit: bool,
     no_store_reason: Option<&'static str>,
@@ -346,7 +346,6 @@ impl ProxyHttp for EdgeProxy {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             start: Instant::now(),
-            origin: 0,
             tries: 0,
             disk_hit: false,
             no_store_reason: None,
@@ -624,7 +623,7 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let edge = &self.state.config.edge;
-        let o = &edge.origins[ctx.origin % edge.origins.len()];
+        let o = &edge.origins[ctx.tries % edge.origins.len()];
         let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
         peer.options.connection_timeout = Some(edge.origin_connect_timeout);
         peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
@@ -645,7 +644,6 @@ impl ProxyHttp for EdgeProxy {
         tracing::warn!(origin = %peer, error = %e, "origin connect failed");
         if ctx.tries + 1 < n {
             ctx.tries += 1;
-            ctx.origin += 1;
             e.set_retry(true);
         }
         e

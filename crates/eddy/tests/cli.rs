@@ -40,16 +40,19 @@ fn get(url: &str) -> (u16, String, Vec<u8>) {
 fn bad_config_exits_2_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edge.toml");
+    let run = |p: &std::path::Path| {
+        Command::new(EDDY)
+            .args(["edge", "--config"])
+            .arg(p)
+            .output()
+            .unwrap()
+    };
     std::fs::write(
         &path,
         "[edge]\norigins = [\"http://127.0.0.1:9\"]\n[cache]\nmemory_size = \"a lot\"\n",
     )
     .unwrap();
-    let out = Command::new(EDDY)
-        .args(["edge", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run(&path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -58,11 +61,7 @@ fn bad_config_exits_2_naming_file_and_key() {
     );
 
     std::fs::write(&path, "[edge]\nlisten = 8080\n").unwrap();
-    let out = Command::new(EDDY)
-        .args(["edge", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = run(&path);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("edge.toml") && err.contains("listen"), "{err}");
