@@ -9,6 +9,10 @@ bash scripts/prereqs.sh
 # ephemeral port, so only the binaries are needed here.
 need=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+# rdkafka builds its bundled librdkafka with make and zlib (never install librdkafka-dev: too old).
+command -v make >/dev/null 2>&1 || need+=(make)
+[ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-prep: installing ${need[*]}"
   SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
@@ -19,3 +23,22 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "test-prep: installing cargo-nextest"
   cargo install --locked cargo-nextest >/dev/null
 fi
+
+# tansu, a Kafka-protocol broker, for the Kafka backend's tests (each test starts its own).
+# Built once (about 10 minutes on 2 cores) and kept in ~/.cargo/bin.
+if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  echo "test-prep: installing tansu 0.6.0 (about 10 minutes, once)"
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql >/dev/null
+fi
+
+# RabbitMQ: the machine's broker on 127.0.0.1:5672 serves the RabbitMQ tests in a vhost of their
+# own, emptied at every run (tests that restart a broker start a private node instead).
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! port_open 5672; then
+  echo "test-prep: starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  rabbitmqctl -q await_startup --timeout 120 >/dev/null
+fi
+rabbitmqctl -q delete_vhost eddy-test >/dev/null 2>&1 || true
+rabbitmqctl -q add_vhost eddy-test >/dev/null
+rabbitmqctl -q set_permissions -p eddy-test guest ".*" ".*" ".*" >/dev/null

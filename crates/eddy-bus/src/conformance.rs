@@ -25,15 +25,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// One `#[tokio::test]` per check, for a backend's integration tests: `$make` builds a fresh
 /// [`Harness`] for each test.
 ///
+/// A second form takes a separate harness for the one check that restarts the broker, for a
+/// backend whose other checks share a long-running broker:
+///
 /// ```ignore
 /// eddy_bus::conformance_tests!(MyBroker::new());
+/// eddy_bus::conformance_tests!(MyBroker::shared(), restart: MyBroker::private());
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
+        $crate::conformance_tests!($make, restart: $make);
+    };
+    ($make:expr, restart: $restart:expr) => {
         $crate::conformance_tests!(@each $make; per_key_order, fan_out, resume_from_committed,
-            at_least_once_idempotent, restart_loses_nothing_acknowledged,
-            unreachable_is_a_clear_error, malformed_goes_to_dead_letter);
+            at_least_once_idempotent, unreachable_is_a_clear_error, malformed_goes_to_dead_letter);
+        $crate::conformance_tests!(@each $restart; restart_loses_nothing_acknowledged);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
