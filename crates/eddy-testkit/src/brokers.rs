@@ -238,3 +238,114 @@ impl Drop for RabbitServer {
         self.stop();
     }
 }
+
+/// A tansu broker (the Kafka protocol, sqlite storage) owned by a test.
+pub struct TansuServer {
+    child: Option<Child>,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(h) = home {
+        candidates.push(h.join(".cargo/bin/tansu"));
+    }
+    candidates.push(PathBuf::from("/usr/local/bin/tansu"));
+    candidates.into_iter().find(|p| p.exists())
+}
+
+impl TansuServer {
+    /// Whether tansu is installed (`scripts/test-prep.sh` installs it).
+    pub fn available() -> bool {
+        tansu_binary().is_some()
+    }
+
+    /// Start on a free loopback port, storing in `dir/tansu.db`.
+    pub fn start(dir: &Path) -> std::io::Result<TansuServer> {
+        let mut s = TansuServer {
+            child: None,
+            addr: crate::free_port()?,
+            dir: dir.to_path_buf(),
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let bin = tansu_binary().ok_or_else(|| {
+            std::io::Error::other("tansu is not installed; run scripts/test-prep.sh")
+        })?;
+        let url = format!("tcp://{}", self.addr);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.out"))?;
+        let child = Command::new(bin)
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "sqlite://tansu.db",
+                "--cluster-id",
+                "eddy-test",
+            ])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        if !crate::wait_for_listener(self.addr, Duration::from_secs(10)) {
+            self.stop();
+            return Err(std::io::Error::other(format!(
+                "tansu did not listen on {}; see {}",
+                self.addr,
+                self.dir.join("tansu.out").display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `127.0.0.1:PORT`, the bootstrap servers.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Stop and start again on the same port and storage.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// SIGTERM to our child; wait for it to exit (a new broker on the port before the old one
+    /// exits would fail to bind).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for TansuServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
