@@ -67,10 +67,15 @@ pub struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusFile {
-    /// `"embedded"` (default) or `"nats"`.
+    /// `"embedded"` (default), `"kafka"`, `"rabbitmq"` or `"nats"`.
     pub kind: Option<String>,
-    /// Broker URL for `nats` (`nats://127.0.0.1:4222`).
+    /// Broker URL for `nats` (`nats://127.0.0.1:4222`) and `rabbitmq`
+    /// (`amqp://guest:guest@127.0.0.1:5672/%2f`).
     pub url: Option<String>,
+    /// Bootstrap servers for `kafka` (`127.0.0.1:9092`, comma-separated).
+    pub brokers: Option<String>,
+    /// Replication factor of the topics Eddy creates on `kafka` (default 1).
+    pub replication: Option<i32>,
     /// Directory of the embedded log (default `./eddy-bus`).
     pub dir: Option<PathBuf>,
     /// When the embedded log fsyncs: `"always"`, `"never"` or an interval such as `"10ms"`.
@@ -202,6 +207,18 @@ pub enum BusConfig {
     Nats {
         /// Server URL.
         url: String,
+    },
+    /// RabbitMQ (stream queues over AMQP 0-9-1).
+    Rabbitmq {
+        /// `amqp://` URL with credentials and vhost.
+        url: String,
+    },
+    /// Kafka.
+    Kafka {
+        /// Bootstrap servers, `host:port[,host:port]`.
+        brokers: String,
+        /// Replication factor of created topics.
+        replication: i32,
     },
 }
 
@@ -587,48 +604,95 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
             }
         },
     };
-    let bus_file = match (file.bus, &o.bus_dir) {
-        (Some(mut b), Some(dir)) => {
-            b.dir = Some(dir.clone());
-            Some(b)
-        }
-        (None, Some(dir)) => Some(BusFile {
-            dir: Some(dir.clone()),
-            ..BusFile::default()
+    let bus = match (file.bus, &o.bus_dir) {
+        (None, None) => None,
+        (None, Some(dir)) => Some(BusConfig::Embedded {
+            dir: dir.clone(),
+            fsync: Fsync::Every(Duration::from_millis(10)),
         }),
-        (b, None) => b,
+        (Some(b), dir) => Some(bus_config(name, b, dir.as_ref())?),
     };
-    let bus = match bus_file {
-        None => None,
-        Some(b) => {
-            let kind = b.kind.unwrap_or_else(|| "embedded".into());
-            match kind.as_str() {
-                "embedded" => {}
-                "nats" => {
-                    let url = b.url.unwrap_or_else(|| "nats://127.0.0.1:4222".into());
-                    if !url.starts_with("nats://") {
-                        return Err(invalid(
-                            name,
-                            "bus.url",
-                            &url,
-                            "a nats:// URL such as nats://127.0.0.1:4222",
-                        ));
-                    }
-                    return Ok(Config {
-                        edge,
-                        cache,
-                        bus: Some(BusConfig::Nats { url }),
-                    });
-                }
-                _ => {
-                    return Err(invalid(
-                        name,
-                        "bus.kind",
-                        &kind,
-                        "\"embedded\" or \"nats\" (the Kafka and RabbitMQ backends are not in this build yet)",
-                    ));
-                }
+    Ok(Config { edge, cache, bus })
+}
+
+/// Validate `[bus]`; `dir_override` is `--bus-dir` (meaningful for the embedded log only).
+fn bus_config(
+    name: &Path,
+    b: BusFile,
+    dir_override: Option<&PathBuf>,
+) -> Result<BusConfig, ConfigError> {
+    let kind = b.kind.clone().unwrap_or_else(|| "embedded".into());
+    // A key that belongs to another kind is a mistake worth stopping for.
+    let only = |key: &'static str, set: bool, kinds: &[&str]| -> Result<(), ConfigError> {
+        if set && !kinds.contains(&kind.as_str()) {
+            return Err(invalid(
+                name,
+                key,
+                &format!("set with bus.kind = {kind:?}"),
+                &format!("{key} only with bus.kind = {}", kinds.join(" or ")),
+            ));
+        }
+        Ok(())
+    };
+    only("bus.dir", b.dir.is_some(), &["embedded"])?;
+    only("bus.fsync", b.fsync.is_some(), &["embedded"])?;
+    only("bus.url", b.url.is_some(), &["nats", "rabbitmq"])?;
+    only("bus.brokers", b.brokers.is_some(), &["kafka"])?;
+    only("bus.replication", b.replication.is_some(), &["kafka"])?;
+    let url_with = |default: &str, schemes: &[&str], example: &str| {
+        let url = b.url.clone().unwrap_or_else(|| default.to_string());
+        if schemes.iter().any(|s| url.starts_with(s)) {
+            Ok(url)
+        } else {
+            Err(invalid(name, "bus.url", &url, example))
+        }
+    };
+    match kind.as_str() {
+        "nats" => Ok(BusConfig::Nats {
+            url: url_with(
+                "nats://127.0.0.1:4222",
+                &["nats://"],
+                "a nats:// URL such as nats://127.0.0.1:4222",
+            )?,
+        }),
+        "rabbitmq" => Ok(BusConfig::Rabbitmq {
+            url: url_with(
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                &["amqp://", "amqps://"],
+                "an amqp:// URL such as amqp://guest:guest@127.0.0.1:5672/%2f",
+            )?,
+        }),
+        "kafka" => {
+            let brokers = b.brokers.unwrap_or_else(|| "127.0.0.1:9092".into());
+            let ok = !brokers.is_empty()
+                && brokers.split(',').all(|hp| {
+                    hp.trim()
+                        .rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                });
+            if !ok {
+                return Err(invalid(
+                    name,
+                    "bus.brokers",
+                    &brokers,
+                    "host:port, comma-separated, such as 127.0.0.1:9092",
+                ));
             }
+            let replication = b.replication.unwrap_or(1);
+            if !(1..=7).contains(&replication) {
+                return Err(invalid(
+                    name,
+                    "bus.replication",
+                    &replication.to_string(),
+                    "a replication factor of 1 to 7 for the topics Eddy creates",
+                ));
+            }
+            Ok(BusConfig::Kafka {
+                brokers,
+                replication,
+            })
+        }
+        "embedded" => {
             let fsync_text = b.fsync.unwrap_or_else(|| "10ms".into());
             let fsync = match fsync_text.as_str() {
                 "always" => Fsync::Always,
@@ -647,13 +711,21 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
                     }
                 },
             };
-            Some(BusConfig::Embedded {
-                dir: b.dir.unwrap_or_else(|| PathBuf::from("eddy-bus")),
+            Ok(BusConfig::Embedded {
+                dir: dir_override
+                    .cloned()
+                    .or(b.dir)
+                    .unwrap_or_else(|| PathBuf::from("eddy-bus")),
                 fsync,
             })
         }
-    };
-    Ok(Config { edge, cache, bus })
+        _ => Err(invalid(
+            name,
+            "bus.kind",
+            &kind,
+            "\"embedded\", \"kafka\", \"rabbitmq\" or \"nats\"",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -722,6 +794,59 @@ mod tests {
                 Err(e) => {
                     let m = e.to_string();
                     assert!(m.contains(key) && m.contains("e.toml"), "{m}");
+                }
+            }
+        }
+    }
+
+    fn bus_of(text: &str) -> Result<Option<BusConfig>, ConfigError> {
+        let text = format!("[edge]\norigins=[\"http://a:1\"]\n[bus]\n{text}");
+        parse(&text, Path::new("b.toml"))
+            .and_then(|f| validate(f, &Overrides::default(), Path::new("b.toml")))
+            .map(|c| c.bus)
+    }
+
+    #[test]
+    fn every_bus_kind_validates() -> Result<(), ConfigError> {
+        assert!(matches!(
+            bus_of("kind = \"kafka\"\nbrokers = \"10.0.0.1:9092,10.0.0.2:9092\"\nreplication = 3")?,
+            Some(BusConfig::Kafka { replication: 3, .. })
+        ));
+        assert!(matches!(
+            bus_of("kind = \"rabbitmq\"")?,
+            Some(BusConfig::Rabbitmq { url }) if url.starts_with("amqp://")
+        ));
+        assert!(matches!(
+            bus_of("kind = \"nats\"\nurl = \"nats://10.0.0.1:4222\"")?,
+            Some(BusConfig::Nats { .. })
+        ));
+        assert!(matches!(
+            bus_of("dir = \"/tmp/x\"\nfsync = \"always\"")?,
+            Some(BusConfig::Embedded {
+                fsync: Fsync::Always,
+                ..
+            })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_bus_settings_name_the_key() {
+        let cases = [
+            ("kind = \"pulsar\"", "bus.kind"),
+            ("kind = \"kafka\"\nbrokers = \"nohost\"", "bus.brokers"),
+            ("kind = \"kafka\"\nreplication = 0", "bus.replication"),
+            ("kind = \"kafka\"\nurl = \"nats://x:1\"", "bus.url"),
+            ("kind = \"rabbitmq\"\nurl = \"http://x\"", "bus.url"),
+            ("kind = \"nats\"\nfsync = \"always\"", "bus.fsync"),
+            ("kind = \"embedded\"\nbrokers = \"a:1\"", "bus.brokers"),
+        ];
+        for (text, key) in cases {
+            match bus_of(text) {
+                Ok(_) => panic!("{text} should fail"),
+                Err(e) => {
+                    let m = e.to_string();
+                    assert!(m.contains(key) && m.contains("b.toml"), "{text}: {m}");
                 }
             }
         }

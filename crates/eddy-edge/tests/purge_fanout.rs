@@ -1,5 +1,7 @@
 //! Purge fan-out through the event bus: every edge applies every purge, and an edge that was
-//! down catches up before it serves again. Real edges, a real origin, the embedded bus.
+//! down catches up before it serves again. Real edges, a real origin, and each bus backend: the
+//! embedded log, tansu (Kafka protocol), RabbitMQ and NATS JetStream, each broker private to its
+//! test.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -38,6 +40,36 @@ fn nats_purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
     // Each edge gets its own client, as edges on different machines would.
     fan_out_and_catch_up(&|rt| {
         let bus = rt.block_on(eddy_bus_nats::NatsBus::connect(&url)).unwrap();
+        Arc::new(bus) as Arc<dyn Bus>
+    });
+}
+
+#[test]
+fn kafka_purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = eddy_testkit::brokers::TansuServer::start(dir.path())
+        .expect("tansu (scripts/test-prep.sh installs it)");
+    let bootstrap = server.bootstrap();
+    fan_out_and_catch_up(&|rt| {
+        let bus = rt
+            .block_on(eddy_bus_kafka::KafkaBus::connect(&bootstrap))
+            .unwrap();
+        Arc::new(bus) as Arc<dyn Bus>
+    });
+}
+
+#[test]
+fn rabbitmq_purges_reach_every_edge_and_a_restarted_edge_catches_up_first() {
+    // A private node: the purge topics and edge names are fixed, so this test must not share a
+    // broker with anything else.
+    let dir = tempfile::tempdir().unwrap();
+    let node = eddy_testkit::brokers::RabbitServer::start(dir.path())
+        .expect("RabbitMQ (scripts/test-prep.sh installs it)");
+    let url = node.url();
+    fan_out_and_catch_up(&|rt| {
+        let bus = rt
+            .block_on(eddy_bus_rabbitmq::RabbitBus::connect(&url))
+            .unwrap();
         Arc::new(bus) as Arc<dyn Bus>
     });
 }

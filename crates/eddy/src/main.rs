@@ -198,22 +198,51 @@ fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
                 .with_context(|| format!("opening the embedded bus in {}", dir.display()))?;
             Ok(Some(Arc::new(bus)))
         }
-        Some(eddy_config::BusConfig::Nats { url }) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("bus runtime")?;
-            // The client's tasks run on the runtime it was created in: keep that runtime alive.
-            let bus = rt
-                .block_on(eddy_bus_nats::NatsBus::connect(url))
-                .context("connecting to NATS")?;
-            std::thread::Builder::new()
-                .name("eddy-nats".into())
-                .spawn(move || rt.block_on(std::future::pending::<()>()))
-                .context("NATS client thread")?;
-            Ok(Some(Arc::new(bus)))
+        Some(eddy_config::BusConfig::Nats { url }) => Ok(Some(on_own_runtime("nats", async {
+            eddy_bus_nats::NatsBus::connect(url)
+                .await
+                .map(|b| Arc::new(b) as _)
+        })?)),
+        Some(eddy_config::BusConfig::Rabbitmq { url }) => {
+            Ok(Some(on_own_runtime("rabbitmq", async {
+                eddy_bus_rabbitmq::RabbitBus::connect(url)
+                    .await
+                    .map(|b| Arc::new(b) as _)
+            })?))
+        }
+        Some(eddy_config::BusConfig::Kafka {
+            brokers,
+            replication,
+        }) => {
+            let mut opts = eddy_bus_kafka::KafkaOptions::new(brokers);
+            opts.replication = *replication;
+            Ok(Some(on_own_runtime("kafka", async move {
+                eddy_bus_kafka::KafkaBus::connect_with(opts)
+                    .await
+                    .map(|b| Arc::new(b) as _)
+            })?))
         }
     }
+}
+
+/// Connect a broker client on a runtime of its own, kept alive on a thread: a client's
+/// background tasks run on the runtime it was created in.
+fn on_own_runtime(
+    name: &'static str,
+    connect: impl std::future::Future<Output = Result<Arc<dyn eddy_bus::Bus>, eddy_bus::BusError>>,
+) -> anyhow::Result<Arc<dyn eddy_bus::Bus>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("bus runtime")?;
+    let bus = rt
+        .block_on(connect)
+        .with_context(|| format!("connecting to the {name} bus"))?;
+    std::thread::Builder::new()
+        .name(format!("eddy-{name}"))
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .context("bus client thread")?;
+    Ok(bus)
 }
 
 fn edge(config: Config) -> anyhow::Result<()> {
