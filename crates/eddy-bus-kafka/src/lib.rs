@@ -55,6 +55,11 @@ pub struct KafkaOptions {
     pub bootstrap: String,
     /// Replication factor of topics Eddy creates (1 for a single broker; 3 on a real cluster).
     pub replication: i32,
+    /// How long the broker may hold a fetch that finds no new records (`fetch.wait.max.ms`).
+    /// Apache Kafka answers a waiting fetch as soon as a record arrives, so there this only
+    /// bounds idle polling; tansu answers at the deadline, so there it is added to every hop.
+    /// Default 10 ms.
+    pub fetch_wait: Duration,
     /// Extra librdkafka settings (security, tuning), applied to every client.
     pub extra: Vec<(String, String)>,
 }
@@ -65,6 +70,7 @@ impl KafkaOptions {
         KafkaOptions {
             bootstrap: bootstrap.to_string(),
             replication: 1,
+            fetch_wait: Duration::from_millis(10),
             extra: Vec::new(),
         }
     }
@@ -228,7 +234,10 @@ impl Bus for KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "10")
+            .set(
+                "fetch.wait.max.ms",
+                self.opts.fetch_wait.as_millis().to_string(),
+            )
             .create()
             .map_err(|e| err(format!("consumer {consumer}: {e}")))?;
         let stream = Arc::new(stream);

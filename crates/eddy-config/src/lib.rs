@@ -76,6 +76,9 @@ pub struct BusFile {
     pub brokers: Option<String>,
     /// Replication factor of the topics Eddy creates on `kafka` (default 1).
     pub replication: Option<i32>,
+    /// `kafka`: how long the broker may hold an empty fetch, in ms (default 10). Raise it to
+    /// 100-500 on Apache Kafka (which answers as soon as a record arrives) to cut idle fetches.
+    pub fetch_wait_ms: Option<u64>,
     /// Directory of the embedded log (default `./eddy-bus`).
     pub dir: Option<PathBuf>,
     /// When the embedded log fsyncs: `"always"`, `"never"` or an interval such as `"10ms"`.
@@ -219,6 +222,8 @@ pub enum BusConfig {
         brokers: String,
         /// Replication factor of created topics.
         replication: i32,
+        /// Longest wait of an empty fetch.
+        fetch_wait: Duration,
     },
 }
 
@@ -639,6 +644,7 @@ fn bus_config(
     only("bus.url", b.url.is_some(), &["nats", "rabbitmq"])?;
     only("bus.brokers", b.brokers.is_some(), &["kafka"])?;
     only("bus.replication", b.replication.is_some(), &["kafka"])?;
+    only("bus.fetch_wait_ms", b.fetch_wait_ms.is_some(), &["kafka"])?;
     let url_with = |default: &str, schemes: &[&str], example: &str| {
         let url = b.url.clone().unwrap_or_else(|| default.to_string());
         if schemes.iter().any(|s| url.starts_with(s)) {
@@ -687,9 +693,19 @@ fn bus_config(
                     "a replication factor of 1 to 7 for the topics Eddy creates",
                 ));
             }
+            let fetch_wait_ms = b.fetch_wait_ms.unwrap_or(10);
+            if !(1..=5_000).contains(&fetch_wait_ms) {
+                return Err(invalid(
+                    name,
+                    "bus.fetch_wait_ms",
+                    &fetch_wait_ms.to_string(),
+                    "1 to 5000 (milliseconds)",
+                ));
+            }
             Ok(BusConfig::Kafka {
                 brokers,
                 replication,
+                fetch_wait: Duration::from_millis(fetch_wait_ms),
             })
         }
         "embedded" => {
@@ -836,6 +852,7 @@ mod tests {
             ("kind = \"pulsar\"", "bus.kind"),
             ("kind = \"kafka\"\nbrokers = \"nohost\"", "bus.brokers"),
             ("kind = \"kafka\"\nreplication = 0", "bus.replication"),
+            ("kind = \"kafka\"\nfetch_wait_ms = 0", "bus.fetch_wait_ms"),
             ("kind = \"kafka\"\nurl = \"nats://x:1\"", "bus.url"),
             ("kind = \"rabbitmq\"\nurl = \"http://x\"", "bus.url"),
             ("kind = \"nats\"\nfsync = \"always\"", "bus.fsync"),

@@ -3,7 +3,8 @@
 //!
 //!     cargo run --release -p eddy-control --example bus_bench [events] [purges]
 //!
-//! Prints a Markdown table. Compare within one run; the machine is shared and noisy.
+//! The same for each broker whose server is installed (tansu, RabbitMQ, nats-server), each
+//! started privately for the run. Prints Markdown tables. Compare within one run; the machine is shared and noisy.
 use async_trait::async_trait;
 use bytes::Bytes;
 use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
@@ -52,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000);
     let payload = Bytes::from(vec![b'x'; 200]);
-    let mut rows = Vec::new();
+    let mut rows: Rows = Vec::new();
 
     // In-process: batched appends, no fsync, consumed by an in-process subscriber.
     let dir = tempfile::tempdir()?;
@@ -70,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let consume = t.elapsed();
     rows.push((
-        "embedded, in-process (batches of 1000, no fsync)",
+        "embedded, in-process (batches of 1000, no fsync)".to_string(),
         rate(events, publish),
         rate(events, consume),
     ));
@@ -95,7 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let consume = t.elapsed();
     rows.push((
-        "embedded, durable (fsync every 10 ms; replay from disk)",
+        "embedded, durable (fsync every 10 ms; replay from disk)".to_string(),
         rate(n, publish),
         rate(n, consume),
     ));
@@ -103,49 +104,74 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Purge propagation to 3 edges.
     let dir = tempfile::tempdir()?;
     let bus: Arc<dyn Bus> = open(dir.path(), FsyncPolicy::Interval(Duration::from_millis(10)));
-    let mut rtt_rows = vec![("embedded", round_trip(bus.clone(), purges).await?)];
-    let mut purge_rows = vec![("embedded", purge_latency(bus, purges).await?)];
+    let rtt_rows = vec![(
+        "embedded".to_string(),
+        round_trip(bus.clone(), purges).await?,
+    )];
+    let echo_rows = vec![(
+        "embedded".to_string(),
+        echo(
+            bus.clone(),
+            vec![bus.clone(), bus.clone(), bus.clone()],
+            purges,
+        )
+        .await?,
+    )];
+    let purge_rows = vec![("embedded".to_string(), purge_latency(bus, purges).await?)];
 
-    // NATS JetStream, on a private nats-server started for the bench.
+    let mut t = Tables {
+        rows,
+        rtt: rtt_rows,
+        echo: echo_rows,
+        purge: purge_rows,
+    };
+    let n = (events / 50).max(1000);
+    // Each broker is private to the bench: started here on an ephemeral port, stopped at the end.
+    if eddy_testkit::brokers::TansuServer::available() {
+        let dir = tempfile::tempdir()?;
+        let server = eddy_testkit::brokers::TansuServer::start(dir.path())?;
+        let bootstrap = server.bootstrap();
+        broker(&mut t, "Kafka protocol (tansu 0.6, sqlite)", n, purges, &payload, || {
+            let b = bootstrap.clone();
+            async move { Ok(Arc::new(eddy_bus_kafka::KafkaBus::connect(&b).await?) as Arc<dyn Bus>) }
+        })
+        .await?;
+    }
+    if eddy_testkit::brokers::RabbitServer::available() {
+        let dir = tempfile::tempdir()?;
+        let node = eddy_testkit::brokers::RabbitServer::start(dir.path())?;
+        let url = node.url();
+        broker(
+            &mut t,
+            "RabbitMQ 3.10 (stream queues)",
+            n,
+            purges,
+            &payload,
+            || {
+                let u = url.clone();
+                async move {
+                    Ok(Arc::new(eddy_bus_rabbitmq::RabbitBus::connect(&u).await?) as Arc<dyn Bus>)
+                }
+            },
+        )
+        .await?;
+    }
     if eddy_testkit::brokers::NatsServer::available() {
         let dir = tempfile::tempdir()?;
         let server = eddy_testkit::brokers::NatsServer::start(dir.path())?;
-        let bus: Arc<dyn Bus> = Arc::new(eddy_bus_nats::NatsBus::connect(&server.url()).await?);
-        let n = (events / 50).max(1000);
-        let t = Instant::now();
-        for _ in 0..n {
-            bus.publish("bench", "k", payload.clone()).await?;
-        }
-        let publish = t.elapsed();
-        let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
-        let t = Instant::now();
-        for i in 0..n {
-            let d = sub.next().await?;
-            if i % 100 == 99 {
-                sub.commit(&d).await?;
-            }
-        }
-        let consume = t.elapsed();
-        rows.push((
-            "NATS JetStream 2.9 (one acknowledged publish at a time; commit every 100)",
-            rate(n, publish),
-            rate(n, consume),
-        ));
-        let edges: Vec<Arc<dyn Bus>> = {
-            let mut v: Vec<Arc<dyn Bus>> = Vec::new();
-            for _ in 0..3 {
-                v.push(Arc::new(
-                    eddy_bus_nats::NatsBus::connect(&server.url()).await?,
-                ));
-            }
-            v
-        };
-        rtt_rows.push(("NATS JetStream", round_trip(bus.clone(), purges).await?));
-        purge_rows.push((
-            "NATS JetStream",
-            purge_latency_on(bus, edges, purges).await?,
-        ));
+        let url = server.url();
+        broker(&mut t, "NATS JetStream 2.9", n, purges, &payload, || {
+            let u = url.clone();
+            async move { Ok(Arc::new(eddy_bus_nats::NatsBus::connect(&u).await?) as Arc<dyn Bus>) }
+        })
+        .await?;
     }
+    let Tables {
+        rows,
+        rtt: rtt_rows,
+        echo: echo_rows,
+        purge: purge_rows,
+    } = t;
 
     println!("| backend | publish events/s | consume events/s |");
     println!("|---|---:|---:|");
@@ -158,10 +184,78 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &purge_rows,
     );
     print_latencies(
+        "the broker alone, the same path: publish → 3 consumers each publish a reply → all replies consumed",
+        "records",
+        &echo_rows,
+    );
+    print_latencies(
         "the broker alone: publish → consume, same client",
         "records",
         &rtt_rows,
     );
+    Ok(())
+}
+
+type Rows = Vec<(String, String, String)>;
+
+struct Tables {
+    rows: Rows,
+    rtt: Vec<(String, Vec<Duration>)>,
+    echo: Vec<(String, Vec<Duration>)>,
+    purge: Vec<(String, Vec<Duration>)>,
+}
+
+/// A broker's rows: throughput of `n` events published one acknowledged publish at a time and
+/// consumed with a commit every 100, then the broker's own round trip and purge propagation to
+/// three edges, each edge on its own client.
+async fn broker<F, Fut>(
+    t: &mut Tables,
+    name: &str,
+    n: usize,
+    purges: usize,
+    payload: &Bytes,
+    connect: F,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Arc<dyn Bus>, eddy_bus::BusError>>,
+{
+    let bus = connect().await?;
+    let start = Instant::now();
+    for _ in 0..n {
+        bus.publish("bench", "k", payload.clone()).await?;
+    }
+    let publish = start.elapsed();
+    let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
+    let start = Instant::now();
+    for i in 0..n {
+        let d = sub.next().await?;
+        if i % 100 == 99 {
+            sub.commit(&d).await?;
+        }
+    }
+    let consume = start.elapsed();
+    t.rows.push((
+        format!("{name} (one acknowledged publish at a time; commit every 100)"),
+        rate(n, publish),
+        rate(n, consume),
+    ));
+    let mut edges = Vec::new();
+    for _ in 0..3 {
+        edges.push(connect().await?);
+    }
+    t.rtt
+        .push((name.to_string(), round_trip(bus.clone(), purges).await?));
+    let mut echoers = Vec::new();
+    for _ in 0..3 {
+        echoers.push(connect().await?);
+    }
+    t.echo
+        .push((name.to_string(), echo(bus.clone(), echoers, purges).await?));
+    t.purge.push((
+        name.to_string(),
+        purge_latency_on(bus, edges, purges).await?,
+    ));
     Ok(())
 }
 
@@ -185,8 +279,59 @@ async fn round_trip(
     Ok(lat)
 }
 
+/// Sorted latencies of the purge path with the broker alone: publish a request, three echo
+/// consumers (each on its own client, committing like an edge) publish a reply, wait for all
+/// three replies. Purge propagation minus this is what Eddy adds.
+async fn echo(
+    bus: Arc<dyn Bus>,
+    echoers: Vec<Arc<dyn Bus>>,
+    n: usize,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for (i, e) in echoers.into_iter().enumerate() {
+        let mut sub = e
+            .subscribe("bench-echo-req", &format!("echo-{i}"), StartFrom::Latest)
+            .await?;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let d = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    d = sub.next() => match d { Ok(d) => d, Err(_) => return },
+                };
+                let (r, c) = tokio::join!(
+                    e.publish("bench-echo-rep", "k", d.payload.clone()),
+                    sub.commit(&d)
+                );
+                if r.is_err() || c.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut replies = bus
+        .subscribe("bench-echo-rep", "echo-watch", StartFrom::Latest)
+        .await?;
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let tag = Bytes::from(format!("{i:0200}"));
+        let start = Instant::now();
+        bus.publish("bench-echo-req", "k", tag.clone()).await?;
+        let mut got = 0;
+        while got < 3 {
+            if replies.next().await?.payload == tag {
+                got += 1;
+            }
+        }
+        lat.push(start.elapsed());
+    }
+    let _ = stop_tx.send(true);
+    lat.sort();
+    Ok(lat)
+}
+
 /// One Markdown table of sorted latency samples per backend.
-fn print_latencies(title: &str, unit: &str, rows: &[(&str, Vec<Duration>)]) {
+fn print_latencies(title: &str, unit: &str, rows: &[(String, Vec<Duration>)]) {
     println!();
     println!("| backend ({title}) | {unit} | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");

@@ -80,14 +80,17 @@ impl PurgeFollower {
                     objects,
                 });
                 let cloud = done.to_cloud(event_id(), self.source.clone());
-                self.bus
-                    .publish(
-                        PURGE_APPLIED_TOPIC,
-                        &done.key(),
-                        Bytes::from(cloud.encode()),
-                    )
-                    .await?;
-                true
+                let key = done.key();
+                // The purge is applied: committing it and reporting it are independent, so they
+                // overlap (a crash between them loses at most one report, never a purge).
+                let (reported, committed) = tokio::join!(
+                    self.bus
+                        .publish(PURGE_APPLIED_TOPIC, &key, Bytes::from(cloud.encode()),),
+                    self.consumer.commit(&r)
+                );
+                committed?;
+                reported?;
+                return Ok(true);
             }
             other => {
                 tracing::debug!(ty = other.type_name(), "not a purge request; skipped");

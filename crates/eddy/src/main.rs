@@ -213,9 +213,11 @@ fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
         Some(eddy_config::BusConfig::Kafka {
             brokers,
             replication,
+            fetch_wait,
         }) => {
             let mut opts = eddy_bus_kafka::KafkaOptions::new(brokers);
             opts.replication = *replication;
+            opts.fetch_wait = *fetch_wait;
             Ok(Some(on_own_runtime("kafka", async move {
                 eddy_bus_kafka::KafkaBus::connect_with(opts)
                     .await
