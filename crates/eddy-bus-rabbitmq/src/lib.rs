@@ -51,6 +51,8 @@ pub const READ_AHEAD: usize = 10_000;
 /// Unacknowledged deliveries the broker may push ahead of the consumer (stream queues require a
 /// prefetch).
 const PREFETCH: u16 = 1_000;
+/// Deliveries acknowledged together (must stay well below [`PREFETCH`]).
+const ACK_EVERY: u32 = 100;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a stream may take to come back after a broker restart.
@@ -377,6 +379,7 @@ impl Bus for RabbitBus {
             ahead: VecDeque::new(),
             barrier: None,
             commit_channel: None,
+            unacked: 0,
         };
         sub.open_reader().await?;
         Ok(Box::new(sub))
@@ -417,6 +420,8 @@ struct RabbitSubscription {
     /// This subscription's outstanding barrier id.
     barrier: Option<String>,
     commit_channel: Option<Channel>,
+    /// Deliveries on the current reader not yet acknowledged.
+    unacked: u32,
 }
 
 /// What one read from the stream produced.
@@ -457,6 +462,7 @@ impl RabbitSubscription {
             channel,
             deliveries,
         });
+        self.unacked = 0;
         Ok(())
     }
 
@@ -491,8 +497,13 @@ impl RabbitSubscription {
                     continue;
                 }
             };
-            // Stream queues use acknowledgements only for flow control: the position is ours.
-            let _ = d.ack(BasicAckOptions::default()).await;
+            // Stream queues use acknowledgements only for flow control (the position is ours):
+            // acknowledge in groups, well inside the prefetch window.
+            self.unacked += 1;
+            if self.unacked >= ACK_EVERY {
+                self.unacked = 0;
+                let _ = d.ack(BasicAckOptions { multiple: true }).await;
+            }
             let Some(offset) = header_u64(&d.properties, OFFSET_HEADER) else {
                 return Err(err(format!(
                     "a delivery on {} carries no {OFFSET_HEADER}; is {} a stream queue?",
