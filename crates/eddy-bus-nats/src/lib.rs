@@ -62,12 +62,12 @@ impl NatsBus {
             .await
             .map_err(|e| BusError::Unreachable {
                 backend: BACKEND,
-                target: url.to_string(),
+                target: eddy_bus::redact_url(url),
                 detail: e.to_string(),
             })?;
         Ok(NatsBus {
             js: jetstream::new(client),
-            url: url.to_string(),
+            url: eddy_bus::redact_url(url),
         })
     }
 

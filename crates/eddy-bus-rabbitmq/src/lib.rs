@@ -121,6 +121,9 @@ struct Link {
 }
 
 struct Shared {
+    /// The URL to connect to, with credentials.
+    connect_url: String,
+    /// The URL for logs and errors: the password replaced by `***`.
     url: String,
     link: Mutex<Option<Arc<Link>>>,
     /// Stream queues this client has declared (declaring is idempotent but costs a round trip).
@@ -136,10 +139,13 @@ impl Shared {
             detail,
         };
         let props = ConnectionProperties::default().with_connection_name("eddy".into());
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.url, props))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(format!("{e}; check the URL, credentials and vhost")))?;
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(&self.connect_url, props),
+        )
+        .await
+        .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|e| unreachable(format!("{e}; check the URL, credentials and vhost")))?;
         let publish = conn
             .create_channel()
             .await
@@ -280,7 +286,8 @@ impl RabbitBus {
     /// credentials.
     pub async fn connect(url: &str) -> Result<RabbitBus, BusError> {
         let shared = Arc::new(Shared {
-            url: url.to_string(),
+            connect_url: url.to_string(),
+            url: eddy_bus::redact_url(url),
             link: Mutex::new(None),
             declared: Mutex::new(HashSet::new()),
             barriers: AtomicU64::new(0),

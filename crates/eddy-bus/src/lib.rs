@@ -108,6 +108,22 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), BusError> {
     }
 }
 
+/// `url` with the password (between `user:` and `@` in the authority) replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 /// The event bus.
 #[async_trait]
 pub trait Bus: Send + Sync {
@@ -142,4 +158,20 @@ pub trait Subscription: Send {
     /// Records published but not yet delivered to this subscription, as far as the backend
     /// knows now. Zero means caught up.
     async fn backlog(&mut self) -> Result<u64, BusError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url as redact;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("amqp://eddy:s3cret@10.0.0.5:5672/%2f"),
+            "amqp://eddy:***@10.0.0.5:5672/%2f"
+        );
+        assert_eq!(redact("amqp://10.0.0.5:5672"), "amqp://10.0.0.5:5672");
+        assert_eq!(redact("amqp://user@host/v"), "amqp://user@host/v");
+        assert_eq!(redact("not a url"), "not a url");
+    }
 }

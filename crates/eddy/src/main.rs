@@ -198,13 +198,13 @@ fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
                 .with_context(|| format!("opening the embedded bus in {}", dir.display()))?;
             Ok(Some(Arc::new(bus)))
         }
-        Some(eddy_config::BusConfig::Nats { url }) => Ok(Some(on_own_runtime("nats", async {
+        Some(eddy_config::BusConfig::Nats { url }) => Ok(Some(on_own_runtime("nats", || async {
             eddy_bus_nats::NatsBus::connect(url)
                 .await
                 .map(|b| Arc::new(b) as _)
         })?)),
         Some(eddy_config::BusConfig::Rabbitmq { url }) => {
-            Ok(Some(on_own_runtime("rabbitmq", async {
+            Ok(Some(on_own_runtime("rabbitmq", || async {
                 eddy_bus_rabbitmq::RabbitBus::connect(url)
                     .await
                     .map(|b| Arc::new(b) as _)
@@ -218,28 +218,47 @@ fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
             let mut opts = eddy_bus_kafka::KafkaOptions::new(brokers);
             opts.replication = *replication;
             opts.fetch_wait = *fetch_wait;
-            Ok(Some(on_own_runtime("kafka", async move {
-                eddy_bus_kafka::KafkaBus::connect_with(opts)
-                    .await
-                    .map(|b| Arc::new(b) as _)
+            Ok(Some(on_own_runtime("kafka", || {
+                let opts = opts.clone();
+                async move {
+                    eddy_bus_kafka::KafkaBus::connect_with(opts)
+                        .await
+                        .map(|b| Arc::new(b) as _)
+                }
             })?))
         }
     }
 }
 
 /// Connect a broker client on a runtime of its own, kept alive on a thread: a client's
-/// background tasks run on the runtime it was created in.
-fn on_own_runtime(
-    name: &'static str,
-    connect: impl std::future::Future<Output = Result<Arc<dyn eddy_bus::Bus>, eddy_bus::BusError>>,
-) -> anyhow::Result<Arc<dyn eddy_bus::Bus>> {
+/// background tasks run on the runtime it was created in. A broker that cannot be reached is
+/// retried with back-off (0.5 s doubling to 10 s), each attempt logged with the error naming
+/// the broker: the edge does not serve until it has caught up on purges, and it does not exit
+/// because a broker is briefly away.
+fn on_own_runtime<F, Fut>(name: &'static str, connect: F) -> anyhow::Result<Arc<dyn eddy_bus::Bus>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Arc<dyn eddy_bus::Bus>, eddy_bus::BusError>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("bus runtime")?;
-    let bus = rt
-        .block_on(connect)
-        .with_context(|| format!("connecting to the {name} bus"))?;
+    let bus = rt.block_on(async {
+        let mut backoff = std::time::Duration::from_millis(500);
+        loop {
+            match connect().await {
+                Ok(bus) => return Ok(bus),
+                Err(e @ eddy_bus::BusError::Unreachable { .. }) => {
+                    tracing::error!(bus = name, error = %e, retry_in = ?backoff, "cannot reach the bus; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let bus = bus.with_context(|| format!("connecting to the {name} bus"))?;
     std::thread::Builder::new()
         .name(format!("eddy-{name}"))
         .spawn(move || rt.block_on(std::future::pending::<()>()))
