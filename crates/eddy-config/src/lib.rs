@@ -61,6 +61,25 @@ pub struct File {
     /// The event bus.
     #[serde(default)]
     pub bus: Option<BusFile>,
+    /// Traffic-spike detection.
+    #[serde(default)]
+    pub spike: SpikeFile,
+}
+
+/// `[spike]`: per-object and per-host request rates against a slow baseline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeFile {
+    /// Detect spikes (default true).
+    pub enabled: Option<bool>,
+    /// A rate this many times its baseline is a spike (default 10).
+    pub factor: Option<f64>,
+    /// Rates below this many requests/s are never spikes (default 200).
+    pub min_rate: Option<f64>,
+    /// Time constant of the baseline, such as "60s" (default 60 s).
+    pub baseline_window: Option<String>,
+    /// Least time between two reports for one key, such as "30s" (default 30 s).
+    pub cooldown: Option<String>,
 }
 
 /// `[bus]`.
@@ -183,6 +202,23 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The event bus, if configured.
     pub bus: Option<BusConfig>,
+    /// Traffic-spike detection.
+    pub spike: SpikeSettings,
+}
+
+/// Validated `[spike]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpikeSettings {
+    /// Whether edges detect spikes.
+    pub enabled: bool,
+    /// Rate / baseline ratio that is a spike.
+    pub factor: f64,
+    /// Floor in requests/s.
+    pub min_rate: f64,
+    /// Baseline EWMA time constant.
+    pub baseline_window: Duration,
+    /// Least time between reports for one key.
+    pub cooldown: Duration,
 }
 
 /// When the embedded log fsyncs.
@@ -617,7 +653,58 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         }),
         (Some(b), dir) => Some(bus_config(name, b, dir.as_ref())?),
     };
-    Ok(Config { edge, cache, bus })
+    let spike = spike_settings(name, file.spike)?;
+    Ok(Config {
+        edge,
+        cache,
+        bus,
+        spike,
+    })
+}
+
+fn spike_settings(name: &Path, f: SpikeFile) -> Result<SpikeSettings, ConfigError> {
+    let factor = f.factor.unwrap_or(10.0);
+    if !(factor.is_finite() && (1.5..=1000.0).contains(&factor)) {
+        return Err(invalid(
+            name,
+            "spike.factor",
+            &factor.to_string(),
+            "a ratio of 1.5 to 1000",
+        ));
+    }
+    let min_rate = f.min_rate.unwrap_or(200.0);
+    if !(min_rate.is_finite() && (1.0..=10_000_000.0).contains(&min_rate)) {
+        return Err(invalid(
+            name,
+            "spike.min_rate",
+            &min_rate.to_string(),
+            "1 to 10000000 requests/s",
+        ));
+    }
+    let dur = |key: &'static str,
+               v: Option<String>,
+               default: u64|
+     -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(Duration::from_secs(default)),
+            Some(text) => match humantime::parse_duration(&text) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(86_400) => Ok(d),
+                _ => Err(invalid(
+                    name,
+                    key,
+                    &text,
+                    "a duration of 1s to 24h, such as \"60s\"",
+                )),
+            },
+        }
+    };
+    Ok(SpikeSettings {
+        enabled: f.enabled.unwrap_or(true),
+        factor,
+        min_rate,
+        baseline_window: dur("spike.baseline_window", f.baseline_window, 60)?,
+        cooldown: dur("spike.cooldown", f.cooldown, 30)?,
+    })
 }
 
 /// Validate `[bus]`; `dir_override` is `--bus-dir` (meaningful for the embedded log only).
@@ -853,6 +940,11 @@ mod tests {
             ("kind = \"kafka\"\nbrokers = \"nohost\"", "bus.brokers"),
             ("kind = \"kafka\"\nreplication = 0", "bus.replication"),
             ("kind = \"kafka\"\nfetch_wait_ms = 0", "bus.fetch_wait_ms"),
+            ("kind = \"nats\"\n[spike]\nfactor = 1.0", "spike.factor"),
+            (
+                "kind = \"nats\"\n[spike]\nbaseline_window = \"soon\"",
+                "spike.baseline_window",
+            ),
             ("kind = \"kafka\"\nurl = \"nats://x:1\"", "bus.url"),
             ("kind = \"rabbitmq\"\nurl = \"http://x\"", "bus.url"),
             ("kind = \"nats\"\nfsync = \"always\"", "bus.fsync"),

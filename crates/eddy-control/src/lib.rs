@@ -15,6 +15,7 @@
 
 pub mod content;
 pub mod purge;
+pub mod spike;
 
 use async_trait::async_trait;
 use eddy_events::PurgeTarget;
@@ -25,6 +26,8 @@ pub const PURGE_REQUESTED_TOPIC: &str = "eddy.purge.requested";
 pub const PURGE_APPLIED_TOPIC: &str = "eddy.purge.applied";
 /// Topic of `content.updated` events.
 pub const CONTENT_TOPIC: &str = "eddy.content";
+/// Topic of `dev.eddy.traffic.spike.v1`: edges publish what their detectors see.
+pub const TRAFFIC_SPIKE_TOPIC: &str = "eddy.traffic.spike";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]

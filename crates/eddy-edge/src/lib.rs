@@ -20,6 +20,7 @@ pub mod control;
 pub mod metrics;
 pub mod proxy;
 pub mod slice;
+pub mod spike;
 pub mod storage;
 
 use async_trait::async_trait;
@@ -139,6 +140,12 @@ impl Edge {
                 source,
             })?,
         );
+        let (spikes, spike_rx) = if config.spike.enabled {
+            let (w, rx) = spike::SpikeWatch::new(&config.spike);
+            (Some(w), Some(rx))
+        } else {
+            (None, None)
+        };
         let state = Arc::new(EdgeState {
             config,
             storage,
@@ -146,6 +153,7 @@ impl Edge {
             metrics: Arc::new(metrics::Metrics::new()),
             limits,
             bus: bus.clone(),
+            spikes,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -209,12 +217,17 @@ impl Edge {
             .set_nonblocking(true)
             .map_err(|e| EdgeError::Runtime("admin", e))?;
         let follower_rx = admin_rx.clone();
+        let spike_bus = bus.clone();
+        let spike_edge_id = state.config.edge.id.clone();
         let admin_thread = std::thread::Builder::new()
             .name("eddy-admin".into())
             .spawn(move || {
                 rt.block_on(async move {
                     if let Some(f) = follower {
-                        tokio::spawn(f.run(follower_rx));
+                        tokio::spawn(f.run(follower_rx.clone()));
+                    }
+                    if let Some(rx) = spike_rx {
+                        tokio::spawn(publish_spikes(rx, spike_bus, spike_edge_id, follower_rx));
                     }
                     let Ok(l) = tokio::net::TcpListener::from_std(admin_listener) else {
                         tracing::error!("admin listener could not be registered");
@@ -282,6 +295,41 @@ impl Drop for Edge {
         let _ = self.shutdown.send(true);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Drain detected spikes into `dev.eddy.traffic.spike.v1` events on the bus (without a bus they
+/// were logged and counted already), until shutdown.
+async fn publish_spikes(
+    mut rx: tokio::sync::mpsc::Receiver<eddy_control::spike::Spike>,
+    bus: Option<Arc<dyn eddy_bus::Bus>>,
+    edge: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let source = format!("/eddy/edge/{edge}");
+    loop {
+        let s = tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            s = rx.recv() => match s { Some(s) => s, None => return },
+        };
+        let Some(bus) = &bus else { continue };
+        let ev = eddy_events::Event::TrafficSpike(eddy_events::TrafficSpike {
+            edge: edge.clone(),
+            key: s.key,
+            rate: s.rate,
+            baseline: s.baseline,
+        });
+        let cloud = ev.to_cloud(eddy_control::event_id(), source.clone());
+        if let Err(e) = bus
+            .publish(
+                eddy_control::TRAFFIC_SPIKE_TOPIC,
+                &ev.key(),
+                bytes::Bytes::from(cloud.encode()),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not publish a traffic spike");
         }
     }
 }

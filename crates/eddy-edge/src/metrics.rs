@@ -98,6 +98,10 @@ pub struct Metrics {
     pub purges: Family<PurgeLabel, Counter>,
     /// Objects affected by purges.
     pub purged_objects: Counter,
+    /// Traffic spikes detected.
+    pub spikes: Counter,
+    /// Spikes not published because the publish queue was full.
+    pub spikes_dropped: Counter,
     tier_bytes: Family<TierLabel, Gauge>,
     tier_capacity: Family<TierLabel, Gauge>,
     tier_objects: Family<TierLabel, Gauge>,
@@ -160,6 +164,18 @@ impl Metrics {
             "Objects removed or marked stale by purges",
             purged_objects.clone(),
         );
+        let spikes = Counter::default();
+        registry.register(
+            "traffic_spikes",
+            "Traffic spikes detected (object or host over its baseline)",
+            spikes.clone(),
+        );
+        let spikes_dropped = Counter::default();
+        registry.register(
+            "traffic_spikes_dropped",
+            "Spikes not published because the publish queue was full",
+            spikes_dropped.clone(),
+        );
         let tier_bytes = Family::<TierLabel, Gauge>::default();
         registry.register(
             "cache_used_bytes",
@@ -217,6 +233,8 @@ impl Metrics {
             latency,
             purges,
             purged_objects,
+            spikes,
+            spikes_dropped,
             tier_bytes,
             tier_capacity,
             tier_objects,

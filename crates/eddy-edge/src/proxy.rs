@@ -49,6 +49,8 @@ pub struct EdgeState {
     pub limits: Limits,
     /// The event bus, when the edge is part of a deployment.
     pub bus: Option<Arc<dyn eddy_bus::Bus>>,
+    /// Traffic-spike detection, unless disabled.
+    pub spikes: Option<crate::spike::SpikeWatch>,
 }
 
 /// What an operator (or, later, the event bus) asks an edge to purge.
@@ -432,6 +434,11 @@ impl ProxyHttp for EdgeProxy {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
+        if let Some(w) = &self.state.spikes
+            && matches!(method, Method::GET | Method::HEAD)
+        {
+            w.observe(&url_key(session.req_header()), &self.state.metrics);
+        }
         if method == Method::GET {
             self.plan_slice(session, ctx)?;
         }

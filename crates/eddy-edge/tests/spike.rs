@@ -1,0 +1,136 @@
+//! Traffic-spike detection through a real edge: one object goes from 0 to 5,000 requests/s and a
+//! `dev.eddy.traffic.spike.v1` event reaches the bus within 500 ms, while every client request
+//! still succeeds and the origin sees one fetch.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions};
+use eddy_bus::{Bus, StartFrom};
+use eddy_config::Overrides;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const RATE: u64 = 5_000;
+const CLIENTS: u64 = 20;
+
+#[test]
+fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
+    let mut rig = start(counting("max-age=600"));
+    let bus_dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> =
+        Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
+    let o = Overrides {
+        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
+        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
+        origins: vec![rig.origin.url()],
+        id: Some("spiky".into()),
+        ..Default::default()
+    };
+    rig.stop_edge();
+    rig.start_edge_with_bus(&o, "", Some(bus.clone()));
+    let mut spikes = rig
+        .rt
+        .block_on(bus.subscribe(
+            eddy_control::TRAFFIC_SPIKE_TOPIC,
+            "test-watch",
+            StartFrom::Latest,
+        ))
+        .unwrap();
+    // A normal client's object, cached before the surge.
+    assert_eq!(rig.get("/calm").status, 200);
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS as usize)
+        .build()
+        .unwrap();
+    let hot = rig.url("/hot");
+    let sent = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let load = rig.rt.spawn({
+        let (sent, failed) = (sent.clone(), failed.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for _ in 0..CLIENTS {
+                let (client, hot, sent, failed) =
+                    (client.clone(), hot.clone(), sent.clone(), failed.clone());
+                tasks.push(tokio::spawn(async move {
+                    // Each client paces itself to RATE / CLIENTS requests/s for 1.5 s.
+                    let mut tick =
+                        tokio::time::interval(Duration::from_micros(1_000_000 * CLIENTS / RATE));
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+                    while tokio::time::Instant::now() < until {
+                        tick.tick().await;
+                        let ok = match client.get(&hot).send().await {
+                            Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                            Err(_) => false,
+                        };
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if !ok {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    });
+    // The first spike event for the object, as the bus delivers it.
+    let (delay, spike) = rig.rt.block_on(async {
+        loop {
+            let d = tokio::time::timeout(Duration::from_secs(5), spikes.next())
+                .await
+                .expect("a spike event within 5 s")
+                .unwrap();
+            if let Ok((_, eddy_events::Event::TrafficSpike(s))) =
+                eddy_events::Event::decode(&d.payload)
+                && s.key.ends_with("/hot")
+            {
+                return (start.elapsed(), s);
+            }
+        }
+    });
+    // Normal clients are served during the surge.
+    assert_eq!(rig.get("/calm").x_cache(), "HIT");
+    rig.rt.block_on(load).unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    let n = sent.load(Ordering::Relaxed);
+    eprintln!(
+        "spike published after {delay:?}: {spike:?}; {n} requests in {elapsed:.2} s ({:.0}/s)",
+        n as f64 / elapsed
+    );
+    assert!(delay < Duration::from_millis(500), "spike after {delay:?}");
+    assert_eq!(spike.edge, "spiky");
+    assert!(spike.rate > 10.0 * spike.baseline, "{spike:?}");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
+    assert!(
+        n as f64 / elapsed > 0.6 * RATE as f64,
+        "load too low to mean anything: {n}"
+    );
+    let origin_hot = rig
+        .origin
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/hot")
+        .count();
+    assert_eq!(origin_hot, 1, "the origin saw one fetch of the hot object");
+    // The spike is counted on /metrics.
+    let m = rig.rt.block_on(async {
+        reqwest::get(rig.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("eddy_traffic_spikes_total ") && !l.ends_with(" 0")),
+        "{m}"
+    );
+}
