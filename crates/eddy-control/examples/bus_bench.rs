@@ -26,6 +26,9 @@ impl EdgeControl for NullEdge {
     async fn purge(&self, _t: &PurgeTarget, _soft: bool) -> Result<u64, ControlError> {
         Ok(0)
     }
+    async fn prefetch(&self, _url: &str) -> Result<bool, ControlError> {
+        Ok(false)
+    }
 }
 
 fn open(dir: &std::path::Path, fsync: FsyncPolicy) -> Arc<EmbeddedBus> {

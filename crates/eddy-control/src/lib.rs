@@ -14,6 +14,7 @@
 //! Must not touch: caches, HTTP servers, pingora.
 
 pub mod content;
+pub mod prewarm;
 pub mod purge;
 pub mod spike;
 
@@ -55,6 +56,11 @@ pub trait EdgeControl: Send + Sync {
     /// idempotent: the same purge applied twice leaves the same cache. Returns the objects
     /// affected now.
     async fn purge(&self, target: &PurgeTarget, soft: bool) -> Result<u64, ControlError>;
+
+    /// Fetch `url` (`host/path?query`, the cache's URL form) into this edge's cache as if a
+    /// viewer had asked for it, following the edge's normal cache rules (an object the origin
+    /// marks uncacheable stays uncached). Returns whether the fetch succeeded (a 2xx answer).
+    async fn prefetch(&self, url: &str) -> Result<bool, ControlError>;
 }
 
 /// A unique event id: time, process and a counter.

@@ -25,6 +25,9 @@ impl EdgeControl for FakeEdge {
         self.applied.lock().unwrap().push((target.clone(), soft));
         Ok(1)
     }
+    async fn prefetch(&self, _url: &str) -> Result<bool, ControlError> {
+        Ok(false)
+    }
 }
 
 fn edge(id: &str) -> Arc<FakeEdge> {

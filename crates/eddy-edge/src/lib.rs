@@ -65,6 +65,9 @@ pub enum EdgeError {
         "catching up on purges from the event bus failed: {0}; the edge did not start so it never serves purged content"
     )]
     CatchUp(eddy_control::ControlError),
+    /// Subscribing to another event stream the edge follows failed.
+    #[error("following {0} on the event bus failed: {1}; check the bus")]
+    Follow(&'static str, eddy_control::ControlError),
 }
 
 struct WatchSignal(watch::Receiver<bool>);
@@ -176,6 +179,21 @@ impl Edge {
             }
             None => None,
         };
+        // Pre-warm on other edges' spikes (from now on: old spikes are not worth acting on).
+        let prewarm = match &bus {
+            Some(bus) => {
+                let handle: Arc<dyn eddy_control::EdgeControl> =
+                    Arc::new(control::EdgeHandle(state.clone()));
+                Some(
+                    rt.block_on(eddy_control::prewarm::PrewarmFollower::start(
+                        bus.clone(),
+                        handle,
+                    ))
+                    .map_err(|e| EdgeError::Follow("traffic spikes", e))?,
+                )
+            }
+            None => None,
+        };
 
         let conf = ServerConf {
             threads: state.config.edge.threads,
@@ -224,6 +242,9 @@ impl Edge {
             .spawn(move || {
                 rt.block_on(async move {
                     if let Some(f) = follower {
+                        tokio::spawn(f.run(follower_rx.clone()));
+                    }
+                    if let Some(f) = prewarm {
                         tokio::spawn(f.run(follower_rx.clone()));
                     }
                     if let Some(rx) = spike_rx {

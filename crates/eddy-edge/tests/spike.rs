@@ -1,6 +1,7 @@
 //! Traffic-spike detection through a real edge: one object goes from 0 to 5,000 requests/s and a
 //! `dev.eddy.traffic.spike.v1` event reaches the bus within 500 ms, while every client request
-//! still succeeds and the origin sees one fetch.
+//! still succeeds and the origin sees one fetch; and another edge on the same bus pre-warms the
+//! spiking object before any of its own viewers ask.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -9,7 +10,6 @@ use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions};
 use eddy_bus::{Bus, StartFrom};
 use eddy_config::Overrides;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const RATE: u64 = 5_000;
@@ -41,45 +41,8 @@ fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
     // A normal client's object, cached before the surge.
     assert_eq!(rig.get("/calm").status, 200);
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS as usize)
-        .build()
-        .unwrap();
-    let hot = rig.url("/hot");
-    let sent = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let load = rig.rt.spawn({
-        let (sent, failed) = (sent.clone(), failed.clone());
-        async move {
-            let mut tasks = Vec::new();
-            for _ in 0..CLIENTS {
-                let (client, hot, sent, failed) =
-                    (client.clone(), hot.clone(), sent.clone(), failed.clone());
-                tasks.push(tokio::spawn(async move {
-                    // Each client paces itself to RATE / CLIENTS requests/s for 1.5 s.
-                    let mut tick =
-                        tokio::time::interval(Duration::from_micros(1_000_000 * CLIENTS / RATE));
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
-                    while tokio::time::Instant::now() < until {
-                        tick.tick().await;
-                        let ok = match client.get(&hot).send().await {
-                            Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
-                            Err(_) => false,
-                        };
-                        sent.fetch_add(1, Ordering::Relaxed);
-                        if !ok {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-        }
-    });
+    let load = rig.rt.spawn(surge(rig.url("/hot"), RATE, 1.5));
     // The first spike event for the object, as the bus delivers it.
     let (delay, spike) = rig.rt.block_on(async {
         loop {
@@ -97,9 +60,8 @@ fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
     });
     // Normal clients are served during the surge.
     assert_eq!(rig.get("/calm").x_cache(), "HIT");
-    rig.rt.block_on(load).unwrap();
+    let (n, failed) = rig.rt.block_on(load).unwrap();
     let elapsed = start.elapsed().as_secs_f64();
-    let n = sent.load(Ordering::Relaxed);
     eprintln!(
         "spike published after {delay:?}: {spike:?}; {n} requests in {elapsed:.2} s ({:.0}/s)",
         n as f64 / elapsed
@@ -107,7 +69,7 @@ fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
     assert!(delay < Duration::from_millis(500), "spike after {delay:?}");
     assert_eq!(spike.edge, "spiky");
     assert!(spike.rate > 10.0 * spike.baseline, "{spike:?}");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
+    assert_eq!(failed, 0, "failed requests");
     assert!(
         n as f64 / elapsed > 0.6 * RATE as f64,
         "load too low to mean anything: {n}"
@@ -133,4 +95,89 @@ fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
             .any(|l| l.starts_with("eddy_traffic_spikes_total ") && !l.ends_with(" 0")),
         "{m}"
     );
+}
+
+/// Drive `rate` requests/s for `secs` at `url` from `CLIENTS` keep-alive clients; returns
+/// (requests, failures).
+async fn surge(url: String, rate: u64, secs: f64) -> (u64, u64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS as usize)
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 * CLIENTS / rate));
+            let until = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+            let (mut n, mut failed) = (0, 0);
+            while tokio::time::Instant::now() < until {
+                tick.tick().await;
+                n += 1;
+                let ok = match client.get(&url).send().await {
+                    Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if !ok {
+                    failed += 1;
+                }
+            }
+            (n, failed)
+        }));
+    }
+    let mut total = (0, 0);
+    for t in tasks {
+        let (n, f) = t.await.unwrap();
+        total = (total.0 + n, total.1 + f);
+    }
+    total
+}
+
+#[test]
+fn a_spike_on_one_edge_prewarms_the_object_on_the_others() {
+    let bus_dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> =
+        Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
+    let mut edges = Vec::new();
+    for id in ["a", "b"] {
+        let mut rig = start(counting("max-age=600"));
+        let o = Overrides {
+            listen: Some(eddy_testkit::free_port().unwrap().to_string()),
+            admin: Some(eddy_testkit::free_port().unwrap().to_string()),
+            origins: vec![rig.origin.url()],
+            id: Some(id.into()),
+            ..Default::default()
+        };
+        rig.stop_edge();
+        rig.start_edge_with_bus(&o, "", Some(bus.clone()));
+        edges.push(rig);
+    }
+    let (a, b) = (&edges[0], &edges[1]);
+    let (n, failed) = a.rt.block_on(surge(a.url("/hot"), 2_000, 1.0));
+    assert_eq!(failed, 0, "{failed} of {n} failed");
+    // Edge b fetched /hot from its origin with no viewer asking it...
+    let b_fetches = || b.origin.seen().iter().filter(|s| s.path == "/hot").count();
+    assert!(
+        eddy_testkit::wait_until(Duration::from_secs(5), || b_fetches() == 1),
+        "edge b was not pre-warmed (origin fetches {})",
+        b_fetches()
+    );
+    let stored = || {
+        let m = b.rt.block_on(async {
+            reqwest::get(b.admin_url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        m.lines()
+            .any(|l| l.starts_with("eddy_cache_objects{tier=\"memory\"}") && !l.ends_with(" 0"))
+    };
+    assert!(eddy_testkit::wait_until(Duration::from_secs(5), stored));
+    // ...so its first viewer request (same site name as on edge a) is a hit.
+    let site = a.listen.to_string();
+    let r = b.get_h("/hot", &[("host", site.as_str())]);
+    assert_eq!(r.x_cache(), "HIT");
+    assert_eq!(b_fetches(), 1);
 }
