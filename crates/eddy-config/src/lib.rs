@@ -124,6 +124,11 @@ pub struct EdgeFile {
     pub threads: Option<usize>,
     /// Largest request header block accepted, in bytes; larger gets 431 (default 65536).
     pub max_header_bytes: Option<usize>,
+    /// Requests per second allowed from one client address; more get 429 with `Retry-After`
+    /// (default 0: no limit). Clients behind one NAT share an address: set it with that in mind.
+    pub client_rate: Option<u32>,
+    /// Requests a client may send at once above `client_rate` (default: `client_rate`).
+    pub client_burst: Option<u32>,
     /// Per-connection write buffer toward viewers, in bytes (default 1460, pingora's). A response
     /// whose head and body fit is sent in one write; larger ones are sent as head + body.
     pub write_buffer_bytes: Option<usize>,
@@ -282,6 +287,8 @@ pub struct EdgeConfig {
     pub threads: usize,
     /// Largest request header block in bytes.
     pub max_header_bytes: usize,
+    /// Per-client limit: (requests/s, burst), or `None` for no limit.
+    pub client_limit: Option<(u32, u32)>,
     /// Per-connection write buffer toward viewers.
     pub write_buffer_bytes: usize,
     /// Origin connect timeout.
@@ -521,6 +528,36 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         origins,
         purge_allow,
         threads,
+        client_limit: match (e.client_rate.unwrap_or(0), e.client_burst) {
+            (0, None) => None,
+            (0, Some(_)) => {
+                return Err(invalid(
+                    name,
+                    "edge.client_burst",
+                    "set without edge.client_rate",
+                    "edge.client_burst only with edge.client_rate > 0",
+                ));
+            }
+            (rate @ 1..=10_000_000, burst) => match burst.unwrap_or(rate) {
+                b @ 1..=10_000_000 => Some((rate, b)),
+                b => {
+                    return Err(invalid(
+                        name,
+                        "edge.client_burst",
+                        &b.to_string(),
+                        "1 to 10000000 requests",
+                    ));
+                }
+            },
+            (rate, _) => {
+                return Err(invalid(
+                    name,
+                    "edge.client_rate",
+                    &rate.to_string(),
+                    "0 (no limit) to 10000000 requests/s",
+                ));
+            }
+        },
         max_header_bytes: match e.max_header_bytes.unwrap_or(65_536) {
             n @ 1024..=1_048_576 => n,
             n => {
@@ -888,6 +925,10 @@ mod tests {
                 "edge.purge_allow",
             ),
             ("[edge]\n", "edge.origins"),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nclient_burst=5",
+                "edge.client_burst",
+            ),
         ];
         for (text, key) in cases {
             let r = parse(text, Path::new("e.toml"))

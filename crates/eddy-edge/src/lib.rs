@@ -149,6 +149,10 @@ impl Edge {
         } else {
             (None, None)
         };
+        let client_limiter = config
+            .edge
+            .client_limit
+            .and_then(|(rate, burst)| proxy::client_limiter(rate, burst));
         let state = Arc::new(EdgeState {
             config,
             storage,
@@ -157,6 +161,7 @@ impl Edge {
             limits,
             bus: bus.clone(),
             spikes,
+            client_limiter,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -236,6 +241,7 @@ impl Edge {
             .map_err(|e| EdgeError::Runtime("admin", e))?;
         let follower_rx = admin_rx.clone();
         let spike_bus = bus.clone();
+        let limiter_state = state.clone();
         let spike_edge_id = state.config.edge.id.clone();
         let admin_thread = std::thread::Builder::new()
             .name("eddy-admin".into())
@@ -247,6 +253,7 @@ impl Edge {
                     if let Some(f) = prewarm {
                         tokio::spawn(f.run(follower_rx.clone()));
                     }
+                    tokio::spawn(prune_client_limiter(limiter_state, follower_rx.clone()));
                     if let Some(rx) = spike_rx {
                         tokio::spawn(publish_spikes(rx, spike_bus, spike_edge_id, follower_rx));
                     }
@@ -352,5 +359,26 @@ async fn publish_spikes(
         {
             tracing::warn!(error = %e, "could not publish a traffic spike");
         }
+    }
+}
+
+/// Every 5 s, drop per-client limiter state that is back to a full bucket (so memory follows the
+/// clients active in the last few seconds) and report how many clients it holds.
+async fn prune_client_limiter(state: Arc<EdgeState>, mut shutdown: watch::Receiver<bool>) {
+    let Some(limiter) = &state.client_limiter else {
+        return;
+    };
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            _ = every.tick() => {}
+        }
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+        state
+            .metrics
+            .client_limiter_keys
+            .set(i64::try_from(limiter.len()).unwrap_or(i64::MAX));
     }
 }

@@ -102,6 +102,10 @@ pub struct Metrics {
     pub spikes: Counter,
     /// Spikes not published because the publish queue was full.
     pub spikes_dropped: Counter,
+    /// Requests refused (429) by the per-client limit.
+    pub client_limited: Counter,
+    /// Client addresses the per-client limiter holds state for.
+    pub client_limiter_keys: Gauge,
     tier_bytes: Family<TierLabel, Gauge>,
     tier_capacity: Family<TierLabel, Gauge>,
     tier_objects: Family<TierLabel, Gauge>,
@@ -176,6 +180,18 @@ impl Metrics {
             "Spikes not published because the publish queue was full",
             spikes_dropped.clone(),
         );
+        let client_limited = Counter::default();
+        registry.register(
+            "client_rate_limited",
+            "Requests refused with 429 by the per-client limit",
+            client_limited.clone(),
+        );
+        let client_limiter_keys = Gauge::default();
+        registry.register(
+            "client_limiter_keys",
+            "Client addresses held by the per-client limiter",
+            client_limiter_keys.clone(),
+        );
         let tier_bytes = Family::<TierLabel, Gauge>::default();
         registry.register(
             "cache_used_bytes",
@@ -235,6 +251,8 @@ impl Metrics {
             purged_objects,
             spikes,
             spikes_dropped,
+            client_limited,
+            client_limiter_keys,
             tier_bytes,
             tier_capacity,
             tier_objects,

@@ -51,6 +51,21 @@ pub struct EdgeState {
     pub bus: Option<Arc<dyn eddy_bus::Bus>>,
     /// Traffic-spike detection, unless disabled.
     pub spikes: Option<crate::spike::SpikeWatch>,
+    /// Per-client request limit (`edge.client_rate`), keyed by client address.
+    pub client_limiter: Option<ClientLimiter>,
+}
+
+/// Token buckets per client address (governor's GCRA, in a sharded map pruned by the admin
+/// runtime every few seconds).
+pub type ClientLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
+/// A limiter for (requests/s, burst).
+pub fn client_limiter(rate: u32, burst: u32) -> Option<ClientLimiter> {
+    let rate = std::num::NonZeroU32::new(rate)?;
+    let burst = std::num::NonZeroU32::new(burst)?;
+    Some(governor::RateLimiter::dashmap(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 /// What an operator (or, later, the event bus) asks an edge to purge.
@@ -187,7 +202,21 @@ async fn respond(
     body: String,
     content_type: &str,
 ) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
+    respond_with(session, status, body, content_type, &[]).await
+}
+
+/// [`respond`] with extra response headers.
+async fn respond_with(
+    session: &mut Session,
+    status: u16,
+    body: String,
+    content_type: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(3 + extra.len()))?;
+    for (k, v) in extra {
+        resp.insert_header(*k, v.as_str())?;
+    }
     resp.insert_header(header::CONTENT_TYPE, content_type)?;
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
@@ -396,6 +425,34 @@ impl ProxyHttp for EdgeProxy {
             session.set_keepalive(None);
             let body = serde_json::json!({ "error": why }).to_string() + "\n";
             respond(session, 400, body, "application/json").await?;
+            return Ok(true);
+        }
+        if let Some(limiter) = &self.state.client_limiter
+            && let Some(ip) = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+            && let Err(not_until) = limiter.check_key(&ip)
+        {
+            ctx.outcome = Outcome::Rejected;
+            self.state.metrics.client_limited.inc();
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let retry = wait.as_secs() + 1;
+            let body = serde_json::json!({
+                "error": format!("too many requests from {ip}; retry in {retry} s")
+            })
+            .to_string()
+                + "\n";
+            respond_with(
+                session,
+                429,
+                body,
+                "application/json",
+                &[("retry-after", retry.to_string())],
+            )
+            .await?;
             return Ok(true);
         }
         let method = session.req_header().method.clone();

@@ -181,3 +181,72 @@ fn a_spike_on_one_edge_prewarms_the_object_on_the_others() {
     assert_eq!(r.x_cache(), "HIT");
     assert_eq!(b_fetches(), 1);
 }
+
+#[test]
+fn an_abusive_client_is_limited_and_others_are_not() {
+    let rig = start_with(
+        counting("max-age=600"),
+        |_| {},
+        "[edge]\nclient_rate = 50\nclient_burst = 20\n",
+    );
+    assert_eq!(rig.get("/page").status, 200);
+    let url = rig.url("/page");
+    let (ok, limited, retry_after, elapsed) = rig.rt.block_on(async {
+        let c = reqwest::Client::new();
+        let start = Instant::now();
+        let (mut ok, mut limited, mut retry_after) = (0u32, 0u32, None);
+        for _ in 0..300 {
+            let r = c.get(&url).send().await.unwrap();
+            match r.status().as_u16() {
+                200 => ok += 1,
+                429 => {
+                    limited += 1;
+                    retry_after = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                }
+                s => panic!("unexpected status {s}"),
+            }
+        }
+        (ok, limited, retry_after, start.elapsed().as_secs_f64())
+    });
+    // The burst plus what the rate refills during the loop (one earlier request counted too).
+    let allowed = 20.0 + 50.0 * elapsed;
+    assert!(
+        f64::from(ok) <= allowed + 1.0,
+        "{ok} allowed in {elapsed:.2} s"
+    );
+    assert!(limited > 0 && ok >= 19, "ok {ok}, limited {limited}");
+    assert!(
+        retry_after.is_some_and(|s| (1..=2).contains(&s)),
+        "{retry_after:?}"
+    );
+    // Another client address (127.0.0.2 is loopback too) is not affected.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let statuses: Vec<u16> = rig.rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..10 {
+            v.push(other.get(&url).send().await.unwrap().status().as_u16());
+        }
+        v
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let m = rig.rt.block_on(async {
+        reqwest::get(rig.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        m.lines()
+            .any(|l| l == format!("eddy_client_rate_limited_total {limited}")),
+        "{m}"
+    );
+}
