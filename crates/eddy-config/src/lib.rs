@@ -129,6 +129,11 @@ pub struct EdgeFile {
     pub client_rate: Option<u32>,
     /// Requests a client may send at once above `client_rate` (default: `client_rate`).
     pub client_burst: Option<u32>,
+    /// Origin fetches per second this edge may start (default 0: no limit). Over it, a request
+    /// gets a stale copy where its directives allow, else 503 with `Retry-After`: nothing queues.
+    pub origin_rate: Option<u32>,
+    /// Origin fetches that may start at once above `origin_rate` (default: `origin_rate`).
+    pub origin_burst: Option<u32>,
     /// Per-connection write buffer toward viewers, in bytes (default 1460, pingora's). A response
     /// whose head and body fit is sent in one write; larger ones are sent as head + body.
     pub write_buffer_bytes: Option<usize>,
@@ -289,6 +294,8 @@ pub struct EdgeConfig {
     pub max_header_bytes: usize,
     /// Per-client limit: (requests/s, burst), or `None` for no limit.
     pub client_limit: Option<(u32, u32)>,
+    /// Origin fetch limit of this edge: (fetches/s, burst), or `None` for no limit.
+    pub origin_limit: Option<(u32, u32)>,
     /// Per-connection write buffer toward viewers.
     pub write_buffer_bytes: usize,
     /// Origin connect timeout.
@@ -528,36 +535,16 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         origins,
         purge_allow,
         threads,
-        client_limit: match (e.client_rate.unwrap_or(0), e.client_burst) {
-            (0, None) => None,
-            (0, Some(_)) => {
-                return Err(invalid(
-                    name,
-                    "edge.client_burst",
-                    "set without edge.client_rate",
-                    "edge.client_burst only with edge.client_rate > 0",
-                ));
-            }
-            (rate @ 1..=10_000_000, burst) => match burst.unwrap_or(rate) {
-                b @ 1..=10_000_000 => Some((rate, b)),
-                b => {
-                    return Err(invalid(
-                        name,
-                        "edge.client_burst",
-                        &b.to_string(),
-                        "1 to 10000000 requests",
-                    ));
-                }
-            },
-            (rate, _) => {
-                return Err(invalid(
-                    name,
-                    "edge.client_rate",
-                    &rate.to_string(),
-                    "0 (no limit) to 10000000 requests/s",
-                ));
-            }
-        },
+        client_limit: rate_limit(
+            name,
+            ("edge.client_rate", e.client_rate),
+            ("edge.client_burst", e.client_burst),
+        )?,
+        origin_limit: rate_limit(
+            name,
+            ("edge.origin_rate", e.origin_rate),
+            ("edge.origin_burst", e.origin_burst),
+        )?,
         max_header_bytes: match e.max_header_bytes.unwrap_or(65_536) {
             n @ 1024..=1_048_576 => n,
             n => {
@@ -697,6 +684,34 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         bus,
         spike,
     })
+}
+
+/// A (rate, burst) pair where rate 0 means no limit and burst defaults to the rate.
+fn rate_limit(
+    name: &Path,
+    (rate_key, rate): (&'static str, Option<u32>),
+    (burst_key, burst): (&'static str, Option<u32>),
+) -> Result<Option<(u32, u32)>, ConfigError> {
+    const MAX: u32 = 10_000_000;
+    match (rate.unwrap_or(0), burst) {
+        (0, None) => Ok(None),
+        (0, Some(_)) => Err(invalid(
+            name,
+            burst_key,
+            &format!("set without {rate_key}"),
+            &format!("{burst_key} only with {rate_key} > 0"),
+        )),
+        (rate @ 1..=MAX, burst) => match burst.unwrap_or(rate) {
+            b @ 1..=MAX => Ok(Some((rate, b))),
+            b => Err(invalid(name, burst_key, &b.to_string(), "1 to 10000000")),
+        },
+        (rate, _) => Err(invalid(
+            name,
+            rate_key,
+            &rate.to_string(),
+            "0 (no limit) to 10000000 per second",
+        )),
+    }
 }
 
 fn spike_settings(name: &Path, f: SpikeFile) -> Result<SpikeSettings, ConfigError> {
@@ -928,6 +943,10 @@ mod tests {
             (
                 "[edge]\norigins=[\"http://a:1\"]\nclient_burst=5",
                 "edge.client_burst",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\norigin_rate=20000000",
+                "edge.origin_rate",
             ),
         ];
         for (text, key) in cases {

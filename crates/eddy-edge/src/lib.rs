@@ -153,6 +153,10 @@ impl Edge {
             .edge
             .client_limit
             .and_then(|(rate, burst)| proxy::client_limiter(rate, burst));
+        let origin_limiter = config
+            .edge
+            .origin_limit
+            .and_then(|(rate, burst)| proxy::origin_limiter(rate, burst));
         let state = Arc::new(EdgeState {
             config,
             storage,
@@ -162,6 +166,7 @@ impl Edge {
             bus: bus.clone(),
             spikes,
             client_limiter,
+            origin_limiter,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()

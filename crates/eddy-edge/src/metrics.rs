@@ -104,6 +104,8 @@ pub struct Metrics {
     pub spikes_dropped: Counter,
     /// Requests refused (429) by the per-client limit.
     pub client_limited: Counter,
+    /// Origin fetches not started because of the origin fetch limit.
+    pub origin_limited: Counter,
     /// Client addresses the per-client limiter holds state for.
     pub client_limiter_keys: Gauge,
     tier_bytes: Family<TierLabel, Gauge>,
@@ -186,6 +188,12 @@ impl Metrics {
             "Requests refused with 429 by the per-client limit",
             client_limited.clone(),
         );
+        let origin_limited = Counter::default();
+        registry.register(
+            "origin_fetches_limited",
+            "Origin fetches not started because of the origin fetch limit (stale or 503 instead)",
+            origin_limited.clone(),
+        );
         let client_limiter_keys = Gauge::default();
         registry.register(
             "client_limiter_keys",
@@ -252,6 +260,7 @@ impl Metrics {
             spikes,
             spikes_dropped,
             client_limited,
+            origin_limited,
             client_limiter_keys,
             tier_bytes,
             tier_capacity,

@@ -53,6 +53,20 @@ pub struct EdgeState {
     pub spikes: Option<crate::spike::SpikeWatch>,
     /// Per-client request limit (`edge.client_rate`), keyed by client address.
     pub client_limiter: Option<ClientLimiter>,
+    /// Origin fetch limit (`edge.origin_rate`).
+    pub origin_limiter: Option<OriginLimiter>,
+}
+
+/// One token bucket for all origin fetches of this edge.
+pub type OriginLimiter = governor::DefaultDirectRateLimiter;
+
+/// An origin limiter for (fetches/s, burst).
+pub fn origin_limiter(rate: u32, burst: u32) -> Option<OriginLimiter> {
+    let rate = std::num::NonZeroU32::new(rate)?;
+    let burst = std::num::NonZeroU32::new(burst)?;
+    Some(governor::RateLimiter::direct(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 /// Token buckets per client address (governor's GCRA, in a sharded map pruned by the admin
@@ -129,6 +143,8 @@ pub struct Ctx {
     slice: Option<(Slice, http::HeaderValue)>,
     /// The origin did not answer the block request with the block: pass through.
     slice_passthrough: bool,
+    /// The origin fetch limit refused this request's fetch.
+    origin_limited: bool,
 }
 
 /// The edge proxy.
@@ -386,6 +402,7 @@ impl ProxyHttp for EdgeProxy {
             not_modified: None,
             slice: None,
             slice_passthrough: false,
+            origin_limited: false,
         }
     }
 
@@ -687,6 +704,17 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let edge = &self.state.config.edge;
+        if let Some(l) = &self.state.origin_limiter
+            && l.check().is_err()
+        {
+            // Never queue: a stale copy where allowed (should_serve_stale sees a 503), else 503.
+            ctx.origin_limited = true;
+            self.state.metrics.origin_limited.inc();
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "origin fetch limit (edge.origin_rate) reached",
+            ));
+        }
         let o = &edge.origins[ctx.tries % edge.origins.len()];
         let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
         peer.options.connection_timeout = Some(edge.origin_connect_timeout);
@@ -835,6 +863,21 @@ impl ProxyHttp for EdgeProxy {
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         ctx.outcome = Outcome::Error;
+        if ctx.origin_limited {
+            let body = "{\"error\":\"the origin is protected by a fetch limit; retry shortly\"}\n";
+            let _ = respond_with(
+                session,
+                503,
+                body.into(),
+                "application/json",
+                &[("retry-after", "1".into())],
+            )
+            .await;
+            return FailToProxy {
+                error_code: 503,
+                can_reuse_downstream: true,
+            };
+        }
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout

@@ -250,3 +250,40 @@ fn an_abusive_client_is_limited_and_others_are_not() {
         "{m}"
     );
 }
+
+#[test]
+fn the_origin_fetch_limit_serves_stale_or_503_and_never_queues() {
+    let rig = start_with(
+        counting("max-age=0, stale-if-error=60"),
+        |_| {},
+        "[edge]\norigin_rate = 1\norigin_burst = 2\n",
+    );
+    // One fetch stores /s (immediately stale, usable if the origin fails for 60 s).
+    assert_eq!(rig.get("/s").status, 200);
+    // A burst of new objects: the second token goes, then the limit answers at once.
+    let start = Instant::now();
+    let statuses: Vec<(u16, String)> = (0..20)
+        .map(|i| {
+            let r = rig.get(&format!("/new/{i}"));
+            (r.status, r.h("retry-after").to_string())
+        })
+        .collect();
+    let elapsed = start.elapsed();
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(
+        ok >= 1 && ok as f64 <= 1.0 + elapsed.as_secs_f64() + 1.0,
+        "{ok} fetched in {elapsed:?}"
+    );
+    assert_eq!(ok + refused.len(), 20, "{statuses:?}");
+    assert!(refused.iter().all(|(_, ra)| ra == "1"), "{refused:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "refusals must not queue: {elapsed:?}"
+    );
+    // The stored object needs revalidation, the limit refuses the fetch: served stale instead.
+    let r = rig.get("/s");
+    assert_eq!((r.status, r.x_cache()), (200, "STALE"));
+    let fetched = rig.origin.seen().len();
+    assert_eq!(fetched, 1 + ok, "origin requests");
+}
