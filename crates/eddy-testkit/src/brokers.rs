@@ -32,7 +32,7 @@ impl NatsServer {
 
     /// Start JetStream on a free loopback port, storing under `store`.
     pub fn start(store: &Path) -> std::io::Result<NatsServer> {
-        let addr = crate::free_port()?;
+        let addr = crate::free_fixed_port()?;
         let mut s = NatsServer {
             child: None,
             addr,
@@ -135,8 +135,8 @@ impl RabbitServer {
 
     /// Start a node storing under `dir`; waits until it accepts AMQP connections (about 10 s).
     pub fn start(dir: &Path) -> std::io::Result<RabbitServer> {
-        let port = crate::free_port()?.port();
-        let dist_port = crate::free_port()?.port();
+        let port = crate::free_fixed_port()?.port();
+        let dist_port = crate::free_fixed_port()?.port();
         std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
         std::fs::write(
             dir.join("rabbitmq.conf"),
@@ -266,7 +266,7 @@ impl TansuServer {
     pub fn start(dir: &Path) -> std::io::Result<TansuServer> {
         let mut s = TansuServer {
             child: None,
-            addr: crate::free_port()?,
+            addr: crate::free_fixed_port()?,
             dir: dir.to_path_buf(),
         };
         s.spawn()?;

@@ -3,7 +3,8 @@
 //! - [`origin`]: a scriptable HTTP/1.1 origin on port 0 that records every request it gets and can
 //!   stream a body slowly, fail, or answer conditionally. Also powers `eddy up`'s demo origin.
 //! - [`wait_until`]: poll a condition until it holds or a deadline passes (never sleep-and-hope).
-//! - [`free_port`]: an ephemeral loopback port for servers that must be given an address.
+//! - [`free_port`]: an ephemeral loopback port for servers that must be given an address;
+//!   [`free_fixed_port`] one outside the ephemeral range, for slow-starting or restarting brokers.
 //!
 //! Must not touch: anything outside 127.0.0.1.
 
@@ -18,6 +19,29 @@ use std::time::{Duration, Instant};
 pub fn free_port() -> std::io::Result<SocketAddr> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     l.local_addr()
+}
+
+/// A free loopback port outside the kernel's ephemeral range, for a server that starts slowly or
+/// restarts on the same port: no other test's port-0 socket can take it in between. Chosen at
+/// random in 20000..32000 and checked free now.
+pub fn free_fixed_port() -> std::io::Result<SocketAddr> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let mut x = seed | 1;
+    for _ in 0..200 {
+        // xorshift: spread the tries over the range.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let port = 20_000 + (x % 12_000) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr();
+        }
+    }
+    Err(std::io::Error::other("no free port in 20000..32000"))
 }
 
 /// Poll `cond` every few milliseconds until it returns true or `timeout` passes. Returns whether it
