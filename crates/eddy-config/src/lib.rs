@@ -141,6 +141,12 @@ pub struct EdgeFile {
     pub origin_connect_timeout_ms: Option<u64>,
     /// Timeout for an origin's response head, in milliseconds (default 30000).
     pub origin_read_timeout_ms: Option<u64>,
+    /// Connect failures in a row that mark an origin down (default 3).
+    pub origin_fail_threshold: Option<u32>,
+    /// How often each origin is probed, in milliseconds (default 1000; 0 turns probes off).
+    pub origin_probe_interval_ms: Option<u64>,
+    /// Path probed with GET; any answer below 500 means up (default "/").
+    pub origin_probe_path: Option<String>,
     /// How long a request waits for another request's fill of the same object before fetching
     /// itself, in milliseconds (default 10000).
     pub coalesce_timeout_ms: Option<u64>,
@@ -302,6 +308,12 @@ pub struct EdgeConfig {
     pub origin_connect_timeout: Duration,
     /// Origin read timeout.
     pub origin_read_timeout: Duration,
+    /// Failures in a row that mark an origin down.
+    pub origin_fail_threshold: u32,
+    /// Probe interval, or `None` for no active probes.
+    pub origin_probe_interval: Option<Duration>,
+    /// Probe path.
+    pub origin_probe_path: String,
     /// Coalescing wait.
     pub coalesce_timeout: Duration,
 }
@@ -578,6 +590,33 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
             30_000,
         )?,
         coalesce_timeout: ms("edge.coalesce_timeout_ms", e.coalesce_timeout_ms, 10_000)?,
+        origin_fail_threshold: match e.origin_fail_threshold.unwrap_or(3) {
+            n @ 1..=1000 => n,
+            n => {
+                return Err(invalid(
+                    name,
+                    "edge.origin_fail_threshold",
+                    &n.to_string(),
+                    "1 to 1000 failures",
+                ));
+            }
+        },
+        origin_probe_interval: match e.origin_probe_interval_ms {
+            Some(0) => None,
+            v => Some(ms("edge.origin_probe_interval_ms", v, 1_000)?),
+        },
+        origin_probe_path: match e.origin_probe_path {
+            None => "/".to_string(),
+            Some(p) if p.starts_with('/') && !p.chars().any(|c| c.is_control() || c == ' ') => p,
+            Some(p) => {
+                return Err(invalid(
+                    name,
+                    "edge.origin_probe_path",
+                    &p,
+                    "a path starting with '/', without spaces",
+                ));
+            }
+        },
     };
 
     let memory_bytes = size(

@@ -29,6 +29,8 @@ pub const PURGE_APPLIED_TOPIC: &str = "eddy.purge.applied";
 pub const CONTENT_TOPIC: &str = "eddy.content";
 /// Topic of `dev.eddy.traffic.spike.v1`: edges publish what their detectors see.
 pub const TRAFFIC_SPIKE_TOPIC: &str = "eddy.traffic.spike";
+/// Topic of `dev.eddy.origin.health.v1`: edges publish their origins' state changes.
+pub const ORIGIN_HEALTH_TOPIC: &str = "eddy.origin.health";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]

@@ -56,32 +56,19 @@ impl EdgeControl for EdgeHandle {
                 std::net::Ipv6Addr::LOCALHOST.into()
             });
         }
-        let fetch = async {
-            let stream = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("connect to {addr}: {e}"))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let req = http::Request::get(path)
-                .header(http::header::HOST, host)
-                .header("eddy-prefetch", "1")
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .map_err(|e| format!("bad URL: {e}"))?;
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            let ok = resp.status().is_success();
-            // Read the whole body: the edge stores the object as it streams.
-            http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<bool, String>(ok)
-        };
-        match tokio::time::timeout(PREFETCH_TIMEOUT, fetch).await {
-            Ok(Ok(ok)) => Ok(ok),
-            Ok(Err(e)) => Err(edge_err(e)),
-            Err(_) => Err(edge_err(format!("no answer within {PREFETCH_TIMEOUT:?}"))),
+        let host_ip = addr.ip().to_string();
+        match crate::client::get(
+            &host_ip,
+            addr.port(),
+            host,
+            path,
+            &[("eddy-prefetch", "1")],
+            PREFETCH_TIMEOUT,
+        )
+        .await
+        {
+            Ok(status) => Ok(status.is_success()),
+            Err(e) => Err(edge_err(e)),
         }
     }
 }

@@ -16,7 +16,9 @@
 //! [`Edge::stop`] shuts both down and waits.
 
 pub mod admin;
+pub mod client;
 pub mod control;
+pub mod health;
 pub mod metrics;
 pub mod proxy;
 pub mod slice;
@@ -157,6 +159,8 @@ impl Edge {
             .edge
             .origin_limit
             .and_then(|(rate, burst)| proxy::origin_limiter(rate, burst));
+        let (health, health_rx) =
+            health::OriginHealth::new(&config.edge.origins, config.edge.origin_fail_threshold);
         let state = Arc::new(EdgeState {
             config,
             storage,
@@ -167,6 +171,7 @@ impl Edge {
             spikes,
             client_limiter,
             origin_limiter,
+            health,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -247,6 +252,7 @@ impl Edge {
         let follower_rx = admin_rx.clone();
         let spike_bus = bus.clone();
         let limiter_state = state.clone();
+        let health_state = state.clone();
         let spike_edge_id = state.config.edge.id.clone();
         let admin_thread = std::thread::Builder::new()
             .name("eddy-admin".into())
@@ -257,6 +263,21 @@ impl Edge {
                     }
                     if let Some(f) = prewarm {
                         tokio::spawn(f.run(follower_rx.clone()));
+                    }
+                    tokio::spawn(publish_health(
+                        health_rx,
+                        health_state.clone(),
+                        follower_rx.clone(),
+                    ));
+                    if let Some(every) = health_state.config.edge.origin_probe_interval {
+                        for i in 0..health_state.config.edge.origins.len() {
+                            tokio::spawn(probe_origin(
+                                health_state.clone(),
+                                i,
+                                every,
+                                follower_rx.clone(),
+                            ));
+                        }
                     }
                     tokio::spawn(prune_client_limiter(limiter_state, follower_rx.clone()));
                     if let Some(rx) = spike_rx {
@@ -385,5 +406,83 @@ async fn prune_client_limiter(state: Arc<EdgeState>, mut shutdown: watch::Receiv
             .metrics
             .client_limiter_keys
             .set(i64::try_from(limiter.len()).unwrap_or(i64::MAX));
+    }
+}
+
+/// Probe origin `i` every `every` with `GET edge.origin_probe_path` (deadline: half the
+/// interval); an answer below 500 marks it up, anything else counts as a failure.
+async fn probe_origin(
+    state: Arc<EdgeState>,
+    i: usize,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let edge = &state.config.edge;
+    let Some(o) = edge.origins.get(i) else { return };
+    let host_header = if o.port == 80 {
+        o.host.clone()
+    } else {
+        format!("{}:{}", o.host, o.port)
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            _ = tick.tick() => {}
+        }
+        let r = client::get(
+            &o.host,
+            o.port,
+            &host_header,
+            &edge.origin_probe_path,
+            &[("user-agent", "eddy-probe")],
+            every / 2,
+        )
+        .await;
+        match r {
+            Ok(s) if s.as_u16() < 500 => state.health.success(i, &format!("probe answered {s}")),
+            Ok(s) => state.health.failure(i, &format!("probe answered {s}")),
+            Err(e) => state.health.failure(i, &format!("probe failed: {e}")),
+        }
+    }
+}
+
+/// Publish origin health changes as `dev.eddy.origin.health.v1` and keep `eddy_origin_up`
+/// current, until shutdown.
+async fn publish_health(
+    mut rx: tokio::sync::mpsc::Receiver<health::Change>,
+    state: Arc<EdgeState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    for o in &state.config.edge.origins {
+        state.metrics.set_origin_up(&o.url, true);
+    }
+    let edge = state.config.edge.id.clone();
+    let source = format!("/eddy/edge/{edge}");
+    loop {
+        let c = tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            c = rx.recv() => match c { Some(c) => c, None => return },
+        };
+        state.metrics.set_origin_up(&c.origin, c.healthy);
+        let Some(bus) = &state.bus else { continue };
+        let ev = eddy_events::Event::OriginHealth(eddy_events::OriginHealth {
+            origin: c.origin,
+            healthy: c.healthy,
+            edge: Some(edge.clone()),
+            detail: Some(c.detail),
+        });
+        let cloud = ev.to_cloud(eddy_control::event_id(), source.clone());
+        if let Err(e) = bus
+            .publish(
+                eddy_control::ORIGIN_HEALTH_TOPIC,
+                &ev.key(),
+                bytes::Bytes::from(cloud.encode()),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not publish an origin health change");
+        }
     }
 }

@@ -81,6 +81,13 @@ pub struct PurgeLabel {
     pub mode: &'static str,
 }
 
+/// Label of per-origin series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabel {
+    /// The origin's URL.
+    pub origin: String,
+}
+
 /// All metrics of an edge.
 pub struct Metrics {
     registry: Registry,
@@ -108,6 +115,7 @@ pub struct Metrics {
     pub origin_limited: Counter,
     /// Client addresses the per-client limiter holds state for.
     pub client_limiter_keys: Gauge,
+    origin_up: Family<OriginLabel, Gauge>,
     tier_bytes: Family<TierLabel, Gauge>,
     tier_capacity: Family<TierLabel, Gauge>,
     tier_objects: Family<TierLabel, Gauge>,
@@ -123,6 +131,17 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Metrics {
+    /// Record whether `origin` is up.
+    pub fn set_origin_up(&self, origin: &str, up: bool) {
+        self.origin_up
+            .get_or_create(&OriginLabel {
+                origin: origin.to_string(),
+            })
+            .set(i64::from(up));
     }
 }
 
@@ -194,6 +213,12 @@ impl Metrics {
             "Origin fetches not started because of the origin fetch limit (stale or 503 instead)",
             origin_limited.clone(),
         );
+        let origin_up = Family::<OriginLabel, Gauge>::default();
+        registry.register(
+            "origin_up",
+            "1 while an origin is considered up (probes and passive errors), else 0",
+            origin_up.clone(),
+        );
         let client_limiter_keys = Gauge::default();
         registry.register(
             "client_limiter_keys",
@@ -262,6 +287,7 @@ impl Metrics {
             client_limited,
             origin_limited,
             client_limiter_keys,
+            origin_up,
             tier_bytes,
             tier_capacity,
             tier_objects,

@@ -55,6 +55,8 @@ pub struct EdgeState {
     pub client_limiter: Option<ClientLimiter>,
     /// Origin fetch limit (`edge.origin_rate`).
     pub origin_limiter: Option<OriginLimiter>,
+    /// Which origins are up.
+    pub health: crate::health::OriginHealth,
 }
 
 /// One token bucket for all origin fetches of this edge.
@@ -131,8 +133,6 @@ impl EdgeState {
 /// Per-request context.
 pub struct Ctx {
     start: Instant,
-    /// Origins tried after a connect failure; also the index of the origin to use next.
-    tries: usize,
     disk_hit: bool,
     no_store_reason: Option<&'static str>,
     unsafe_method: bool,
@@ -145,6 +145,10 @@ pub struct Ctx {
     slice_passthrough: bool,
     /// The origin fetch limit refused this request's fetch.
     origin_limited: bool,
+    /// Index of the origin this request's current attempt went to.
+    origin: usize,
+    /// Origins this request has tried, in order.
+    tried: Vec<usize>,
 }
 
 /// The edge proxy.
@@ -393,7 +397,6 @@ impl ProxyHttp for EdgeProxy {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             start: Instant::now(),
-            tries: 0,
             disk_hit: false,
             no_store_reason: None,
             unsafe_method: false,
@@ -403,6 +406,8 @@ impl ProxyHttp for EdgeProxy {
             slice: None,
             slice_passthrough: false,
             origin_limited: false,
+            origin: 0,
+            tried: Vec::new(),
         }
     }
 
@@ -580,6 +585,7 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        self.state.health.success(ctx.origin, "answered a request");
         if resp.status == http::StatusCode::NOT_MODIFIED
             && session.cache.maybe_cache_meta().is_some()
         {
@@ -715,7 +721,9 @@ impl ProxyHttp for EdgeProxy {
                 "origin fetch limit (edge.origin_rate) reached",
             ));
         }
-        let o = &edge.origins[ctx.tries % edge.origins.len()];
+        ctx.origin = self.state.health.pick(&ctx.tried).unwrap_or(0);
+        ctx.tried.push(ctx.origin);
+        let o = &edge.origins[ctx.origin];
         let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
         peer.options.connection_timeout = Some(edge.origin_connect_timeout);
         peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
@@ -732,10 +740,9 @@ impl ProxyHttp for EdgeProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         self.state.metrics.origin_errors.inc();
-        let n = self.state.config.edge.origins.len();
         tracing::warn!(origin = %peer, error = %e, "origin connect failed");
-        if ctx.tries + 1 < n {
-            ctx.tries += 1;
+        self.state.health.failure(ctx.origin, &e.to_string());
+        if self.state.health.pick(&ctx.tried).is_some() {
             e.set_retry(true);
         }
         e

@@ -1,0 +1,156 @@
+//! Origin health and failover through a real edge: the primary origin dies under steady traffic
+//! and comes back. No client request fails, the edge marks the primary down (and publishes
+//! `dev.eddy.origin.health.v1`) within 1 s, and traffic returns once probes see it again.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+use common::*;
+use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions};
+use eddy_bus::{Bus, StartFrom, Subscription};
+use eddy_config::Overrides;
+use eddy_testkit::origin::{Origin, Reply};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn named(name: &'static str) -> impl Fn(&eddy_testkit::origin::Seen) -> Reply + Send + Sync {
+    move |_| Reply::ok(name).header("cache-control", "no-store")
+}
+
+async fn health_event(sub: &mut Box<dyn Subscription>, healthy: bool) -> eddy_events::OriginHealth {
+    loop {
+        let d = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("an origin health event within 5 s")
+            .unwrap();
+        if let Ok((_, eddy_events::Event::OriginHealth(h))) = eddy_events::Event::decode(&d.payload)
+            && h.healthy == healthy
+        {
+            return h;
+        }
+    }
+}
+
+#[test]
+fn primary_down_moves_traffic_with_no_failed_request_and_recovery_brings_it_back() {
+    let primary_addr = eddy_testkit::free_fixed_port().unwrap();
+    let mut primary = Some(Origin::start_on(primary_addr, named("primary")).unwrap());
+    let mut rig = start(named("secondary"));
+    let bus_dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> =
+        Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
+    let o = Overrides {
+        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
+        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
+        origins: vec![format!("http://{primary_addr}"), rig.origin.url()],
+        ..Default::default()
+    };
+    rig.stop_edge();
+    rig.start_edge_with_bus(
+        &o,
+        "[edge]\norigin_probe_interval_ms = 200\norigin_fail_threshold = 3\n",
+        Some(bus.clone()),
+    );
+    let mut events = rig
+        .rt
+        .block_on(bus.subscribe(
+            eddy_control::ORIGIN_HEALTH_TOPIC,
+            "test-watch",
+            StartFrom::Latest,
+        ))
+        .unwrap();
+    let url = rig.url("/live");
+    let client = reqwest::Client::new();
+    let ask = |client: &reqwest::Client| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => r.text().await.unwrap_or_default(),
+                Ok(r) => format!("status {}", r.status()),
+                Err(e) => format!("error {e}"),
+            }
+        }
+    };
+    rig.rt.block_on(async {
+        for _ in 0..20 {
+            assert_eq!(ask(&client).await, "primary");
+        }
+    });
+
+    // The primary dies. Requests keep coming every 5 ms.
+    drop(primary.take());
+    let killed = Instant::now();
+    let (answers, down) = rig.rt.block_on(async {
+        let mut answers = Vec::new();
+        let watch = async {
+            let h = health_event(&mut events, false).await;
+            (killed.elapsed(), h)
+        };
+        tokio::pin!(watch);
+        let mut down = None;
+        while killed.elapsed() < Duration::from_millis(1500) {
+            answers.push(ask(&client).await);
+            tokio::select! {
+                d = &mut watch, if down.is_none() => down = Some(d),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        (answers, down)
+    });
+    let failed: Vec<_> = answers.iter().filter(|a| *a != "secondary").collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let (after, event) = down.expect("origin.health down event");
+    eprintln!(
+        "primary marked down {after:?} after it died; {} requests, 0 failed",
+        answers.len()
+    );
+    assert!(after < Duration::from_secs(1), "down after {after:?}");
+    assert_eq!(event.origin, format!("http://{primary_addr}"));
+
+    // The primary comes back on its address: probes see it and traffic returns.
+    primary = Some(Origin::start_on(primary_addr, named("primary")).unwrap());
+    let back = Instant::now();
+    let (returned, up) = rig.rt.block_on(async {
+        let up = health_event(&mut events, true).await;
+        let mut seen = Vec::new();
+        loop {
+            let a = ask(&client).await;
+            let done = a == "primary";
+            seen.push(a);
+            if done || back.elapsed() > Duration::from_secs(5) {
+                return (seen, (back.elapsed(), up));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    eprintln!("primary back in service after {:?}", up.0);
+    assert_eq!(
+        returned.last().map(String::as_str),
+        Some("primary"),
+        "{returned:?}"
+    );
+    assert!(
+        returned.iter().all(|a| a == "primary" || a == "secondary"),
+        "{returned:?}"
+    );
+    let m = rig.rt.block_on(async {
+        reqwest::get(rig.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        m.contains(&format!(
+            "eddy_origin_up{{origin=\"http://{primary_addr}\"}} 1"
+        )),
+        "{m}"
+    );
+    drop(primary);
+}
