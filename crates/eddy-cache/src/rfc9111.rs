@@ -203,6 +203,11 @@ pub struct Limits {
     pub max_heuristic: Duration,
     /// Fraction of (Date − Last-Modified) used as heuristic freshness (RFC 9111 §4.2.2 suggests 10 %).
     pub heuristic_fraction: f64,
+    /// How long past freshness a stored response may be served when every origin fails, for
+    /// responses that carry no `stale-if-error` of their own (RFC 9111 §4.2.4 allows serving
+    /// stale when the origin cannot be reached, unless `no-cache`, `must-revalidate`,
+    /// `proxy-revalidate` or `s-maxage` forbid it). Zero: only what the origin allows.
+    pub stale_on_error: Duration,
 }
 
 impl Default for Limits {
@@ -210,6 +215,7 @@ impl Default for Limits {
         Limits {
             max_heuristic: Duration::from_secs(86_400),
             heuristic_fraction: 0.1,
+            stale_on_error: Duration::ZERO,
         }
     }
 }
@@ -369,6 +375,10 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
     {
         return Decision::DoNotStore("no freshness and no validator");
     }
+    let mut freshness = freshness;
+    if d.stale_if_error.is_none() && !no_stale && d.s_maxage.is_none() {
+        freshness.stale_if_error = limits.stale_on_error;
+    }
     Decision::Store(freshness)
 }
 
@@ -401,6 +411,32 @@ mod tests {
             cache_control: Some(cc),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn configured_stale_on_error_applies_only_where_stale_is_not_forbidden() {
+        let limits = Limits {
+            stale_on_error: Duration::from_secs(300),
+            ..Limits::default()
+        };
+        let window = |cc: &str| match decide(&ok(cc), &limits, now()) {
+            Decision::Store(f) => f.stale_if_error.as_secs(),
+            Decision::DoNotStore(_) => 0,
+        };
+        assert_eq!(window("max-age=60"), 300);
+        assert_eq!(
+            window("max-age=60, stale-if-error=10"),
+            10,
+            "the origin's own wins"
+        );
+        assert_eq!(window("max-age=60, must-revalidate"), 0);
+        assert_eq!(window("max-age=60, proxy-revalidate"), 0);
+        assert_eq!(
+            window("s-maxage=60"),
+            0,
+            "s-maxage implies proxy-revalidate"
+        );
+        assert_eq!(window("max-age=60, no-cache"), 0);
     }
 
     #[test]

@@ -172,6 +172,10 @@ pub struct CacheFile {
     pub admission: Option<String>,
     /// Upper bound for heuristic freshness in seconds (default 86400).
     pub max_heuristic_ttl_s: Option<u64>,
+    /// Seconds past freshness an object may be served when every origin fails, for responses
+    /// without their own `stale-if-error` and not forbidding stale (default 0: only what the
+    /// origin allows). The response says so: `X-Cache: STALE`.
+    pub stale_on_error_s: Option<u64>,
     /// Range requests are fetched and cached as blocks of this size, so a range of a large file
     /// never pulls the whole file from the origin (default "4 MiB"; "0" turns slicing off).
     pub slice_size: Option<String>,
@@ -333,6 +337,8 @@ pub struct CacheConfig {
     pub admission: String,
     /// Heuristic freshness cap.
     pub max_heuristic_ttl: Duration,
+    /// Stale-on-error window for responses without their own.
+    pub stale_on_error: Duration,
     /// Block size for range requests; 0 = off.
     pub slice_size: u64,
 }
@@ -691,6 +697,17 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         policy,
         admission,
         max_heuristic_ttl: Duration::from_secs(c.max_heuristic_ttl_s.unwrap_or(86_400)),
+        stale_on_error: match c.stale_on_error_s.unwrap_or(0) {
+            s @ 0..=31_536_000 => Duration::from_secs(s),
+            s => {
+                return Err(invalid(
+                    name,
+                    "cache.stale_on_error_s",
+                    &s.to_string(),
+                    "0 to 31536000 seconds",
+                ));
+            }
+        },
         slice_size: match size(
             name,
             "cache.slice_size",

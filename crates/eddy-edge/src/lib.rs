@@ -124,6 +124,7 @@ impl Edge {
         )));
         let limits = eddy_cache::rfc9111::Limits {
             max_heuristic: c.max_heuristic_ttl,
+            stale_on_error: c.stale_on_error,
             ..Default::default()
         };
         let listen = config.edge.listen;

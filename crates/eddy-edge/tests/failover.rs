@@ -154,3 +154,75 @@ fn primary_down_moves_traffic_with_no_failed_request_and_recovery_brings_it_back
     );
     drop(primary);
 }
+
+#[test]
+fn with_every_origin_down_cached_objects_are_served_stale_within_the_limit() {
+    let addr = eddy_testkit::free_fixed_port().unwrap();
+    let handler = || {
+        |s: &eddy_testkit::origin::Seen| {
+            let cc = if s.path.starts_with("/strict") {
+                "max-age=1, must-revalidate"
+            } else {
+                "max-age=1"
+            };
+            Reply::ok("fresh").header("cache-control", cc)
+        }
+    };
+    let mut origin = Some(Origin::start_on(addr, handler()).unwrap());
+    let mut rig = start(named("unused"));
+    let o = Overrides {
+        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
+        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
+        origins: vec![format!("http://{addr}")],
+        ..Default::default()
+    };
+    rig.stop_edge();
+    rig.start_edge(
+        &o,
+        "[edge]\norigin_probe_interval_ms = 200\n[cache]\nstale_on_error_s = 2\n",
+    );
+    assert_eq!(rig.get("/obj").x_cache(), "MISS");
+    let cached = Instant::now();
+    assert_eq!(rig.get("/strict").x_cache(), "MISS");
+    drop(origin.take());
+    // Once /obj expires it is served stale (and says so) while the origin stays down...
+    let mut statuses = Vec::new();
+    assert!(
+        eddy_testkit::wait_until(Duration::from_secs(5), || {
+            let r = rig.get("/obj");
+            statuses.push(r.status);
+            r.x_cache() == "STALE"
+        }),
+        "never served stale"
+    );
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let stale_at = cached.elapsed();
+    // ...but not an object whose directives forbid it, nor one never cached.
+    assert!(
+        eddy_testkit::wait_until(Duration::from_secs(5), || rig.get("/strict").status >= 500),
+        "must-revalidate object served stale"
+    );
+    assert!(rig.get("/never-cached").status >= 500);
+    // Past the limit (1 s fresh + 2 s stale) the stale copy is no longer used.
+    assert!(
+        eddy_testkit::wait_until(Duration::from_secs(6), || rig.get("/obj").status >= 500),
+        "stale served past the limit"
+    );
+    let gone_at = cached.elapsed();
+    eprintln!("stale from {stale_at:?}, refused from {gone_at:?} after caching");
+    // Freshness is counted from the origin's Date (whole seconds), so it ends up to 1 s early.
+    assert!(
+        gone_at >= stale_at + Duration::from_millis(1900),
+        "stale from {stale_at:?}, refused from {gone_at:?}: the window is 2 s"
+    );
+    // The origin comes back: fresh content again.
+    origin = Some(Origin::start_on(addr, handler()).unwrap());
+    assert!(
+        eddy_testkit::wait_until(Duration::from_secs(5), || {
+            let r = rig.get("/obj");
+            r.status == 200 && r.x_cache() != "STALE"
+        }),
+        "recovery not detected"
+    );
+    drop(origin);
+}
