@@ -118,6 +118,10 @@ pub struct EdgeFile {
     pub admin_token: Option<String>,
     /// Origins as `http://host:port` URLs; the first healthy one is used, the next on failure.
     pub origins: Option<Vec<String>>,
+    /// Shield edges (`http://host:port`): a miss goes to the shield that owns the object by
+    /// rendezvous hashing of its URL, then to the next shield, then to the origins. Empty (the
+    /// default) for a shield itself or an edge that fetches from origins directly.
+    pub shields: Option<Vec<String>>,
     /// Client networks allowed to send `PURGE` (default: loopback only).
     pub purge_allow: Option<Vec<String>>,
     /// Worker threads for the proxy (default: number of CPUs).
@@ -296,6 +300,8 @@ pub struct EdgeConfig {
     pub admin_token: Option<String>,
     /// Origins, in preference order (at least one).
     pub origins: Vec<Origin>,
+    /// Shield tier, in configuration order (hashing picks the owner per object).
+    pub shields: Vec<Origin>,
     /// Networks allowed to `PURGE`.
     pub purge_allow: Vec<IpNet>,
     /// Proxy worker threads.
@@ -498,6 +504,34 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let shields = e
+        .shields
+        .unwrap_or_default()
+        .iter()
+        .map(|u| {
+            parse_origin(u).ok_or_else(|| {
+                invalid(
+                    name,
+                    "edge.shields",
+                    u,
+                    "http://host:port of another Eddy edge, with no path",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, s) in shields.iter().enumerate() {
+        if shields[..i]
+            .iter()
+            .any(|t| t.host == s.host && t.port == s.port)
+        {
+            return Err(invalid(
+                name,
+                "edge.shields",
+                &s.url,
+                "each shield once (a duplicate would take twice its share)",
+            ));
+        }
+    }
     let purge_allow = match e.purge_allow {
         Some(list) => list
             .iter()
@@ -551,6 +585,7 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         admin,
         admin_token: e.admin_token.filter(|t| !t.is_empty()),
         origins,
+        shields,
         purge_allow,
         threads,
         client_limit: rate_limit(

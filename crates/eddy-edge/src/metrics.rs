@@ -95,6 +95,8 @@ pub struct Metrics {
     pub requests: Family<StatusLabel, Counter>,
     /// Requests sent to an origin.
     pub origin_fetches: Counter,
+    /// Requests sent to a shield edge.
+    pub shield_fetches: Counter,
     /// Origin fetches that failed (connect, timeout, invalid response).
     pub origin_errors: Counter,
     /// Response body bytes sent to clients.
@@ -160,6 +162,12 @@ impl Metrics {
             "origin_fetches",
             "Requests sent to an origin",
             origin_fetches.clone(),
+        );
+        let shield_fetches = Counter::default();
+        registry.register(
+            "shield_fetches",
+            "Requests sent to a shield edge",
+            shield_fetches.clone(),
         );
         let origin_errors = Counter::default();
         registry.register(
@@ -277,6 +285,7 @@ impl Metrics {
             registry,
             requests,
             origin_fetches,
+            shield_fetches,
             origin_errors,
             bytes_sent,
             latency,

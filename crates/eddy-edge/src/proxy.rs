@@ -149,6 +149,14 @@ pub struct Ctx {
     origin: usize,
     /// Origins this request has tried, in order.
     tried: Vec<usize>,
+    /// The request came from another Eddy edge (`eddy-via`): fetch from origins, not shields.
+    from_edge: bool,
+    /// Shields in this object's rendezvous order (computed on the first fetch).
+    shield_order: Vec<usize>,
+    /// Shields tried so far.
+    shield_tries: usize,
+    /// The current attempt goes to a shield.
+    via_shield: bool,
 }
 
 /// The edge proxy.
@@ -161,6 +169,28 @@ impl EdgeProxy {
     pub fn new(state: Arc<EdgeState>) -> Self {
         EdgeProxy { state }
     }
+}
+
+/// Sent by an edge to its shield, naming itself; a request carrying it is fetched from the
+/// origins, never passed to another shield.
+pub const VIA_HEADER: &str = "eddy-via";
+
+/// Shield indices in rendezvous (highest random weight) order for the object at `url`: each
+/// object has one owner, and removing a shield moves only the objects it owned.
+pub fn shield_order(shields: &[eddy_config::Origin], url: &str) -> Vec<usize> {
+    let mut scored: Vec<(u64, usize)> = shields
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(s.host.as_bytes());
+            h.update(&s.port.to_le_bytes());
+            h.update(url.as_bytes());
+            (h.digest(), i)
+        })
+        .collect();
+    scored.sort_unstable_by(|a, b| b.cmp(a));
+    scored.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The URL used for cache keys and purge: lower-case host without default port, then path?query.
@@ -408,6 +438,10 @@ impl ProxyHttp for EdgeProxy {
             origin_limited: false,
             origin: 0,
             tried: Vec::new(),
+            from_edge: false,
+            shield_order: Vec::new(),
+            shield_tries: 0,
+            via_shield: false,
         }
     }
 
@@ -477,6 +511,7 @@ impl ProxyHttp for EdgeProxy {
             .await?;
             return Ok(true);
         }
+        ctx.from_edge = session.req_header().headers.contains_key(VIA_HEADER);
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
             ctx.outcome = Outcome::Purge;
@@ -564,6 +599,9 @@ impl ProxyHttp for EdgeProxy {
                 format!("bytes={}-{}", s.block_start, s.block_end),
             )?;
         }
+        if ctx.via_shield {
+            upstream.insert_header(VIA_HEADER, self.state.config.edge.id.as_str())?;
+        }
         Ok(())
     }
 
@@ -585,7 +623,9 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        self.state.health.success(ctx.origin, "answered a request");
+        if !ctx.via_shield {
+            self.state.health.success(ctx.origin, "answered a request");
+        }
         if resp.status == http::StatusCode::NOT_MODIFIED
             && session.cache.maybe_cache_meta().is_some()
         {
@@ -708,8 +748,28 @@ impl ProxyHttp for EdgeProxy {
         vb.finalize()
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let edge = &self.state.config.edge;
+        let peer_for = |o: &eddy_config::Origin| {
+            let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
+            peer.options.connection_timeout = Some(edge.origin_connect_timeout);
+            peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
+            peer.options.read_timeout = Some(edge.origin_read_timeout);
+            Box::new(peer)
+        };
+        // Shield tier first: the owner of this object, then the other shields (a request that
+        // already came through an edge goes to the origins, so a misconfigured ring can't loop).
+        if !edge.shields.is_empty() && !ctx.from_edge {
+            if ctx.shield_order.is_empty() {
+                ctx.shield_order = shield_order(&edge.shields, &url_key(session.req_header()));
+            }
+            if let Some(&i) = ctx.shield_order.get(ctx.shield_tries) {
+                ctx.via_shield = true;
+                self.state.metrics.shield_fetches.inc();
+                return Ok(peer_for(&edge.shields[i]));
+            }
+        }
+        ctx.via_shield = false;
         if let Some(l) = &self.state.origin_limiter
             && l.check().is_err()
         {
@@ -723,13 +783,8 @@ impl ProxyHttp for EdgeProxy {
         }
         ctx.origin = self.state.health.pick(&ctx.tried).unwrap_or(0);
         ctx.tried.push(ctx.origin);
-        let o = &edge.origins[ctx.origin];
-        let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
-        peer.options.connection_timeout = Some(edge.origin_connect_timeout);
-        peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
-        peer.options.read_timeout = Some(edge.origin_read_timeout);
         self.state.metrics.origin_fetches.inc();
-        Ok(Box::new(peer))
+        Ok(peer_for(&edge.origins[ctx.origin]))
     }
 
     fn fail_to_connect(
@@ -739,6 +794,13 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if ctx.via_shield {
+            // The next shield in this object's order, then the origins.
+            tracing::warn!(shield = %peer, error = %e, "shield connect failed; trying the next");
+            ctx.shield_tries += 1;
+            e.set_retry(true);
+            return e;
+        }
         self.state.metrics.origin_errors.inc();
         tracing::warn!(origin = %peer, error = %e, "origin connect failed");
         self.state.health.failure(ctx.origin, &e.to_string());
@@ -945,5 +1007,52 @@ impl ProxyHttp for EdgeProxy {
             ms = ctx.start.elapsed().as_millis() as u64,
             "request"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shield_order;
+
+    fn shields(n: u16) -> Vec<eddy_config::Origin> {
+        (0..n)
+            .map(|i| eddy_config::Origin {
+                url: format!("http://10.0.0.{i}:8080"),
+                host: format!("10.0.0.{i}"),
+                port: 8080,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_object_has_one_owner_and_the_load_is_even() {
+        let s = shields(3);
+        let mut owned = [0usize; 3];
+        for i in 0..30_000 {
+            let url = format!("cdn.example/v/{i}.ts");
+            let order = shield_order(&s, &url);
+            assert_eq!(order, shield_order(&s, &url), "stable");
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2], "a permutation");
+            owned[order[0]] += 1;
+        }
+        for n in owned {
+            assert!((9_000..11_000).contains(&n), "{owned:?}");
+        }
+    }
+
+    #[test]
+    fn removing_a_shield_moves_only_its_objects() {
+        let all = shields(4);
+        let fewer: Vec<_> = all[..3].to_vec();
+        for i in 0..5_000 {
+            let url = format!("cdn.example/{i}");
+            let before = shield_order(&all, &url)[0];
+            let after = shield_order(&fewer, &url)[0];
+            if before != 3 {
+                assert_eq!(before, after, "{url} moved without its shield leaving");
+            }
+        }
     }
 }
