@@ -73,6 +73,12 @@ struct UpArgs {
     /// Edge admin address.
     #[arg(long, default_value = "127.0.0.1:9080")]
     admin: String,
+    /// More edges, as LISTEN,ADMIN pairs (repeatable).
+    #[arg(long = "more-edge", default_values = ["127.0.0.1:8081,127.0.0.1:9081", "127.0.0.1:8082,127.0.0.1:9082"])]
+    more_edges: Vec<String>,
+    /// The shield every edge sends its misses to, as LISTEN,ADMIN.
+    #[arg(long, default_value = "127.0.0.1:8090,127.0.0.1:9090")]
+    shield: String,
 }
 
 #[derive(Args)]
@@ -292,29 +298,80 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         .origin_listen
         .parse()
         .with_context(|| format!("--origin-listen {:?} is not an address", a.origin_listen))?;
+    let pair = |flag: &str, v: &str| -> anyhow::Result<(String, String)> {
+        v.split_once(',')
+            .map(|(l, m)| (l.trim().to_string(), m.trim().to_string()))
+            .with_context(|| {
+                format!("{flag} {v:?}: expected LISTEN,ADMIN such as 127.0.0.1:8081,127.0.0.1:9081")
+            })
+    };
+    let (shield_listen, shield_admin) = pair("--shield", &a.shield)?;
+    let mut edges = vec![(a.listen.clone(), a.admin.clone())];
+    for e in &a.more_edges {
+        edges.push(pair("--more-edge", e)?);
+    }
     let origin = demo::start(origin_addr)
         .with_context(|| format!("starting the demo origin on {origin_addr}"))?;
-    let overrides = Overrides {
-        listen: Some(a.listen.clone()),
-        origins: vec![origin.url()],
-        admin: Some(a.admin.clone()),
-        cache_dir: Some(a.dir.join("cache")),
-        memory_size: Some("128 MiB".into()),
-        disk_size: Some("1 GiB".into()),
-        id: Some("edge-1".into()),
-        bus_dir: Some(a.dir.join("bus")),
+    // One embedded bus for every node in this process: purges, spikes and health reach all.
+    let bus_dir = a.dir.join("bus");
+    let bus: Arc<dyn eddy_bus::Bus> = Arc::new(
+        EmbeddedBus::open(EmbeddedOptions::new(&bus_dir))
+            .with_context(|| format!("opening the embedded bus in {}", bus_dir.display()))?,
+    );
+    let node = |id: &str, listen: &str, admin: &str, shield: Option<&str>| {
+        let overrides = Overrides {
+            listen: Some(listen.to_string()),
+            origins: vec![origin.url()],
+            admin: Some(admin.to_string()),
+            cache_dir: Some(a.dir.join(id).join("cache")),
+            memory_size: Some("64 MiB".into()),
+            disk_size: Some("512 MiB".into()),
+            id: Some(id.to_string()),
+            bus_dir: None,
+        };
+        let mut config = eddy_config::load(None, &overrides)
+            .with_context(|| format!("building the configuration of {id}"))?;
+        if let Some(s) = shield {
+            config.edge.shields = vec![
+                eddy_config::parse_origin(&format!("http://{s}"))
+                    .with_context(|| format!("shield address {s}"))?,
+            ];
+        }
+        eddy_edge::Edge::start_with_bus(config, Some(bus.clone()))
+            .with_context(|| format!("starting {id} on {listen} (admin {admin})"))
     };
-    let config = eddy_config::load(None, &overrides).context("building the demo configuration")?;
-    let bus = open_bus(&config)?;
-    let edge = eddy_edge::Edge::start_with_bus(config, bus).context("starting the edge")?;
+    let mut running = vec![node("shield-1", &shield_listen, &shield_admin, None)?];
+    for (i, (listen, admin)) in edges.iter().enumerate() {
+        running.push(node(
+            &format!("edge-{}", i + 1),
+            listen,
+            admin,
+            Some(&shield_listen),
+        )?);
+    }
     let e = format!("http://{}", a.listen);
     let adm = format!("http://{}", a.admin);
     println!("\nEddy is up.\n");
-    println!("  role    address                 what");
-    println!("  origin  {:<23} demo origin (files below)", origin.url());
-    println!("  edge    {e:<23} cache in front of it (HTTP/1.1 and h2c)");
-    println!("  admin   {adm:<23} /purge /metrics /stats /healthz\n");
-    println!("Try:");
+    println!("  role      address                 admin                   what");
+    println!(
+        "  origin    {:<23} {:<23} demo origin (files below)",
+        origin.url(),
+        "-"
+    );
+    println!(
+        "  shield    http://{shield_listen:<16} http://{shield_admin:<16} fetches from the origin for every edge"
+    );
+    for (i, (listen, admin)) in edges.iter().enumerate() {
+        println!(
+            "  edge-{}    http://{listen:<16} http://{admin:<16} cache near viewers; misses go to the shield",
+            i + 1
+        );
+    }
+    println!(
+        "  bus       {:<47} embedded, shared by every node",
+        bus_dir.display()
+    );
+    println!("\nTry:");
     println!(
         "  curl -si {e}/index.html | grep -i -E 'x-cache|cache-status|age'   # twice: MISS then HIT"
     );
@@ -326,14 +383,16 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         "  curl -s -o /dev/null -w '%{{time_total}}s\\n' {e}/slow.bin          # 8 MiB over 4 s, then instant"
     );
     println!(
-        "  curl -s -X POST {adm}/purge -d '{{\"key\":\"show-1\"}}'             # purge by surrogate key"
+        "  curl -s -X POST {adm}/purge -d '{{\"key\":\"show-1\"}}'             # purge by surrogate key, on every node"
     );
     println!("  curl -s -X PURGE {e}/index.html                                   # purge one URL");
-    println!("  curl -s {adm}/metrics | grep eddy_requests\n");
+    println!("  curl -s {adm}/metrics | grep -E 'eddy_(requests|shield_fetches|origin_up)'\n");
     println!("Ctrl-C stops everything.");
     wait_for_ctrl_c()?;
     println!("stopping");
-    edge.stop();
+    for n in running.into_iter().rev() {
+        n.stop();
+    }
     drop(origin);
     Ok(())
 }

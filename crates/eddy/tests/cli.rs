@@ -82,6 +82,8 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
         free_port().unwrap(),
         free_port().unwrap(),
     );
+    let pair = || format!("{},{}", free_port().unwrap(), free_port().unwrap());
+    let (shield, e2, e3) = (pair(), pair(), pair());
     let child = Command::new(EDDY)
         .args([
             "up",
@@ -91,6 +93,12 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
             &e.to_string(),
             "--admin",
             &a.to_string(),
+            "--shield",
+            &shield,
+            "--more-edge",
+            &e2,
+            "--more-edge",
+            &e3,
             "--dir",
         ])
         .arg(dir.path())
@@ -108,6 +116,22 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
     let (status, x, body) = get(&url);
     assert_eq!((status, x.as_str()), (200, "HIT"));
     assert!(String::from_utf8_lossy(&body).contains("Hello"));
+    // Every node of the topology serves; edge 1's miss went through the shield.
+    let e2_listen = e2.split(',').next().unwrap().to_string();
+    assert!(wait_for_listener(
+        e2_listen.parse().unwrap(),
+        Duration::from_secs(10)
+    ));
+    assert_eq!(get(&format!("http://{e2_listen}/index.html")).0, 200);
+    let shield_admin = shield.split(',').nth(1).unwrap().to_string();
+    let shield_metrics =
+        String::from_utf8_lossy(&get(&format!("http://{shield_admin}/metrics")).2).to_string();
+    assert!(
+        shield_metrics
+            .lines()
+            .any(|l| l.starts_with("eddy_origin_fetches_total ") && !l.ends_with(" 0")),
+        "the shield fetched from the origin: {shield_metrics}"
+    );
     // `eddy purge` goes through the admin API onto the bus and back to the edge.
     let out = Command::new(EDDY)
         .args([
