@@ -70,6 +70,21 @@ fn offset_queue(topic: &str, consumer: &str) -> String {
     format!("eddy.offset.{topic}.{consumer}")
 }
 
+/// Declare the last-value queue holding one consumer's committed offset (idempotent).
+async fn declare_offset_queue(ch: &Channel, queue: &str) -> Result<(), BusError> {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        last_value_args(),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| err(format!("declare offset queue {queue}: {e}")))
+}
+
 fn stream_args() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(
@@ -305,16 +320,7 @@ impl RabbitBus {
             .await
             .map_err(|e| err(format!("open a channel: {e}")))?;
         let queue = offset_queue(topic, consumer);
-        ch.queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            last_value_args(),
-        )
-        .await
-        .map_err(|e| err(format!("declare offset queue {queue}: {e}")))?;
+        declare_offset_queue(&ch, &queue).await?;
         let got = ch
             .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
             .await
@@ -545,17 +551,7 @@ impl RabbitSubscription {
             ch.confirm_select(ConfirmSelectOptions::default())
                 .await
                 .map_err(|e| err(format!("enable confirms for commits: {e}")))?;
-            let queue = offset_queue(&self.topic, &self.consumer);
-            ch.queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                last_value_args(),
-            )
-            .await
-            .map_err(|e| err(format!("declare offset queue {queue}: {e}")))?;
+            declare_offset_queue(&ch, &offset_queue(&self.topic, &self.consumer)).await?;
             self.commit_channel = Some(ch);
         }
         self.commit_channel

@@ -138,14 +138,7 @@ fn primary_down_moves_traffic_with_no_failed_request_and_recovery_brings_it_back
         returned.iter().all(|a| a == "primary" || a == "secondary"),
         "{returned:?}"
     );
-    let m = rig.rt.block_on(async {
-        reqwest::get(rig.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let m = rig.metrics_text();
     assert!(
         m.contains(&format!(
             "eddy_origin_up{{origin=\"http://{primary_addr}\"}} 1"

@@ -16,14 +16,7 @@ fn slow_origin(_: &Seen) -> Reply {
 }
 
 fn metric(rig: &Rig, name: &str) -> u64 {
-    let m = rig.rt.block_on(async {
-        reqwest::get(rig.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let m = rig.metrics_text();
     m.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.parse().ok())

@@ -82,14 +82,7 @@ fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
         .count();
     assert_eq!(origin_hot, 1, "the origin saw one fetch of the hot object");
     // The spike is counted on /metrics.
-    let m = rig.rt.block_on(async {
-        reqwest::get(rig.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let m = rig.metrics_text();
     assert!(
         m.lines()
             .any(|l| l.starts_with("eddy_traffic_spikes_total ") && !l.ends_with(" 0")),
@@ -163,14 +156,7 @@ fn a_spike_on_one_edge_prewarms_the_object_on_the_others() {
         b_fetches()
     );
     let stored = || {
-        let m = b.rt.block_on(async {
-            reqwest::get(b.admin_url("/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        });
+        let m = b.metrics_text();
         m.lines()
             .any(|l| l.starts_with("eddy_cache_objects{tier=\"memory\"}") && !l.ends_with(" 0"))
     };
@@ -236,14 +222,7 @@ fn an_abusive_client_is_limited_and_others_are_not() {
         v
     });
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let m = rig.rt.block_on(async {
-        reqwest::get(rig.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let m = rig.metrics_text();
     assert!(
         m.lines()
             .any(|l| l == format!("eddy_client_rate_limited_total {limited}")),

@@ -124,6 +124,18 @@ impl Rig {
         format!("http://{}{}", self.listen, path)
     }
 
+    /// The edge's Prometheus text from `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.rt.block_on(async {
+            reqwest::get(self.admin_url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
     }
