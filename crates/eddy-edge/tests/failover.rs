@@ -5,11 +5,8 @@
 
 mod common;
 use common::*;
-use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions};
-use eddy_bus::{Bus, StartFrom, Subscription};
-use eddy_config::Overrides;
+use eddy_bus::{StartFrom, Subscription};
 use eddy_testkit::origin::{Origin, Reply};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn named(name: &'static str) -> impl Fn(&eddy_testkit::origin::Seen) -> Reply + Send + Sync {
@@ -36,14 +33,11 @@ fn primary_down_moves_traffic_with_no_failed_request_and_recovery_brings_it_back
     let mut primary = Some(Origin::start_on(primary_addr, named("primary")).unwrap());
     let mut rig = start(named("secondary"));
     let bus_dir = tempfile::tempdir().unwrap();
-    let bus: Arc<dyn Bus> =
-        Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
-    let o = Overrides {
-        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
-        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
-        origins: vec![format!("http://{primary_addr}"), rig.origin.url()],
-        ..Default::default()
-    };
+    let bus = embedded_bus(bus_dir.path());
+    let o = node_overrides(
+        vec![format!("http://{primary_addr}"), rig.origin.url()],
+        None,
+    );
     rig.stop_edge();
     rig.start_edge_with_bus(
         &o,
@@ -163,12 +157,7 @@ fn with_every_origin_down_cached_objects_are_served_stale_within_the_limit() {
     };
     let mut origin = Some(Origin::start_on(addr, handler()).unwrap());
     let mut rig = start(named("unused"));
-    let o = Overrides {
-        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
-        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
-        origins: vec![format!("http://{addr}")],
-        ..Default::default()
-    };
+    let o = node_overrides(vec![format!("http://{addr}")], None);
     rig.stop_edge();
     rig.start_edge(
         &o,

@@ -6,10 +6,7 @@
 
 mod common;
 use common::*;
-use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions};
-use eddy_bus::{Bus, StartFrom};
-use eddy_config::Overrides;
-use std::sync::Arc;
+use eddy_bus::StartFrom;
 use std::time::{Duration, Instant};
 
 const RATE: u64 = 5_000;
@@ -19,15 +16,8 @@ const CLIENTS: u64 = 20;
 fn zero_to_5000_requests_per_second_publishes_a_spike_within_500_ms() {
     let mut rig = start(counting("max-age=600"));
     let bus_dir = tempfile::tempdir().unwrap();
-    let bus: Arc<dyn Bus> =
-        Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
-    let o = Overrides {
-        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
-        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
-        origins: vec![rig.origin.url()],
-        id: Some("spiky".into()),
-        ..Default::default()
-    };
+    let bus = embedded_bus(bus_dir.path());
+    let o = node_overrides(vec![rig.origin.url()], Some("spiky"));
     rig.stop_edge();
     rig.start_edge_with_bus(&o, "", Some(bus.clone()));
     let mut spikes = rig
@@ -129,18 +119,11 @@ async fn surge(url: String, rate: u64, secs: f64) -> (u64, u64) {
 #[test]
 fn a_spike_on_one_edge_prewarms_the_object_on_the_others() {
     let bus_dir = tempfile::tempdir().unwrap();
-    let bus: Arc<dyn Bus> =
-        Arc::new(EmbeddedBus::open(EmbeddedOptions::new(bus_dir.path())).unwrap());
+    let bus = embedded_bus(bus_dir.path());
     let mut edges = Vec::new();
     for id in ["a", "b"] {
         let mut rig = start(counting("max-age=600"));
-        let o = Overrides {
-            listen: Some(eddy_testkit::free_port().unwrap().to_string()),
-            admin: Some(eddy_testkit::free_port().unwrap().to_string()),
-            origins: vec![rig.origin.url()],
-            id: Some(id.into()),
-            ..Default::default()
-        };
+        let o = node_overrides(vec![rig.origin.url()], Some(id));
         rig.stop_edge();
         rig.start_edge_with_bus(&o, "", Some(bus.clone()));
         edges.push(rig);

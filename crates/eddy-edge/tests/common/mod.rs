@@ -233,3 +233,24 @@ pub fn counting(cc: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'st
         }
     }
 }
+
+/// Overrides for an edge on fresh loopback ports in front of `origins`, optionally named `id`.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn node_overrides(origins: Vec<String>, id: Option<&str>) -> Overrides {
+    Overrides {
+        listen: Some(eddy_testkit::free_port().unwrap().to_string()),
+        admin: Some(eddy_testkit::free_port().unwrap().to_string()),
+        origins,
+        id: id.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+/// An embedded bus in `dir`.
+#[allow(dead_code)]
+pub fn embedded_bus(dir: &std::path::Path) -> std::sync::Arc<dyn eddy_bus::Bus> {
+    std::sync::Arc::new(
+        eddy_bus::embedded::EmbeddedBus::open(eddy_bus::embedded::EmbeddedOptions::new(dir))
+            .unwrap(),
+    )
+}
