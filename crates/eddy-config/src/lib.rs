@@ -519,6 +519,27 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // An edge that lists itself as its shield or origin would fetch from itself forever.
+    let is_self = |o: &Origin| {
+        o.port == listen.port()
+            && match o.host.parse::<std::net::IpAddr>() {
+                Ok(ip) => ip == listen.ip() || (listen.ip().is_unspecified() && ip.is_loopback()),
+                Err(_) => {
+                    o.host.eq_ignore_ascii_case("localhost")
+                        && (listen.ip().is_loopback() || listen.ip().is_unspecified())
+                }
+            }
+    };
+    for (key, list) in [("edge.shields", &shields), ("edge.origins", &origins)] {
+        if let Some(me) = list.iter().find(|o| is_self(o)) {
+            return Err(invalid(
+                name,
+                key,
+                &me.url,
+                "other nodes: this is this edge's own listen address",
+            ));
+        }
+    }
     for (i, s) in shields.iter().enumerate() {
         if shields[..i]
             .iter()
@@ -1038,6 +1059,18 @@ mod tests {
             (
                 "[edge]\norigins=[\"http://a:1\"]\norigin_rate=20000000",
                 "edge.origin_rate",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nlisten=\"127.0.0.1:8080\"\nshields=[\"http://127.0.0.1:8080\"]",
+                "edge.shields",
+            ),
+            (
+                "[edge]\norigins=[\"http://localhost:8080\"]\nlisten=\"127.0.0.1:8080\"",
+                "edge.origins",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nshields=[\"http://s:1\", \"http://s:1\"]",
+                "edge.shields",
             ),
         ];
         for (text, key) in cases {
