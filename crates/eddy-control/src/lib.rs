@@ -65,6 +65,51 @@ pub trait EdgeControl: Send + Sync {
     async fn prefetch(&self, url: &str) -> Result<bool, ControlError>;
 }
 
+/// A reaction that applies the events of its own consumer, driven by [`follow`].
+#[async_trait]
+pub(crate) trait Follower: Send {
+    /// What it follows, for logs.
+    const WHAT: &'static str;
+    /// Its consumer.
+    fn consumer(&mut self) -> &mut eddy_bus::consumer::EventConsumer;
+    /// The edge it acts for.
+    fn edge_id(&self) -> &str;
+    /// Apply one event and commit it.
+    async fn apply(&mut self, r: eddy_bus::consumer::Received) -> Result<(), ControlError>;
+}
+
+/// Apply events as they arrive until `shutdown` turns true. Errors are logged and retried with a
+/// growing back-off (50 ms doubling, capped at 5 s); the loop never spins. Shutdown interrupts a
+/// wait for the next event or a back-off, never an event being applied.
+pub(crate) async fn follow<F: Follower>(
+    mut f: F,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::time::Duration;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            r = f.consumer().next() => r,
+        };
+        let result = match next {
+            Ok(r) => f.apply(r).await,
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(e) => {
+                tracing::error!(edge = %f.edge_id(), error = %e, retry_in = ?backoff, "{} follower failed", F::WHAT);
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 /// A unique event id: time, process and a counter.
 pub fn event_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

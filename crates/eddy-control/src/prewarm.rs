@@ -8,11 +8,10 @@
 //! edge's own reports are skipped.
 
 use crate::{ControlError, EdgeControl, TRAFFIC_SPIKE_TOPIC};
-use eddy_bus::consumer::EventConsumer;
+use eddy_bus::consumer::{EventConsumer, Received};
 use eddy_bus::{Bus, StartFrom};
 use eddy_events::Event;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// Follows spike events for one edge.
@@ -39,44 +38,39 @@ impl PrewarmFollower {
 
     /// Apply spike events until `shutdown` turns true; bus errors are logged and retried with
     /// back-off.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return,
-                r = self.consumer.next() => r,
-            };
-            let r = match next {
-                Ok(r) => {
-                    backoff = Duration::from_millis(50);
-                    r
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        crate::follow(self, shutdown).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Follower for PrewarmFollower {
+    const WHAT: &'static str = "spike";
+    fn consumer(&mut self) -> &mut EventConsumer {
+        &mut self.consumer
+    }
+    fn edge_id(&self) -> &str {
+        self.edge.edge_id()
+    }
+    /// Prefetch another edge's spiking object. A failed prefetch or commit is logged, not
+    /// retried: the next spike report brings the object again.
+    async fn apply(&mut self, r: Received) -> Result<(), ControlError> {
+        if let Event::TrafficSpike(s) = &r.event
+            && s.edge != self.edge.edge_id()
+            && s.key.contains('/')
+        {
+            match self.edge.prefetch(&s.key).await {
+                Ok(cached) => {
+                    tracing::info!(edge = %self.edge.edge_id(), url = %s.key, from = %s.edge, cached, "pre-warmed a spiking object")
                 }
                 Err(e) => {
-                    tracing::warn!(edge = %self.edge.edge_id(), error = %e, retry_in = ?backoff, "spike follower failed");
-                    tokio::select! {
-                        _ = shutdown.wait_for(|s| *s) => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
+                    tracing::warn!(edge = %self.edge.edge_id(), url = %s.key, error = %e, "pre-warm failed")
                 }
-            };
-            if let Event::TrafficSpike(s) = &r.event
-                && s.edge != self.edge.edge_id()
-                && s.key.contains('/')
-            {
-                match self.edge.prefetch(&s.key).await {
-                    Ok(cached) => {
-                        tracing::info!(edge = %self.edge.edge_id(), url = %s.key, from = %s.edge, cached, "pre-warmed a spiking object")
-                    }
-                    Err(e) => {
-                        tracing::warn!(edge = %self.edge.edge_id(), url = %s.key, error = %e, "pre-warm failed")
-                    }
-                }
-            }
-            if let Err(e) = self.consumer.commit(&r).await {
-                tracing::warn!(error = %e, "could not commit a spike event");
             }
         }
+        if let Err(e) = self.consumer.commit(&r).await {
+            tracing::warn!(error = %e, "could not commit a spike event");
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,6 @@ use eddy_bus::consumer::{EventConsumer, Received};
 use eddy_bus::{Bus, StartFrom};
 use eddy_events::{Event, PurgeApplied, PurgeRequested, PurgeTarget};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// Publish a `purge.requested` event; returns its id.
@@ -103,28 +102,21 @@ impl PurgeFollower {
 
     /// Apply purges as they arrive until `shutdown` turns true. Errors are logged and retried
     /// with a growing back-off (capped at 5 s); the loop never spins.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => return,
-                r = self.consumer.next() => r,
-            };
-            let result = match next {
-                Ok(r) => self.apply(r).await.map(|_| ()),
-                Err(e) => Err(e.into()),
-            };
-            match result {
-                Ok(()) => backoff = Duration::from_millis(50),
-                Err(e) => {
-                    tracing::error!(edge = %self.edge.edge_id(), error = %e, retry_in = ?backoff, "purge follower failed");
-                    tokio::select! {
-                        _ = shutdown.wait_for(|s| *s) => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        crate::follow(self, shutdown).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Follower for PurgeFollower {
+    const WHAT: &'static str = "purge";
+    fn consumer(&mut self) -> &mut EventConsumer {
+        &mut self.consumer
+    }
+    fn edge_id(&self) -> &str {
+        self.edge.edge_id()
+    }
+    async fn apply(&mut self, r: Received) -> Result<(), ControlError> {
+        PurgeFollower::apply(self, r).await.map(|_| ())
     }
 }
