@@ -179,36 +179,28 @@ impl Edge {
             .enable_all()
             .build()
             .map_err(|e| EdgeError::Runtime("admin runtime", e))?;
-        // Catch up before the proxy listens: no purged object is served after a restart.
-        let follower = match &bus {
+        // Catch up before the proxy listens: no purged object is served after a restart. Then
+        // pre-warm on other edges' spikes (from now on: old spikes are not worth acting on).
+        let (follower, prewarm) = match &bus {
             Some(bus) => {
                 let handle: Arc<dyn eddy_control::EdgeControl> =
                     Arc::new(control::EdgeHandle(state.clone()));
                 let mut f = rt
                     .block_on(eddy_control::purge::PurgeFollower::start(
                         bus.clone(),
-                        handle,
+                        handle.clone(),
                     ))
                     .map_err(EdgeError::CatchUp)?;
                 rt.block_on(f.catch_up()).map_err(EdgeError::CatchUp)?;
-                Some(f)
-            }
-            None => None,
-        };
-        // Pre-warm on other edges' spikes (from now on: old spikes are not worth acting on).
-        let prewarm = match &bus {
-            Some(bus) => {
-                let handle: Arc<dyn eddy_control::EdgeControl> =
-                    Arc::new(control::EdgeHandle(state.clone()));
-                Some(
-                    rt.block_on(eddy_control::prewarm::PrewarmFollower::start(
+                let p = rt
+                    .block_on(eddy_control::prewarm::PrewarmFollower::start(
                         bus.clone(),
                         handle,
                     ))
-                    .map_err(|e| EdgeError::Follow("traffic spikes", e))?,
-                )
+                    .map_err(|e| EdgeError::Follow("traffic spikes", e))?;
+                (Some(f), Some(p))
             }
-            None => None,
+            None => (None, None),
         };
 
         let conf = ServerConf {

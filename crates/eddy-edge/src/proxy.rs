@@ -149,6 +149,8 @@ pub struct Ctx {
     origin: usize,
     /// Origins this request has tried, in order.
     tried: Vec<usize>,
+    /// The request's URL key (`host/path?query`), for GET and HEAD.
+    url: Option<String>,
     /// The request came from another Eddy edge (`eddy-via`): fetch from origins, not shields.
     from_edge: bool,
     /// Shields in this object's rendezvous order (computed on the first fetch).
@@ -438,6 +440,7 @@ impl ProxyHttp for EdgeProxy {
             origin_limited: false,
             origin: 0,
             tried: Vec::new(),
+            url: None,
             from_edge: false,
             shield_order: Vec::new(),
             shield_tries: 0,
@@ -548,10 +551,14 @@ impl ProxyHttp for EdgeProxy {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        if let Some(w) = &self.state.spikes
-            && matches!(method, Method::GET | Method::HEAD)
-        {
-            w.observe(&url_key(session.req_header()), &self.state.metrics);
+        if matches!(method, Method::GET | Method::HEAD) {
+            // Computed once per request: the spike detector, the cache key and the shield choice
+            // all use it.
+            let url = url_key(session.req_header());
+            if let Some(w) = &self.state.spikes {
+                w.observe(&url, &self.state.metrics);
+            }
+            ctx.url = Some(url);
         }
         if method == Method::GET {
             self.plan_slice(session, ctx)?;
@@ -580,7 +587,10 @@ impl ProxyHttp for EdgeProxy {
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
-        let url = url_key(session.req_header());
+        let url = ctx
+            .url
+            .clone()
+            .unwrap_or_else(|| url_key(session.req_header()));
         Ok(match &ctx.slice {
             Some((s, _)) => CacheKey::new(url + &slice::key_suffix(s.index), ""),
             None => CacheKey::new(url, ""),
@@ -761,7 +771,11 @@ impl ProxyHttp for EdgeProxy {
         // already came through an edge goes to the origins, so a misconfigured ring can't loop).
         if !edge.shields.is_empty() && !ctx.from_edge {
             if ctx.shield_order.is_empty() {
-                ctx.shield_order = shield_order(&edge.shields, &url_key(session.req_header()));
+                let url = match &ctx.url {
+                    Some(u) => std::borrow::Cow::Borrowed(u.as_str()),
+                    None => std::borrow::Cow::Owned(url_key(session.req_header())),
+                };
+                ctx.shield_order = shield_order(&edge.shields, &url);
             }
             if let Some(&i) = ctx.shield_order.get(ctx.shield_tries) {
                 ctx.via_shield = true;
