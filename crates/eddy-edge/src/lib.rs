@@ -243,10 +243,8 @@ impl Edge {
             .set_nonblocking(true)
             .map_err(|e| EdgeError::Runtime("admin", e))?;
         let follower_rx = admin_rx.clone();
-        let spike_bus = bus.clone();
         let limiter_state = state.clone();
         let health_state = state.clone();
-        let spike_edge_id = state.config.edge.id.clone();
         let admin_thread = std::thread::Builder::new()
             .name("eddy-admin".into())
             .spawn(move || {
@@ -257,9 +255,23 @@ impl Edge {
                     if let Some(f) = prewarm {
                         tokio::spawn(f.run(follower_rx.clone()));
                     }
-                    tokio::spawn(publish_health(
+                    for o in &health_state.config.edge.origins {
+                        health_state.metrics.set_origin_up(&o.url, true);
+                    }
+                    let metrics = health_state.metrics.clone();
+                    tokio::spawn(publish_each(
                         health_rx,
                         health_state.clone(),
+                        eddy_control::ORIGIN_HEALTH_TOPIC,
+                        move |c: &health::Change| metrics.set_origin_up(&c.origin, c.healthy),
+                        |c, edge| {
+                            eddy_events::Event::OriginHealth(eddy_events::OriginHealth {
+                                origin: c.origin,
+                                healthy: c.healthy,
+                                edge: Some(edge.to_string()),
+                                detail: Some(c.detail),
+                            })
+                        },
                         follower_rx.clone(),
                     ));
                     if let Some(every) = health_state.config.edge.origin_probe_interval {
@@ -274,7 +286,21 @@ impl Edge {
                     }
                     tokio::spawn(prune_client_limiter(limiter_state, follower_rx.clone()));
                     if let Some(rx) = spike_rx {
-                        tokio::spawn(publish_spikes(rx, spike_bus, spike_edge_id, follower_rx));
+                        tokio::spawn(publish_each(
+                            rx,
+                            health_state.clone(),
+                            eddy_control::TRAFFIC_SPIKE_TOPIC,
+                            |_| {},
+                            |s: eddy_control::spike::Spike, edge| {
+                                eddy_events::Event::TrafficSpike(eddy_events::TrafficSpike {
+                                    edge: edge.to_string(),
+                                    key: s.key,
+                                    rate: s.rate,
+                                    baseline: s.baseline,
+                                })
+                            },
+                            follower_rx,
+                        ));
                     }
                     let Ok(l) = tokio::net::TcpListener::from_std(admin_listener) else {
                         tracing::error!("admin listener could not be registered");
@@ -346,41 +372,6 @@ impl Drop for Edge {
     }
 }
 
-/// Drain detected spikes into `dev.eddy.traffic.spike.v1` events on the bus (without a bus they
-/// were logged and counted already), until shutdown.
-async fn publish_spikes(
-    mut rx: tokio::sync::mpsc::Receiver<eddy_control::spike::Spike>,
-    bus: Option<Arc<dyn eddy_bus::Bus>>,
-    edge: String,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let source = format!("/eddy/edge/{edge}");
-    loop {
-        let s = tokio::select! {
-            _ = shutdown.wait_for(|v| *v) => return,
-            s = rx.recv() => match s { Some(s) => s, None => return },
-        };
-        let Some(bus) = &bus else { continue };
-        let ev = eddy_events::Event::TrafficSpike(eddy_events::TrafficSpike {
-            edge: edge.clone(),
-            key: s.key,
-            rate: s.rate,
-            baseline: s.baseline,
-        });
-        let cloud = ev.to_cloud(eddy_control::event_id(), source.clone());
-        if let Err(e) = bus
-            .publish(
-                eddy_control::TRAFFIC_SPIKE_TOPIC,
-                &ev.key(),
-                bytes::Bytes::from(cloud.encode()),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not publish a traffic spike");
-        }
-    }
-}
-
 /// Every 5 s, drop per-client limiter state that is back to a full bucket (so memory follows the
 /// clients active in the last few seconds) and report how many clients it holds.
 async fn prune_client_limiter(state: Arc<EdgeState>, mut shutdown: watch::Receiver<bool>) {
@@ -441,41 +432,33 @@ async fn probe_origin(
     }
 }
 
-/// Publish origin health changes as `dev.eddy.origin.health.v1` and keep `eddy_origin_up`
-/// current, until shutdown.
-async fn publish_health(
-    mut rx: tokio::sync::mpsc::Receiver<health::Change>,
+/// Drain what the request path queued (spikes, origin health changes) into events on the bus
+/// until shutdown: `observe` sees each item first (metrics), `to_event` makes its event. Without
+/// a bus, items are only observed; they were logged where they arose.
+async fn publish_each<T>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
     state: Arc<EdgeState>,
+    topic: &'static str,
+    observe: impl Fn(&T),
+    to_event: impl Fn(T, &str) -> eddy_events::Event,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    for o in &state.config.edge.origins {
-        state.metrics.set_origin_up(&o.url, true);
-    }
     let edge = state.config.edge.id.clone();
     let source = format!("/eddy/edge/{edge}");
     loop {
-        let c = tokio::select! {
+        let item = tokio::select! {
             _ = shutdown.wait_for(|v| *v) => return,
-            c = rx.recv() => match c { Some(c) => c, None => return },
+            i = rx.recv() => match i { Some(i) => i, None => return },
         };
-        state.metrics.set_origin_up(&c.origin, c.healthy);
+        observe(&item);
         let Some(bus) = &state.bus else { continue };
-        let ev = eddy_events::Event::OriginHealth(eddy_events::OriginHealth {
-            origin: c.origin,
-            healthy: c.healthy,
-            edge: Some(edge.clone()),
-            detail: Some(c.detail),
-        });
+        let ev = to_event(item, &edge);
         let cloud = ev.to_cloud(eddy_control::event_id(), source.clone());
         if let Err(e) = bus
-            .publish(
-                eddy_control::ORIGIN_HEALTH_TOPIC,
-                &ev.key(),
-                bytes::Bytes::from(cloud.encode()),
-            )
+            .publish(topic, &ev.key(), bytes::Bytes::from(cloud.encode()))
             .await
         {
-            tracing::warn!(error = %e, "could not publish an origin health change");
+            tracing::warn!(error = %e, topic, "could not publish an event");
         }
     }
 }
