@@ -436,6 +436,8 @@ impl Inner {
 pub struct EmbeddedBus {
     inner: Arc<Inner>,
     flusher: Option<std::thread::JoinHandle<()>>,
+    /// Holds an exclusive lock on `<dir>/LOCK` while open: the log is one process's.
+    _lock: fs::File,
 }
 
 impl EmbeddedBus {
@@ -446,6 +448,23 @@ impl EmbeddedBus {
             target: opts.dir.display().to_string(),
             detail: e.to_string(),
         })?;
+        // Two processes appending to one log would interleave records: refuse the second.
+        let lock_path = opts.dir.join("LOCK");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(BusError::Backend {
+                backend: BACKEND,
+                detail: format!(
+                    "the log in {} is in use by another process or bus ({e}); the embedded bus serves one process: run every role in one process (`eddy up`) or give each process its own [bus] dir, or use a broker (kind = \"nats\", \"kafka\" or \"rabbitmq\") across processes",
+                    opts.dir.display()
+                ),
+            });
+        }
         let inner = Arc::new(Inner {
             opts,
             topics: Mutex::new(HashMap::new()),
@@ -479,7 +498,11 @@ impl EmbeddedBus {
             }
             _ => None,
         };
-        Ok(EmbeddedBus { inner, flusher })
+        Ok(EmbeddedBus {
+            inner,
+            flusher,
+            _lock: lock,
+        })
     }
 
     /// Append many records under one write (higher throughput); returns the first offset.
@@ -685,6 +708,25 @@ impl Subscription for EmbeddedSubscription {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_second_bus_on_one_dir_is_refused_until_the_first_closes() -> Result<(), BusError> {
+        let dir = tempfile::tempdir().map_err(|e| BusError::Backend {
+            backend: BACKEND,
+            detail: e.to_string(),
+        })?;
+        let first = EmbeddedBus::open(EmbeddedOptions::new(dir.path()))?;
+        let msg = EmbeddedBus::open(EmbeddedOptions::new(dir.path()))
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            msg.contains("in use") && msg.contains("one process"),
+            "{msg}"
+        );
+        drop(first);
+        EmbeddedBus::open(EmbeddedOptions::new(dir.path()))?;
+        Ok(())
+    }
 
     proptest! {
         #[test]

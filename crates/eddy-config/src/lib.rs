@@ -64,6 +64,43 @@ pub struct File {
     /// Traffic-spike detection.
     #[serde(default)]
     pub spike: SpikeFile,
+    /// The request router role (`eddy router`).
+    #[serde(default)]
+    pub router: RouterFile,
+    /// The live dashboard role (`eddy admin`).
+    #[serde(default)]
+    pub dashboard: DashboardFile,
+}
+
+/// `[router]`: `eddy router` sends each viewer to a healthy, lightly loaded edge.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterFile {
+    /// Router id, unique in a deployment: its bus consumer is `router-<id>` (default `1`).
+    pub id: Option<String>,
+    /// Address viewers and players ask (default `127.0.0.1:8000`).
+    pub listen: Option<String>,
+    /// An edge is down when no heartbeat came for this many milliseconds (default: three of the
+    /// heartbeat intervals the edge announces).
+    pub edge_timeout_ms: Option<u64>,
+    /// Route by the request path first (rendezvous hashing, for cache locality) and fall back to
+    /// the least-loaded edge only when the path's edge is over `load_slack` times the mean load
+    /// (default true). False: always the least-loaded edge.
+    pub affinity: Option<bool>,
+    /// How much busier than the mean the path's edge may be before the router sends elsewhere
+    /// (default 1.25).
+    pub load_slack: Option<f64>,
+}
+
+/// `[dashboard]`: `eddy admin` serves the live dashboard and the status API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardFile {
+    /// Dashboard id, unique in a deployment: its bus consumers are `dashboard-<id>.*` (default
+    /// `1`).
+    pub id: Option<String>,
+    /// Address of the dashboard (default `127.0.0.1:8888`).
+    pub listen: Option<String>,
 }
 
 /// `[spike]`: per-object and per-host request rates against a slow baseline.
@@ -154,6 +191,17 @@ pub struct EdgeFile {
     /// How long a request waits for another request's fill of the same object before fetching
     /// itself, in milliseconds (default 10000).
     pub coalesce_timeout_ms: Option<u64>,
+    /// `edge` (default: serves viewers; the router sends viewers here) or `shield` (serves other
+    /// edges' misses; never routed to). `eddy shield` sets it.
+    pub role: Option<String>,
+    /// The URL viewers reach this node at, announced in heartbeats for the router (default
+    /// `http://<listen>`; required when `listen` is a wildcard address such as 0.0.0.0).
+    pub public_url: Option<String>,
+    /// How often the node publishes its `edge.health` heartbeat, in milliseconds (default 250).
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Requests/s this node is sized for; heartbeats report load as requests/s over this
+    /// (default 50000).
+    pub capacity_rps: Option<u32>,
 }
 
 /// `[cache]`.
@@ -204,6 +252,56 @@ pub struct Overrides {
     pub id: Option<String>,
     /// `--bus-dir`: use the embedded bus in this directory.
     pub bus_dir: Option<PathBuf>,
+    /// The role the command runs (`eddy shield` sets [`Role::Shield`]); a file that says
+    /// otherwise is an error.
+    pub role: Option<Role>,
+}
+
+/// What a cache node does in the topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves viewers; misses go to shields or origins.
+    Edge,
+    /// Serves edges' misses from the origins.
+    Shield,
+}
+
+impl Role {
+    /// `edge` or `shield`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Edge => "edge",
+            Role::Shield => "shield",
+        }
+    }
+}
+
+/// Validated `[router]` plus the bus it listens on.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Router id.
+    pub id: String,
+    /// Viewer-facing address.
+    pub listen: SocketAddr,
+    /// Fixed heartbeat timeout, or `None` for three announced intervals.
+    pub edge_timeout: Option<Duration>,
+    /// Route by path first.
+    pub affinity: bool,
+    /// Load ratio over the mean that breaks affinity.
+    pub load_slack: f64,
+    /// The bus that carries the edges' heartbeats.
+    pub bus: BusConfig,
+}
+
+/// Validated `[dashboard]` plus the bus it listens on.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    /// Dashboard id.
+    pub id: String,
+    /// Dashboard address.
+    pub listen: SocketAddr,
+    /// The bus it reads.
+    pub bus: BusConfig,
 }
 
 /// An origin server.
@@ -296,6 +394,14 @@ pub struct EdgeConfig {
     pub listen: SocketAddr,
     /// Admin listen address.
     pub admin: SocketAddr,
+    /// Edge or shield.
+    pub role: Role,
+    /// Where viewers reach it (`http://host:port`, no trailing slash).
+    pub public_url: String,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// Requests/s it is sized for.
+    pub capacity_rps: u32,
     /// Admin bearer token.
     pub admin_token: Option<String>,
     /// Origins, in preference order (at least one).
@@ -367,19 +473,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// Load `path` (or defaults when `None`), apply `overrides`, validate.
 pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-    let (file, name) = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                file: p.to_path_buf(),
-                source,
-            })?;
-            (parse(&text, p)?, p.to_path_buf())
-        }
-        None => (
-            File::default(),
-            PathBuf::from("<defaults and command line>"),
-        ),
-    };
+    let (file, name) = read_file(path)?;
     validate(file, overrides, &name)
 }
 
@@ -600,10 +694,86 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         }
         Ok(Duration::from_millis(v))
     };
+    let role = match (e.role.as_deref(), o.role) {
+        (None, r) => r.unwrap_or(Role::Edge),
+        (Some("edge"), None | Some(Role::Edge)) => Role::Edge,
+        (Some("shield"), None | Some(Role::Shield)) => Role::Shield,
+        (Some(v @ ("edge" | "shield")), Some(cmd)) => {
+            return Err(invalid(
+                name,
+                "edge.role",
+                v,
+                &format!(
+                    "\"{}\" for this command (eddy {} runs a {0}); drop the key or run the other command",
+                    cmd.as_str(),
+                    cmd.as_str()
+                ),
+            ));
+        }
+        (Some(v), _) => return Err(invalid(name, "edge.role", v, "\"edge\" or \"shield\"")),
+    };
+    if role == Role::Shield && !shields.is_empty() {
+        return Err(invalid(
+            name,
+            "edge.shields",
+            &shields[0].url,
+            "none on a shield: a shield fetches from the origins (one tier of shields)",
+        ));
+    }
+    let public_url = match e.public_url {
+        Some(u) => match parse_origin(&u) {
+            Some(_) => u.trim_end_matches('/').to_string(),
+            None => {
+                return Err(invalid(
+                    name,
+                    "edge.public_url",
+                    &u,
+                    "http://host:port with no path",
+                ));
+            }
+        },
+        None if listen.ip().is_unspecified() => {
+            return Err(invalid(
+                name,
+                "edge.public_url",
+                "(unset)",
+                &format!(
+                    "the URL viewers reach this node at, needed because edge.listen {listen} is a wildcard address"
+                ),
+            ));
+        }
+        None => format!("http://{listen}"),
+    };
+    let heartbeat_interval = match e.heartbeat_interval_ms.unwrap_or(250) {
+        v @ 50..=60_000 => Duration::from_millis(v),
+        v => {
+            return Err(invalid(
+                name,
+                "edge.heartbeat_interval_ms",
+                &v.to_string(),
+                "50 to 60000 milliseconds",
+            ));
+        }
+    };
+    let capacity_rps = match e.capacity_rps.unwrap_or(50_000) {
+        v @ 1..=100_000_000 => v,
+        v => {
+            return Err(invalid(
+                name,
+                "edge.capacity_rps",
+                &v.to_string(),
+                "1 to 100000000 requests/s",
+            ));
+        }
+    };
     let edge = EdgeConfig {
         id,
         listen,
         admin,
+        role,
+        public_url,
+        heartbeat_interval,
+        capacity_rps,
         admin_token: e.admin_token.filter(|t| !t.is_empty()),
         origins,
         shields,
@@ -871,6 +1041,125 @@ fn spike_settings(name: &Path, f: SpikeFile) -> Result<SpikeSettings, ConfigErro
     })
 }
 
+/// Read a role file (router, dashboard): `None` is all defaults.
+fn read_file(path: Option<&Path>) -> Result<(File, PathBuf), ConfigError> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                file: p.to_path_buf(),
+                source,
+            })?;
+            Ok((parse(&text, p)?, p.to_path_buf()))
+        }
+        None => Ok((
+            File::default(),
+            PathBuf::from("<defaults and command line>"),
+        )),
+    }
+}
+
+/// The bus a role that only consumes events needs: without one it would see nothing.
+fn role_bus(
+    name: &Path,
+    role: &str,
+    bus: Option<BusFile>,
+    bus_dir: Option<&PathBuf>,
+) -> Result<BusConfig, ConfigError> {
+    match (bus, bus_dir) {
+        (Some(b), dir) => bus_config(name, b, dir),
+        (None, Some(dir)) => Ok(BusConfig::Embedded {
+            dir: dir.clone(),
+            fsync: Fsync::Every(Duration::from_millis(10)),
+        }),
+        (None, None) => Err(invalid(
+            name,
+            "bus",
+            "(missing)",
+            &format!(
+                "a [bus] section: {role} learns about edges from their events (kind = \"nats\", \"kafka\" or \"rabbitmq\" across machines)"
+            ),
+        )),
+    }
+}
+
+/// A role's id: letters, digits, '-' and '_' (default `1`).
+fn node_id(name: &Path, key: &'static str, id: Option<String>) -> Result<String, ConfigError> {
+    let id = id.unwrap_or_else(|| "1".into());
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(name, key, &id, "letters, digits, '-' and '_'"));
+    }
+    Ok(id)
+}
+
+/// Load the `eddy router` role: `[router]` and `[bus]` (`listen` and `bus_dir` override).
+pub fn load_router(
+    path: Option<&Path>,
+    listen: Option<&str>,
+    bus_dir: Option<&PathBuf>,
+) -> Result<RouterConfig, ConfigError> {
+    let (file, name) = read_file(path)?;
+    let r = file.router;
+    let listen = addr(
+        &name,
+        "router.listen",
+        listen.or(r.listen.as_deref()).unwrap_or("127.0.0.1:8000"),
+    )?;
+    let edge_timeout = match r.edge_timeout_ms {
+        None => None,
+        Some(v @ 100..=600_000) => Some(Duration::from_millis(v)),
+        Some(v) => {
+            return Err(invalid(
+                &name,
+                "router.edge_timeout_ms",
+                &v.to_string(),
+                "100 to 600000 milliseconds",
+            ));
+        }
+    };
+    let load_slack = r.load_slack.unwrap_or(1.25);
+    if !(load_slack.is_finite() && (1.0..=100.0).contains(&load_slack)) {
+        return Err(invalid(
+            &name,
+            "router.load_slack",
+            &load_slack.to_string(),
+            "a ratio of 1 to 100",
+        ));
+    }
+    Ok(RouterConfig {
+        id: node_id(&name, "router.id", r.id)?,
+        listen,
+        edge_timeout,
+        affinity: r.affinity.unwrap_or(true),
+        load_slack,
+        bus: role_bus(&name, "the router", file.bus, bus_dir)?,
+    })
+}
+
+/// Load the `eddy admin` role: `[dashboard]` and `[bus]` (`listen` and `bus_dir` override).
+pub fn load_dashboard(
+    path: Option<&Path>,
+    listen: Option<&str>,
+    bus_dir: Option<&PathBuf>,
+) -> Result<DashboardConfig, ConfigError> {
+    let (file, name) = read_file(path)?;
+    let listen = addr(
+        &name,
+        "dashboard.listen",
+        listen
+            .or(file.dashboard.listen.as_deref())
+            .unwrap_or("127.0.0.1:8888"),
+    )?;
+    Ok(DashboardConfig {
+        id: node_id(&name, "dashboard.id", file.dashboard.id)?,
+        listen,
+        bus: role_bus(&name, "the dashboard", file.bus, bus_dir)?,
+    })
+}
+
 /// Validate `[bus]`; `dir_override` is `--bus-dir` (meaningful for the embedded log only).
 fn bus_config(
     name: &Path,
@@ -1072,6 +1361,26 @@ mod tests {
                 "[edge]\norigins=[\"http://a:1\"]\nshields=[\"http://s:1\", \"http://s:1\"]",
                 "edge.shields",
             ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nrole=\"mid\"",
+                "edge.role",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nrole=\"shield\"\nshields=[\"http://s:1\"]",
+                "edge.shields",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nlisten=\"0.0.0.0:8080\"",
+                "edge.public_url",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\npublic_url=\"http://e:1/x\"",
+                "edge.public_url",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\nheartbeat_interval_ms=5",
+                "edge.heartbeat_interval_ms",
+            ),
         ];
         for (text, key) in cases {
             let r = parse(text, Path::new("e.toml"))
@@ -1143,6 +1452,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn roles_and_their_files() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|source| ConfigError::Read {
+            file: PathBuf::from("tempdir"),
+            source,
+        })?;
+        let write = |name: &str, text: &str| -> PathBuf {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).ok();
+            p
+        };
+        // A shield file run by `eddy edge` (role from the command) is an error naming the key.
+        let shield = write(
+            "shield.toml",
+            "[edge]\nrole=\"shield\"\norigins=[\"http://a:1\"]\n",
+        );
+        let as_edge = Overrides {
+            role: Some(Role::Edge),
+            ..Default::default()
+        };
+        let msg = load(Some(&shield), &as_edge)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            msg.contains("edge.role") && msg.contains("eddy edge"),
+            "{msg}"
+        );
+        let c = load(Some(&shield), &Overrides::default())?;
+        assert_eq!(c.edge.role, Role::Shield);
+        assert_eq!(c.edge.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.edge.heartbeat_interval, Duration::from_millis(250));
+
+        // The router needs a bus; with one, defaults fill in.
+        let bare = write("router.toml", "[router]\nlisten=\"127.0.0.1:8001\"\n");
+        let msg = load_router(Some(&bare), None, None)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(msg.contains("bus") && msg.contains("[bus]"), "{msg}");
+        let r = write(
+            "router2.toml",
+            "[router]\nlisten=\"127.0.0.1:8001\"\nedge_timeout_ms=600\n[bus]\nkind=\"nats\"\n",
+        );
+        let rc = load_router(Some(&r), None, None)?;
+        assert_eq!(rc.listen.port(), 8001);
+        assert_eq!(rc.edge_timeout, Some(Duration::from_millis(600)));
+        assert!(rc.affinity);
+        let slack = write(
+            "router3.toml",
+            "[router]\nload_slack=0.5\n[bus]\nkind=\"nats\"\n",
+        );
+        let msg = load_router(Some(&slack), None, None)
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(msg.contains("router.load_slack"), "{msg}");
+        let d = load_dashboard(None, Some("127.0.0.1:8899"), Some(&dir.path().join("bus")))?;
+        assert_eq!(d.listen.port(), 8899);
+        assert!(matches!(d.bus, BusConfig::Embedded { .. }));
+        Ok(())
     }
 
     #[test]

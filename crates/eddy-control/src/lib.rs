@@ -31,6 +31,8 @@ pub const CONTENT_TOPIC: &str = "eddy.content";
 pub const TRAFFIC_SPIKE_TOPIC: &str = "eddy.traffic.spike";
 /// Topic of `dev.eddy.origin.health.v1`: edges publish their origins' state changes.
 pub const ORIGIN_HEALTH_TOPIC: &str = "eddy.origin.health";
+/// Topic of `dev.eddy.edge.health.v1`: every edge and shield publishes its heartbeat here.
+pub const EDGE_HEALTH_TOPIC: &str = "eddy.edge.health";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,15 +67,16 @@ pub trait EdgeControl: Send + Sync {
     async fn prefetch(&self, url: &str) -> Result<bool, ControlError>;
 }
 
-/// A reaction that applies the events of its own consumer, driven by [`follow`].
+/// Anything that applies the events of its own consumer, driven by [`follow`]: the edges'
+/// reactions here, and the router's and the dashboard's views of the fleet.
 #[async_trait]
-pub(crate) trait Follower: Send {
+pub trait Follower: Send {
     /// What it follows, for logs.
     const WHAT: &'static str;
     /// Its consumer.
     fn consumer(&mut self) -> &mut eddy_bus::consumer::EventConsumer;
-    /// The edge it acts for.
-    fn edge_id(&self) -> &str;
+    /// The node it acts for, for logs.
+    fn who(&self) -> &str;
     /// Apply one event and commit it.
     async fn apply(&mut self, r: eddy_bus::consumer::Received) -> Result<(), ControlError>;
 }
@@ -81,10 +84,7 @@ pub(crate) trait Follower: Send {
 /// Apply events as they arrive until `shutdown` turns true. Errors are logged and retried with a
 /// growing back-off (50 ms doubling, capped at 5 s); the loop never spins. Shutdown interrupts a
 /// wait for the next event or a back-off, never an event being applied.
-pub(crate) async fn follow<F: Follower>(
-    mut f: F,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn follow<F: Follower>(mut f: F, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     use std::time::Duration;
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -99,7 +99,7 @@ pub(crate) async fn follow<F: Follower>(
         match result {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(e) => {
-                tracing::error!(edge = %f.edge_id(), error = %e, retry_in = ?backoff, "{} follower failed", F::WHAT);
+                tracing::error!(node = %f.who(), error = %e, retry_in = ?backoff, "{} follower failed", F::WHAT);
                 tokio::select! {
                     _ = shutdown.wait_for(|s| *s) => return,
                     _ = tokio::time::sleep(backoff) => {}

@@ -49,7 +49,7 @@ impl crate::Follower for PrewarmFollower {
     fn consumer(&mut self) -> &mut EventConsumer {
         &mut self.consumer
     }
-    fn edge_id(&self) -> &str {
+    fn who(&self) -> &str {
         self.edge.edge_id()
     }
     /// Prefetch another edge's spiking object. A failed prefetch or commit is logged, not

@@ -113,7 +113,7 @@ impl crate::Follower for PurgeFollower {
     fn consumer(&mut self) -> &mut EventConsumer {
         &mut self.consumer
     }
-    fn edge_id(&self) -> &str {
+    fn who(&self) -> &str {
         self.edge.edge_id()
     }
     async fn apply(&mut self, r: Received) -> Result<(), ControlError> {

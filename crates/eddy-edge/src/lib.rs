@@ -285,6 +285,11 @@ impl Edge {
                         }
                     }
                     tokio::spawn(prune_client_limiter(limiter_state, follower_rx.clone()));
+                    let beat = tokio::spawn(heartbeat(
+                        health_state.clone(),
+                        admin_addr,
+                        follower_rx.clone(),
+                    ));
                     if let Some(rx) = spike_rx {
                         tokio::spawn(publish_each(
                             rx,
@@ -315,6 +320,8 @@ impl Edge {
                     if let Err(e) = res {
                         tracing::error!(error = %e, "admin server failed");
                     }
+                    // The last heartbeat says "stopping": let it out before the runtime ends.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), beat).await;
                 });
             })
             .map_err(|e| EdgeError::Runtime("admin thread", e))?;
@@ -368,6 +375,57 @@ impl Drop for Edge {
         let _ = self.shutdown.send(true);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Publish this node's `edge.health` heartbeat (load, counters, where it serves) every
+/// `edge.heartbeat_interval` until shutdown, then a last one with `healthy = false` so routers
+/// stop sending viewers here at once rather than after a timeout. A publish that takes longer
+/// than an interval is abandoned (and logged): a slow bus never delays the next beat.
+async fn heartbeat(state: Arc<EdgeState>, admin: SocketAddr, mut shutdown: watch::Receiver<bool>) {
+    let Some(bus) = state.bus.clone() else { return };
+    let e = &state.config.edge;
+    let every = e.heartbeat_interval;
+    let source = format!("/eddy/edge/{}", e.id);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = (tokio::time::Instant::now(), 0u64);
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => true,
+            _ = tick.tick() => false,
+        };
+        let stats = state.metrics.snapshot();
+        let now = tokio::time::Instant::now();
+        let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+        let rps = stats.requests.saturating_sub(last.1) as f64 / secs;
+        last = (now, stats.requests);
+        let ev = eddy_events::Event::EdgeHealth(eddy_events::EdgeHealth {
+            edge: e.id.clone(),
+            healthy: !stopping,
+            load: Some(rps / f64::from(e.capacity_rps)),
+            role: Some(e.role.as_str().to_string()),
+            url: Some(e.public_url.clone()),
+            admin: Some(format!("http://{admin}")),
+            interval_ms: Some(u64::try_from(every.as_millis()).unwrap_or(u64::MAX)),
+            capacity_rps: Some(u64::from(e.capacity_rps)),
+            stats: Some(stats),
+        });
+        let cloud = ev.to_cloud(eddy_control::event_id(), source.clone());
+        let key = ev.key();
+        let publish = bus.publish(
+            eddy_control::EDGE_HEALTH_TOPIC,
+            &key,
+            bytes::Bytes::from(cloud.encode()),
+        );
+        match tokio::time::timeout(every.max(Duration::from_millis(500)), publish).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "could not publish a heartbeat"),
+            Err(_) => tracing::warn!(?every, "a heartbeat publish took longer than its interval"),
+        }
+        if stopping {
+            return;
         }
     }
 }

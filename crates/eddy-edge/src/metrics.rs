@@ -128,6 +128,8 @@ pub struct Metrics {
     last_hits: [AtomicU64; 2],
     last_disk_errors: AtomicU64,
     by_outcome: Vec<(Counter, Histogram)>,
+    /// Purges applied (every scope and mode), for heartbeats; Prometheus has them by label.
+    pub purges_applied: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -282,6 +284,7 @@ impl Metrics {
             .collect();
         Metrics {
             by_outcome,
+            purges_applied: AtomicU64::new(0),
             registry,
             requests,
             origin_fetches,
@@ -317,6 +320,27 @@ impl Metrics {
             h.observe(seconds);
         }
         self.bytes_sent.inc_by(body_bytes);
+    }
+
+    /// The counters a heartbeat carries, read now.
+    pub fn snapshot(&self) -> eddy_events::EdgeStats {
+        let count = |o: Outcome| self.by_outcome.get(o as usize).map_or(0, |(c, _)| c.get());
+        let hits = count(Outcome::Hit) + count(Outcome::Stale) + count(Outcome::Revalidated);
+        let requests = Outcome::ALL
+            .iter()
+            .filter(|o| **o != Outcome::Purge)
+            .map(|o| count(*o))
+            .sum();
+        eddy_events::EdgeStats {
+            requests,
+            hits,
+            origin_fetches: self.origin_fetches.get(),
+            shield_fetches: self.shield_fetches.get(),
+            errors: count(Outcome::Error),
+            bytes_sent: self.bytes_sent.get(),
+            purges: self.purges_applied.load(Ordering::Relaxed),
+            spikes: self.spikes.get(),
+        }
     }
 
     fn sync_counter(c: &Counter, last: &AtomicU64, now: u64) {

@@ -124,6 +124,9 @@ impl EdgeState {
             mode: if soft { "soft" } else { "hard" },
         };
         self.metrics.purges.get_or_create(&label).inc();
+        self.metrics
+            .purges_applied
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.metrics.purged_objects.inc_by(n as u64);
         tracing::info!(?purge, soft, objects = n, "purge applied");
         Ok(n)

@@ -103,16 +103,63 @@ pub struct OriginHealth {
     pub detail: Option<String>,
 }
 
-/// `dev.eddy.edge.health.v1`.
+/// `dev.eddy.edge.health.v1`: a node's heartbeat. Every edge and shield publishes one every
+/// `interval_ms` while it serves, and a last one with `healthy = false` when it stops cleanly. A
+/// node whose heartbeats stop (crash, partition) is down for consumers after a few missed
+/// intervals; the router and the dashboard decide how many.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeHealth {
     /// Edge id.
     pub edge: String,
     /// Serving or not.
     pub healthy: bool,
-    /// Load, 0..1.
+    /// Load, 0..1: requests/s over the last interval divided by the node's configured capacity.
     #[serde(default)]
     pub load: Option<f64>,
+    /// `edge` (serves viewers) or `shield` (serves edges only).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Where viewers reach it, e.g. `http://198.51.100.7:8080`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Its admin API (`/metrics`, `/purge`).
+    #[serde(default)]
+    pub admin: Option<String>,
+    /// The next heartbeat is due within this many milliseconds.
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    /// Requests/s the node is sized for (`load` is requests/s over this).
+    #[serde(default)]
+    pub capacity_rps: Option<u64>,
+    /// Counters since the node started (consumers take differences for rates).
+    #[serde(default)]
+    pub stats: Option<EdgeStats>,
+}
+
+/// Cumulative counters of one node, carried by its heartbeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeStats {
+    /// Client requests answered.
+    pub requests: u64,
+    /// Of those, served from cache (fresh, stale or revalidated).
+    pub hits: u64,
+    /// Requests sent to an origin.
+    pub origin_fetches: u64,
+    /// Requests sent to a shield.
+    #[serde(default)]
+    pub shield_fetches: u64,
+    /// Answers that were errors (5xx made by the edge).
+    #[serde(default)]
+    pub errors: u64,
+    /// Response body bytes sent.
+    #[serde(default)]
+    pub bytes_sent: u64,
+    /// Purges applied.
+    #[serde(default)]
+    pub purges: u64,
+    /// Traffic spikes detected.
+    #[serde(default)]
+    pub spikes: u64,
 }
 
 /// `dev.eddy.traffic.spike.v1`.
@@ -333,6 +380,17 @@ mod tests {
                 edge: "e".into(),
                 healthy: true,
                 load: Some(0.5),
+                role: Some("edge".into()),
+                url: Some("http://127.0.0.1:8080".into()),
+                admin: Some("http://127.0.0.1:9080".into()),
+                interval_ms: Some(250),
+                capacity_rps: Some(50_000),
+                stats: Some(EdgeStats {
+                    requests: 10,
+                    hits: 9,
+                    origin_fetches: 1,
+                    ..Default::default()
+                }),
             }),
             Event::TrafficSpike(TrafficSpike {
                 edge: "e".into(),

@@ -8,6 +8,7 @@
 
 mod demo;
 mod purge;
+mod status;
 
 use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
 use std::sync::Arc;
@@ -41,8 +42,23 @@ struct Cli {
 enum Cmd {
     /// Run a demo origin and an edge in front of it on loopback, print what to try.
     Up(UpArgs),
-    /// Run an edge cache node.
+    /// Run an edge cache node (serves viewers).
     Edge(EdgeArgs),
+    /// Run a shield cache node (serves edges' misses from the origins; never routed to).
+    Shield(EdgeArgs),
+    /// Run the request router: sends viewers to a healthy, lightly loaded edge.
+    Router(RoleArgs),
+    /// Run the live dashboard and status API over the fleet's events.
+    Admin(RoleArgs),
+    /// Print the fleet's state from a dashboard's status API.
+    Status {
+        /// The dashboard (`eddy admin`) address.
+        #[arg(long, default_value = "127.0.0.1:8888")]
+        admin: String,
+        /// Print the raw JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Purge through an edge's admin API (published to every edge when it runs with a bus).
     Purge(purge::PurgeArgs),
     /// Run only the demo origin (for benches and experiments).
@@ -79,6 +95,26 @@ struct UpArgs {
     /// The shield every edge sends its misses to, as LISTEN,ADMIN.
     #[arg(long, default_value = "127.0.0.1:8090,127.0.0.1:9090")]
     shield: String,
+    /// The request router's address.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    router: String,
+    /// The dashboard's address.
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    dashboard: String,
+}
+
+#[derive(Args)]
+struct RoleArgs {
+    /// TOML config file ([router] or [dashboard], and [bus]); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Use the embedded event bus in this directory (one process only; across processes use a
+    /// broker in [bus]).
+    #[arg(long)]
+    bus_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -127,25 +163,41 @@ fn main() -> ExitCode {
     }
     let result = match cli.cmd {
         Cmd::Up(a) => up(a),
-        Cmd::Edge(a) => {
-            let overrides = Overrides {
-                listen: a.listen,
-                origins: a.origins,
-                admin: a.admin,
-                cache_dir: a.cache_dir,
-                memory_size: a.memory_size,
-                disk_size: a.disk_size,
-                id: a.id,
-                bus_dir: a.bus_dir,
-            };
-            match eddy_config::load(a.config.as_deref(), &overrides) {
-                Ok(c) => edge(c),
+        Cmd::Edge(a) => match node_config(a, eddy_config::Role::Edge) {
+            Ok(c) => edge(c),
+            Err(code) => return code,
+        },
+        Cmd::Shield(a) => match node_config(a, eddy_config::Role::Shield) {
+            Ok(c) => edge(c),
+            Err(code) => return code,
+        },
+        Cmd::Router(a) => {
+            match eddy_config::load_router(
+                a.config.as_deref(),
+                a.listen.as_deref(),
+                a.bus_dir.as_ref(),
+            ) {
+                Ok(c) => router(c),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
             }
         }
+        Cmd::Admin(a) => {
+            match eddy_config::load_dashboard(
+                a.config.as_deref(),
+                a.listen.as_deref(),
+                a.bus_dir.as_ref(),
+            ) {
+                Ok(c) => dashboard(c),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Cmd::Status { admin, json } => status::run(&admin, json),
         Cmd::Origin { listen } => origin_only(&listen),
         Cmd::Purge(a) => purge::run(a),
         Cmd::Check { config } => match eddy_config::load(Some(&config), &Overrides::default()) {
@@ -174,6 +226,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// The validated config of a cache node run as `role`, or exit code 2 after printing why.
+fn node_config(a: EdgeArgs, role: eddy_config::Role) -> Result<Config, ExitCode> {
+    let overrides = Overrides {
+        listen: a.listen,
+        origins: a.origins,
+        admin: a.admin,
+        cache_dir: a.cache_dir,
+        memory_size: a.memory_size,
+        disk_size: a.disk_size,
+        id: a.id,
+        bus_dir: a.bus_dir,
+        role: Some(role),
+    };
+    eddy_config::load(a.config.as_deref(), &overrides).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn router(c: eddy_config::RouterConfig) -> anyhow::Result<()> {
+    let bus = connect_bus(&c.bus)?;
+    let r = eddy_router::RouterNode::start((&c).into(), bus).context("starting the router")?;
+    println!("router on http://{}", r.addr());
+    wait_for_ctrl_c()?;
+    r.stop();
+    Ok(())
+}
+
+fn dashboard(c: eddy_config::DashboardConfig) -> anyhow::Result<()> {
+    let bus = connect_bus(&c.bus)?;
+    let d = eddy_admin::Dashboard::start(&c.id, c.listen, bus).context("starting the dashboard")?;
+    println!("dashboard on http://{}", d.addr());
+    wait_for_ctrl_c()?;
+    d.stop();
+    Ok(())
+}
+
 fn wait_for_ctrl_c() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -191,9 +280,12 @@ fn wait_for_ctrl_c() -> anyhow::Result<()> {
 
 /// Open the bus a config asks for.
 fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
-    match &config.bus {
-        None => Ok(None),
-        Some(eddy_config::BusConfig::Embedded { dir, fsync }) => {
+    config.bus.as_ref().map(connect_bus).transpose()
+}
+
+fn connect_bus(bus: &eddy_config::BusConfig) -> anyhow::Result<Arc<dyn eddy_bus::Bus>> {
+    match bus {
+        eddy_config::BusConfig::Embedded { dir, fsync } => {
             let mut opts = EmbeddedOptions::new(dir);
             opts.fsync = match fsync {
                 eddy_config::Fsync::Always => FsyncPolicy::Always,
@@ -202,36 +294,34 @@ fn open_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn eddy_bus::Bus>>> {
             };
             let bus = EmbeddedBus::open(opts)
                 .with_context(|| format!("opening the embedded bus in {}", dir.display()))?;
-            Ok(Some(Arc::new(bus)))
+            Ok(Arc::new(bus))
         }
-        Some(eddy_config::BusConfig::Nats { url }) => Ok(Some(on_own_runtime("nats", || async {
+        eddy_config::BusConfig::Nats { url } => on_own_runtime("nats", || async {
             eddy_bus_nats::NatsBus::connect(url)
                 .await
                 .map(|b| Arc::new(b) as _)
-        })?)),
-        Some(eddy_config::BusConfig::Rabbitmq { url }) => {
-            Ok(Some(on_own_runtime("rabbitmq", || async {
-                eddy_bus_rabbitmq::RabbitBus::connect(url)
-                    .await
-                    .map(|b| Arc::new(b) as _)
-            })?))
-        }
-        Some(eddy_config::BusConfig::Kafka {
+        }),
+        eddy_config::BusConfig::Rabbitmq { url } => on_own_runtime("rabbitmq", || async {
+            eddy_bus_rabbitmq::RabbitBus::connect(url)
+                .await
+                .map(|b| Arc::new(b) as _)
+        }),
+        eddy_config::BusConfig::Kafka {
             brokers,
             replication,
             fetch_wait,
-        }) => {
+        } => {
             let mut opts = eddy_bus_kafka::KafkaOptions::new(brokers);
             opts.replication = *replication;
             opts.fetch_wait = *fetch_wait;
-            Ok(Some(on_own_runtime("kafka", || {
+            on_own_runtime("kafka", || {
                 let opts = opts.clone();
                 async move {
                     eddy_bus_kafka::KafkaBus::connect_with(opts)
                         .await
                         .map(|b| Arc::new(b) as _)
                 }
-            })?))
+            })
         }
     }
 }
@@ -318,7 +408,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         EmbeddedBus::open(EmbeddedOptions::new(&bus_dir))
             .with_context(|| format!("opening the embedded bus in {}", bus_dir.display()))?,
     );
-    let node = |id: &str, listen: &str, admin: &str, shield: Option<&str>| {
+    let node = |id: &str, listen: &str, admin: &str, shield: Option<&str>, is_shield: bool| {
         let overrides = Overrides {
             listen: Some(listen.to_string()),
             origins: vec![origin.url()],
@@ -328,6 +418,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             disk_size: Some("512 MiB".into()),
             id: Some(id.to_string()),
             bus_dir: None,
+            role: Some(if is_shield {
+                eddy_config::Role::Shield
+            } else {
+                eddy_config::Role::Edge
+            }),
         };
         let mut config = eddy_config::load(None, &overrides)
             .with_context(|| format!("building the configuration of {id}"))?;
@@ -340,13 +435,34 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         eddy_edge::Edge::start_with_bus(config, Some(bus.clone()))
             .with_context(|| format!("starting {id} on {listen} (admin {admin})"))
     };
-    let mut running = vec![node("shield-1", &shield_listen, &shield_admin, None)?];
+    let addr = |flag: &str, v: &str| -> anyhow::Result<std::net::SocketAddr> {
+        v.parse()
+            .with_context(|| format!("{flag} {v:?} is not an address such as 127.0.0.1:8000"))
+    };
+    let router_addr = addr("--router", &a.router)?;
+    let dashboard_addr = addr("--dashboard", &a.dashboard)?;
+    // The viewers' side starts first, so it sees every node's first heartbeat.
+    let dash = eddy_admin::Dashboard::start("up", dashboard_addr, bus.clone())
+        .with_context(|| format!("starting the dashboard on {dashboard_addr}"))?;
+    let router = eddy_router::RouterNode::start(
+        eddy_router::RouterSettings {
+            id: "up".into(),
+            listen: router_addr,
+            edge_timeout: None,
+            affinity: true,
+            load_slack: 1.25,
+        },
+        bus.clone(),
+    )
+    .with_context(|| format!("starting the router on {router_addr}"))?;
+    let mut running = vec![node("shield-1", &shield_listen, &shield_admin, None, true)?];
     for (i, (listen, admin)) in edges.iter().enumerate() {
         running.push(node(
             &format!("edge-{}", i + 1),
             listen,
             admin,
             Some(&shield_listen),
+            false,
         )?);
     }
     let e = format!("http://{}", a.listen);
@@ -368,6 +484,14 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         );
     }
     println!(
+        "  router    http://{router_addr:<16} {:<23} sends viewers to a healthy edge (302, /_eddy/route)",
+        "-"
+    );
+    println!(
+        "  dashboard http://{dashboard_addr:<16} {:<23} live view; `eddy status` prints it",
+        "-"
+    );
+    println!(
         "  bus       {:<47} embedded, shared by every node",
         bus_dir.display()
     );
@@ -386,13 +510,20 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         "  curl -s -X POST {adm}/purge -d '{{\"key\":\"show-1\"}}'             # purge by surrogate key, on every node"
     );
     println!("  curl -s -X PURGE {e}/index.html                                   # purge one URL");
-    println!("  curl -s {adm}/metrics | grep -E 'eddy_(requests|shield_fetches|origin_up)'\n");
+    println!("  curl -s {adm}/metrics | grep -E 'eddy_(requests|shield_fetches|origin_up)'");
+    println!(
+        "  curl -sL http://{router_addr}/index.html -o /dev/null -w '%{{url_effective}}\\n'   # the router picks an edge"
+    );
+    println!("  curl -s 'http://{router_addr}/_eddy/route?path=/video/seg-1.ts'");
+    println!("  open http://{dashboard_addr}/   or   eddy status --admin {dashboard_addr}\n");
     println!("Ctrl-C stops everything.");
     wait_for_ctrl_c()?;
     println!("stopping");
     for n in running.into_iter().rev() {
         n.stop();
     }
+    router.stop();
+    dash.stop();
     drop(origin);
     Ok(())
 }

@@ -1,0 +1,446 @@
+//! The fleet as the dashboard sees it, folded from events: heartbeats (`edge.health`), origin
+//! health, traffic spikes, purge requests and the edges' purge reports. Pure: no I/O, times
+//! passed in. Every collection is bounded: a misbehaving producer cannot grow it without limit.
+//!
+//! Rates come from consecutive heartbeats of one node: (counter difference) / (time between their
+//! `time` attributes). Purge latency is the time from a `purge.requested` event to each edge's
+//! `purge.applied` for it, by event times (the producers' clocks: keep them in sync with NTP).
+
+use eddy_events::{EdgeHealth, EdgeStats, Event};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+/// Most nodes, origins and in-flight purges remembered.
+pub const MAX_NODES: usize = 10_000;
+/// Most purge requests waiting for their reports.
+pub const MAX_PENDING_PURGES: usize = 10_000;
+/// Spike alerts kept.
+pub const MAX_SPIKES: usize = 20;
+/// Purge latencies kept for percentiles.
+pub const MAX_LATENCIES: usize = 500;
+/// A purge request older than this stops waiting for reports.
+const PURGE_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+struct Node {
+    role: String,
+    url: Option<String>,
+    admin: Option<String>,
+    healthy: bool,
+    interval: Duration,
+    heard: SystemTime,
+    stats: EdgeStats,
+    rps: f64,
+    hit_ratio: Option<f64>,
+    origin_rps: f64,
+    load: f64,
+}
+
+/// One node in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// Node id.
+    pub id: String,
+    /// `edge` or `shield`.
+    pub role: String,
+    /// Viewer URL.
+    pub url: Option<String>,
+    /// Admin URL.
+    pub admin: Option<String>,
+    /// Up: heartbeats healthy and on time.
+    pub up: bool,
+    /// Requests/s over the last heartbeat interval.
+    pub rps: f64,
+    /// Hits over requests in the last interval (none when it had no requests).
+    pub hit_ratio: Option<f64>,
+    /// Origin fetches/s over the last interval.
+    pub origin_rps: f64,
+    /// Reported load, 0..1.
+    pub load: f64,
+    /// Counters since the node started.
+    pub requests: u64,
+    /// Errors since the node started.
+    pub errors: u64,
+    /// Milliseconds since its last heartbeat.
+    pub silent_ms: u64,
+}
+
+/// An origin as last reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginView {
+    /// Origin URL.
+    pub origin: String,
+    /// Usable.
+    pub healthy: bool,
+    /// The edge that reported it last.
+    pub edge: Option<String>,
+    /// Why.
+    pub detail: Option<String>,
+    /// When (RFC 3339).
+    pub since: String,
+}
+
+/// A spike alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpikeView {
+    /// When (RFC 3339).
+    pub time: String,
+    /// Reporting edge.
+    pub edge: String,
+    /// Object URL or host.
+    pub key: String,
+    /// Requests/s at detection.
+    pub rate: f64,
+    /// Baseline requests/s.
+    pub baseline: f64,
+}
+
+/// Purge completion figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PurgeView {
+    /// Purge requests seen.
+    pub requested: u64,
+    /// Edge reports seen.
+    pub applied: u64,
+    /// Latency of the latest report, ms.
+    pub last_ms: Option<f64>,
+    /// Median over the recent reports, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile over the recent reports, ms.
+    pub p99_ms: Option<f64>,
+}
+
+/// Fleet-wide totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Totals {
+    /// Viewer requests/s over the edges (role `edge`).
+    pub rps: f64,
+    /// Hit ratio over the edges' last intervals.
+    pub hit_ratio: Option<f64>,
+    /// Origin fetches/s over every node (the origin's load).
+    pub origin_rps: f64,
+    /// Edges up.
+    pub edges_up: usize,
+    /// Edges known.
+    pub edges: usize,
+    /// Shields up.
+    pub shields_up: usize,
+    /// Origins reported down.
+    pub origins_down: usize,
+    /// Events folded in so far.
+    pub events: u64,
+}
+
+/// What the dashboard shows and `eddy status` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    /// When (RFC 3339).
+    pub time: String,
+    /// Totals.
+    pub totals: Totals,
+    /// Every node, edges first.
+    pub nodes: Vec<NodeView>,
+    /// Every origin reported.
+    pub origins: Vec<OriginView>,
+    /// Recent spike alerts, newest first.
+    pub spikes: Vec<SpikeView>,
+    /// Purge completion.
+    pub purge: PurgeView,
+}
+
+/// The fleet.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    nodes: BTreeMap<String, Node>,
+    origins: BTreeMap<String, OriginView>,
+    spikes: VecDeque<SpikeView>,
+    pending: HashMap<String, SystemTime>,
+    latencies: VecDeque<f64>,
+    purge: PurgeView,
+    events: u64,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl Fleet {
+    /// An empty fleet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fold in one event sent at `sent` (its `time`; the receive time when it has none).
+    pub fn apply(&mut self, id: &str, event: &Event, sent: SystemTime) {
+        self.events += 1;
+        match event {
+            Event::EdgeHealth(h) => self.heartbeat(h, sent),
+            Event::OriginHealth(o) => {
+                if self.origins.len() < MAX_NODES || self.origins.contains_key(&o.origin) {
+                    self.origins.insert(
+                        o.origin.clone(),
+                        OriginView {
+                            origin: o.origin.clone(),
+                            healthy: o.healthy,
+                            edge: o.edge.clone(),
+                            detail: o.detail.clone(),
+                            since: rfc3339(sent),
+                        },
+                    );
+                }
+            }
+            Event::TrafficSpike(s) => {
+                self.spikes.push_front(SpikeView {
+                    time: rfc3339(sent),
+                    edge: s.edge.clone(),
+                    key: s.key.clone(),
+                    rate: s.rate,
+                    baseline: s.baseline,
+                });
+                self.spikes.truncate(MAX_SPIKES);
+            }
+            Event::PurgeRequested(_) => {
+                self.purge.requested += 1;
+                if self.pending.len() >= MAX_PENDING_PURGES {
+                    self.pending
+                        .retain(|_, t| sent.duration_since(*t).unwrap_or_default() < PURGE_WAIT);
+                }
+                if self.pending.len() < MAX_PENDING_PURGES {
+                    self.pending.insert(id.to_string(), sent);
+                }
+            }
+            Event::PurgeApplied(a) => {
+                self.purge.applied += 1;
+                if let Some(t) = self.pending.get(&a.request_id) {
+                    let ms = sent.duration_since(*t).unwrap_or_default().as_secs_f64() * 1000.0;
+                    self.purge.last_ms = Some(ms);
+                    self.latencies.push_back(ms);
+                    if self.latencies.len() > MAX_LATENCIES {
+                        self.latencies.pop_front();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn heartbeat(&mut self, h: &EdgeHealth, sent: SystemTime) {
+        if !self.nodes.contains_key(&h.edge) && self.nodes.len() >= MAX_NODES {
+            return;
+        }
+        let stats = h.stats.clone().unwrap_or_default();
+        let interval = Duration::from_millis(h.interval_ms.unwrap_or(1000).clamp(10, 600_000));
+        let (rps, hit_ratio, origin_rps) = match self.nodes.get(&h.edge) {
+            Some(old) if sent > old.heard && stats.requests >= old.stats.requests => {
+                let secs = sent
+                    .duration_since(old.heard)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    .max(0.001);
+                let dr = stats.requests - old.stats.requests;
+                let dh = stats.hits.saturating_sub(old.stats.hits);
+                let dof = stats
+                    .origin_fetches
+                    .saturating_sub(old.stats.origin_fetches);
+                (
+                    dr as f64 / secs,
+                    (dr > 0).then(|| dh as f64 / dr as f64),
+                    dof as f64 / secs,
+                )
+            }
+            // An older heartbeat delivered late: ignore it.
+            Some(old) if sent <= old.heard => return,
+            // First heartbeat, or the node restarted (counters went back).
+            _ => (0.0, None, 0.0),
+        };
+        self.nodes.insert(
+            h.edge.clone(),
+            Node {
+                role: h.role.clone().unwrap_or_else(|| "edge".into()),
+                url: h.url.clone(),
+                admin: h.admin.clone(),
+                healthy: h.healthy,
+                interval,
+                heard: sent,
+                stats,
+                rps,
+                hit_ratio,
+                origin_rps,
+                load: h.load.unwrap_or(0.0),
+            },
+        );
+    }
+
+    /// The view at `now`: a node is up while healthy and heard within three intervals.
+    pub fn snapshot(&self, now: SystemTime) -> Snapshot {
+        let mut nodes: Vec<NodeView> = self
+            .nodes
+            .iter()
+            .map(|(id, n)| {
+                let silent = now.duration_since(n.heard).unwrap_or_default();
+                let up = n.healthy && silent <= n.interval * 3;
+                NodeView {
+                    id: id.clone(),
+                    role: n.role.clone(),
+                    url: n.url.clone(),
+                    admin: n.admin.clone(),
+                    up,
+                    rps: if up { n.rps } else { 0.0 },
+                    hit_ratio: n.hit_ratio,
+                    origin_rps: if up { n.origin_rps } else { 0.0 },
+                    load: n.load,
+                    requests: n.stats.requests,
+                    errors: n.stats.errors,
+                    silent_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| (a.role != "edge", &a.id).cmp(&(b.role != "edge", &b.id)));
+        let edges: Vec<&NodeView> = nodes.iter().filter(|n| n.role == "edge").collect();
+        let (mut reqs, mut hits) = (0.0, 0.0);
+        for n in edges.iter().filter(|n| n.up) {
+            if let Some(h) = n.hit_ratio {
+                reqs += n.rps;
+                hits += n.rps * h;
+            }
+        }
+        let totals = Totals {
+            rps: edges.iter().map(|n| n.rps).sum(),
+            hit_ratio: (reqs > 0.0).then(|| hits / reqs),
+            origin_rps: nodes.iter().map(|n| n.origin_rps).sum(),
+            edges_up: edges.iter().filter(|n| n.up).count(),
+            edges: edges.len(),
+            shields_up: nodes.iter().filter(|n| n.role == "shield" && n.up).count(),
+            origins_down: self.origins.values().filter(|o| !o.healthy).count(),
+            events: self.events,
+        };
+        let mut sorted: Vec<f64> = self.latencies.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            (!sorted.is_empty()).then(|| {
+                let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+                sorted[i.min(sorted.len() - 1)]
+            })
+        };
+        Snapshot {
+            time: rfc3339(now),
+            totals,
+            nodes,
+            origins: self.origins.values().cloned().collect(),
+            spikes: self.spikes.iter().cloned().collect(),
+            purge: PurgeView {
+                p50_ms: pct(0.5),
+                p99_ms: pct(0.99),
+                ..self.purge.clone()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_events::{PurgeApplied, PurgeRequested, PurgeTarget, TrafficSpike};
+
+    fn beat(id: &str, role: &str, requests: u64, hits: u64, fetches: u64) -> Event {
+        Event::EdgeHealth(EdgeHealth {
+            edge: id.into(),
+            healthy: true,
+            load: Some(0.1),
+            role: Some(role.into()),
+            url: Some("http://127.0.0.1:8080".into()),
+            admin: None,
+            interval_ms: Some(250),
+            capacity_rps: None,
+            stats: Some(EdgeStats {
+                requests,
+                hits,
+                origin_fetches: fetches,
+                ..Default::default()
+            }),
+        })
+    }
+
+    #[test]
+    fn rates_and_hit_ratio_come_from_consecutive_heartbeats() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let t1 = t0 + Duration::from_millis(250);
+        let mut f = Fleet::new();
+        f.apply("a", &beat("edge-1", "edge", 100, 50, 10), t0);
+        f.apply("b", &beat("edge-2", "edge", 0, 0, 0), t0);
+        f.apply("c", &beat("shield-1", "shield", 0, 0, 0), t0);
+        f.apply("d", &beat("edge-1", "edge", 200, 140, 15), t1);
+        f.apply("e", &beat("edge-2", "edge", 100, 100, 0), t1);
+        f.apply("f", &beat("shield-1", "shield", 5, 0, 5), t1);
+        let s = f.snapshot(t1);
+        assert_eq!(s.totals.rps, 800.0);
+        assert_eq!(s.totals.hit_ratio, Some(0.95));
+        assert_eq!(s.totals.origin_rps, 40.0);
+        assert_eq!((s.totals.edges_up, s.totals.shields_up), (2, 1));
+        assert_eq!(s.nodes[0].id, "edge-1");
+        assert_eq!(s.nodes[2].role, "shield");
+        // Silent for more than three intervals: down, and its rate no longer counts.
+        let late = t1 + Duration::from_millis(751);
+        f.apply("g", &beat("edge-2", "edge", 200, 200, 0), late);
+        let s = f.snapshot(late);
+        assert_eq!(s.totals.edges_up, 1);
+        assert!(
+            (s.totals.rps - 100.0 / 0.751).abs() < 1e-6,
+            "{}",
+            s.totals.rps
+        );
+    }
+
+    #[test]
+    fn purge_latency_is_request_to_report() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut f = Fleet::new();
+        f.apply(
+            "req-1",
+            &Event::PurgeRequested(PurgeRequested {
+                target: PurgeTarget::Url("h/a".into()),
+                soft: false,
+            }),
+            t0,
+        );
+        for (edge, ms) in [("edge-1", 2), ("edge-2", 4), ("edge-3", 40)] {
+            f.apply(
+                "x",
+                &Event::PurgeApplied(PurgeApplied {
+                    edge: edge.into(),
+                    request_id: "req-1".into(),
+                    objects: 1,
+                }),
+                t0 + Duration::from_millis(ms),
+            );
+        }
+        let p = f.snapshot(t0).purge;
+        assert_eq!((p.requested, p.applied), (1, 3));
+        assert_eq!(
+            (p.last_ms, p.p50_ms, p.p99_ms),
+            (Some(40.0), Some(4.0), Some(40.0))
+        );
+    }
+
+    #[test]
+    fn spike_alerts_are_bounded_newest_first() {
+        let mut f = Fleet::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for i in 0..(MAX_SPIKES + 5) {
+            f.apply(
+                "s",
+                &Event::TrafficSpike(TrafficSpike {
+                    edge: "edge-1".into(),
+                    key: format!("h/{i}"),
+                    rate: 5000.0,
+                    baseline: 1.0,
+                }),
+                t0,
+            );
+        }
+        let s = f.snapshot(t0);
+        assert_eq!(s.spikes.len(), MAX_SPIKES);
+        assert_eq!(s.spikes[0].key, format!("h/{}", MAX_SPIKES + 4));
+    }
+}

@@ -1,0 +1,317 @@
+//! # eddy-admin: the operator's view of a running fleet
+//!
+//! `eddy admin` follows the fleet's events on the bus and shows them live. It never asks a node
+//! anything: what it shows is what the nodes published, so it works the same for three edges on
+//! one machine and for three hundred across regions.
+//!
+//! Layout:
+//! - [`fleet`]: the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
+//!   pure and bounded.
+//! - [`Dashboard::start`]: subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
+//!   to `edge.health`, `origin.health`, `traffic.spike`, `purge.requested` and `purge.applied`,
+//!   and serves on its own thread until [`Dashboard::stop`]:
+//!   - `GET /`: the dashboard page (no build step, no external assets);
+//!   - `GET /events`: server-sent events, one `snapshot` every 500 ms to every open page;
+//!   - `GET /api/status`: the same snapshot as JSON (what `eddy status` prints);
+//!   - `GET /metrics` (Prometheus) and `GET /healthz`.
+//!
+//! Every buffer is bounded: the fleet's collections (see [`fleet`]), and one snapshot slot that
+//! every page reads (a slow page skips snapshots, it never queues them).
+//!
+//! Must not touch: caches, pingora, edges' internals; the bus is only read.
+
+pub mod fleet;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use eddy_bus::consumer::{EventConsumer, Received};
+use eddy_bus::{Bus, StartFrom};
+use eddy_control::{ControlError, Follower};
+use fleet::{Fleet, Snapshot};
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// The page, served as is.
+const PAGE: &str = include_str!("dashboard.html");
+
+/// The topics the dashboard follows.
+pub const TOPICS: [&str; 5] = [
+    eddy_control::EDGE_HEALTH_TOPIC,
+    eddy_control::ORIGIN_HEALTH_TOPIC,
+    eddy_control::TRAFFIC_SPIKE_TOPIC,
+    eddy_control::PURGE_REQUESTED_TOPIC,
+    eddy_control::PURGE_APPLIED_TOPIC,
+];
+
+/// How often pages get a snapshot.
+pub const PUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Why the dashboard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The listen address is taken or not bindable.
+    #[error(
+        "dashboard: cannot listen on {addr}: {source}; pick a free address with [dashboard] listen or --listen"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Subscribing failed.
+    #[error("dashboard: following {topic} on the bus failed: {source}; check the bus")]
+    Follow {
+        /// The topic.
+        topic: &'static str,
+        /// The error.
+        source: eddy_bus::BusError,
+    },
+    /// A thread or runtime could not be created.
+    #[error("dashboard: could not start its {0}: {1}")]
+    Runtime(&'static str, std::io::Error),
+}
+
+struct Shared {
+    fleet: Mutex<Fleet>,
+    snapshot: watch::Sender<Arc<String>>,
+    registry: Registry,
+    events: Counter,
+    pages: Gauge,
+    /// Turns true at shutdown: open event streams end, so the server can stop.
+    stop: watch::Receiver<bool>,
+}
+
+struct Feed {
+    consumer: EventConsumer,
+    shared: Arc<Shared>,
+    who: String,
+}
+
+#[async_trait::async_trait]
+impl Follower for Feed {
+    const WHAT: &'static str = "dashboard";
+    fn consumer(&mut self) -> &mut EventConsumer {
+        &mut self.consumer
+    }
+    fn who(&self) -> &str {
+        &self.who
+    }
+    async fn apply(&mut self, r: Received) -> Result<(), ControlError> {
+        let sent = r
+            .cloud
+            .time
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .unwrap_or_else(SystemTime::now);
+        self.shared.fleet.lock().apply(&r.cloud.id, &r.event, sent);
+        self.shared.events.inc();
+        self.consumer.commit(&r).await?;
+        Ok(())
+    }
+}
+
+/// A running dashboard.
+pub struct Dashboard {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Dashboard {
+    /// Bind `listen`, subscribe as `dashboard-<id>` and serve on a thread of its own.
+    pub fn start(id: &str, listen: SocketAddr, bus: Arc<dyn Bus>) -> Result<Dashboard, AdminError> {
+        let listener = std::net::TcpListener::bind(listen).map_err(|source| AdminError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| AdminError::Runtime("listener", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| AdminError::Runtime("listener", e))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("eddy-dashboard")
+            .enable_all()
+            .build()
+            .map_err(|e| AdminError::Runtime("runtime", e))?;
+        let mut registry = Registry::with_prefix("eddy_dashboard");
+        let events = Counter::default();
+        registry.register("events", "Events folded into the view", events.clone());
+        let pages = Gauge::default();
+        registry.register("pages", "Open dashboard pages (SSE streams)", pages.clone());
+        let (snapshot, _) = watch::channel(Arc::new(String::from("{}")));
+        let (shutdown, rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            fleet: Mutex::new(Fleet::new()),
+            snapshot,
+            registry,
+            events,
+            pages,
+            stop: rx.clone(),
+        });
+        let mut feeds = Vec::new();
+        for topic in TOPICS {
+            let who = format!("dashboard-{id}.{}", topic.trim_start_matches("eddy."));
+            let sub = rt
+                .block_on(bus.subscribe(topic, &who, StartFrom::Latest))
+                .map_err(|source| AdminError::Follow { topic, source })?;
+            feeds.push(Feed {
+                consumer: EventConsumer::new(sub, bus.clone()),
+                shared: shared.clone(),
+                who,
+            });
+        }
+        let thread = std::thread::Builder::new()
+            .name("eddy-dashboard".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    for f in feeds {
+                        tokio::spawn(eddy_control::follow(f, rx.clone()));
+                    }
+                    tokio::spawn(publish_snapshots(shared.clone(), rx.clone()));
+                    let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
+                        tracing::error!("dashboard listener could not be registered");
+                        return;
+                    };
+                    let mut stop = rx;
+                    let res = axum::serve(l, app(shared))
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|v| *v).await;
+                        })
+                        .await;
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "dashboard server failed");
+                    }
+                });
+            })
+            .map_err(|e| AdminError::Runtime("thread", e))?;
+        tracing::info!(%addr, "dashboard started");
+        Ok(Dashboard {
+            addr,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop serving and wait.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn snapshot_json(shared: &Shared) -> (Snapshot, String) {
+    let s = shared.fleet.lock().snapshot(SystemTime::now());
+    let json = serde_json::to_string(&s).unwrap_or_else(|_| "{}".into());
+    (s, json)
+}
+
+/// Every [`PUSH_EVERY`], put a fresh snapshot in the one slot every page reads.
+async fn publish_snapshots(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(PUSH_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            _ = tick.tick() => {}
+        }
+        let (_, json) = snapshot_json(&shared);
+        shared.snapshot.send_replace(Arc::new(json));
+    }
+}
+
+fn app(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/events", get(events))
+        .route("/api/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(shared)
+}
+
+/// Decrements the open-pages gauge when a page's stream ends.
+struct PageGuard(Gauge);
+
+impl Drop for PageGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn events(State(shared): State<Arc<Shared>>) -> Response {
+    shared.pages.inc();
+    let guard = PageGuard(shared.pages.clone());
+    let mut rx = shared.snapshot.subscribe();
+    rx.mark_changed();
+    let stop = shared.stop.clone();
+    let stream =
+        futures_util::stream::unfold((rx, stop, guard), |(mut rx, mut stop, guard)| async move {
+            tokio::select! {
+                _ = stop.wait_for(|v| *v) => return None,
+                r = rx.changed() => r.ok()?,
+            }
+            let json = rx.borrow_and_update().clone();
+            let ev = SseEvent::default().event("snapshot").data(json.as_str());
+            Some((Ok::<_, Infallible>(ev), (rx, stop, guard)))
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let (_, json) = snapshot_json(&shared);
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        json,
+    )
+        .into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.registry) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
