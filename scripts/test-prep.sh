@@ -13,6 +13,10 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=
 # rdkafka builds its bundled librdkafka with make and zlib (never install librdkafka-dev: too old).
 command -v make >/dev/null 2>&1 || need+=(make)
 [ -f /usr/include/zlib.h ] || need+=(zlib1g-dev)
+# The dashboard's browser test: Debian's chromium driven by playwright-core under Node.js.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test-prep: installing ${need[*]}"
   SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
@@ -29,6 +33,13 @@ fi
 if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "test-prep: installing tansu 0.6.0 (about 10 minutes, once)"
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql >/dev/null
+fi
+
+# playwright-core (no browser download: it drives /usr/bin/chromium), pinned by package-lock.json.
+browser_dir=crates/eddy-admin/tests/browser
+if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ]; then
+  echo "test-prep: installing playwright-core for the dashboard's browser test"
+  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 # RabbitMQ: the machine's broker on 127.0.0.1:5672 serves the RabbitMQ tests in a vhost of their

@@ -147,7 +147,13 @@ pub struct Snapshot {
     pub spikes: Vec<SpikeView>,
     /// Purge completion.
     pub purge: PurgeView,
+    /// Fleet requests/s, one point per push (500 ms), oldest first, at most [`MAX_HISTORY`].
+    #[serde(default)]
+    pub history: Vec<f64>,
 }
+
+/// Points of request-rate history kept (two minutes at one per 500 ms).
+pub const MAX_HISTORY: usize = 240;
 
 /// The fleet.
 #[derive(Debug, Default)]
@@ -334,6 +340,7 @@ impl Fleet {
                 p99_ms: pct(0.99),
                 ..self.purge.clone()
             },
+            history: Vec::new(),
         }
     }
 }

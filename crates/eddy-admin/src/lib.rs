@@ -30,7 +30,7 @@ use axum::routing::get;
 use eddy_bus::consumer::{EventConsumer, Received};
 use eddy_bus::{Bus, StartFrom};
 use eddy_control::{ControlError, Follower};
-use fleet::{Fleet, Snapshot};
+use fleet::Fleet;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -84,6 +84,8 @@ pub enum AdminError {
 
 struct Shared {
     fleet: Mutex<Fleet>,
+    /// Fleet requests/s at each push, newest last, bounded by [`fleet::MAX_HISTORY`].
+    history: Mutex<std::collections::VecDeque<f64>>,
     snapshot: watch::Sender<Arc<String>>,
     registry: Registry,
     events: Counter,
@@ -156,6 +158,7 @@ impl Dashboard {
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             fleet: Mutex::new(Fleet::new()),
+            history: Mutex::new(std::collections::VecDeque::new()),
             snapshot,
             registry,
             events,
@@ -230,10 +233,20 @@ impl Drop for Dashboard {
     }
 }
 
-fn snapshot_json(shared: &Shared) -> (Snapshot, String) {
-    let s = shared.fleet.lock().snapshot(SystemTime::now());
-    let json = serde_json::to_string(&s).unwrap_or_else(|_| "{}".into());
-    (s, json)
+/// The snapshot now, with the rate history; `record` adds this moment's rate to the history.
+fn snapshot_json(shared: &Shared, record: bool) -> String {
+    let mut s = shared.fleet.lock().snapshot(SystemTime::now());
+    {
+        let mut h = shared.history.lock();
+        if record {
+            h.push_back(s.totals.rps);
+            while h.len() > fleet::MAX_HISTORY {
+                h.pop_front();
+            }
+        }
+        s.history = h.iter().copied().collect();
+    }
+    serde_json::to_string(&s).unwrap_or_else(|_| "{}".into())
 }
 
 /// Every [`PUSH_EVERY`], put a fresh snapshot in the one slot every page reads.
@@ -244,7 +257,7 @@ async fn publish_snapshots(shared: Arc<Shared>, mut shutdown: watch::Receiver<bo
             _ = shutdown.wait_for(|v| *v) => return,
             _ = tick.tick() => {}
         }
-        let (_, json) = snapshot_json(&shared);
+        let json = snapshot_json(&shared, true);
         shared.snapshot.send_replace(Arc::new(json));
     }
 }
@@ -290,7 +303,7 @@ async fn events(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let (_, json) = snapshot_json(&shared);
+    let json = snapshot_json(&shared, false);
     (
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -92,7 +92,7 @@ impl CloudEvent {
             id: id.into(),
             source: source.into(),
             ty: ty.into(),
-            time: Some(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
+            time: Some(humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()),
             subject: None,
             datacontenttype: Some("application/json".to_string()),
             dataschema: None,

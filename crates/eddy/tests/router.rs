@@ -133,7 +133,10 @@ fn killing_an_edge_under_load_reroutes_within_a_second_and_no_viewer_fails_after
     std::fs::write(&rpath, format!("[router]\nlisten = \"{router}\"\n{bus}")).unwrap();
     let _router = spawn(&["router"], &rpath);
     for l in listens.iter().chain([&router]) {
-        assert!(wait_for_listener(*l, Duration::from_secs(30)), "{l} never listened");
+        assert!(
+            wait_for_listener(*l, Duration::from_secs(30)),
+            "{l} never listened"
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -240,7 +243,10 @@ fn killing_an_edge_under_load_reroutes_within_a_second_and_no_viewer_fails_after
         "the router kept sending viewers to the dead edge for {last_to_killed:?}"
     );
     assert_eq!(failed, 0, "viewers failed even after one retry");
-    assert!(retried > 0, "no request hit the dead edge: the test did not test");
+    assert!(
+        retried > 0,
+        "no request hit the dead edge: the test did not test"
+    );
     drop(origin);
 }
 
