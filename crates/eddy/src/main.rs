@@ -67,11 +67,12 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: String,
     },
-    /// Validate a config file and print the result.
+    /// Validate config files and print the result; given every node's file, also check the
+    /// topology (unique ids, no port clashes, shields that exist and are shields).
     Check {
-        /// Config file.
-        #[arg(long)]
-        config: PathBuf,
+        /// Config file (repeatable).
+        #[arg(long, required = true)]
+        config: Vec<PathBuf>,
     },
 }
 
@@ -200,15 +201,11 @@ fn main() -> ExitCode {
         Cmd::Status { admin, json } => status::run(&admin, json),
         Cmd::Origin { listen } => origin_only(&listen),
         Cmd::Purge(a) => purge::run(a),
-        Cmd::Check { config } => match eddy_config::load(Some(&config), &Overrides::default()) {
-            Ok(c) => {
-                println!(
-                    "{}: ok (edge {} on {}, {} origin(s))",
-                    config.display(),
-                    c.edge.id,
-                    c.edge.listen,
-                    c.edge.origins.len()
-                );
+        Cmd::Check { config } => match check(&config) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
                 Ok(())
             }
             Err(e) => {
@@ -224,6 +221,50 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Validate each file by the role it configures, then the cache nodes together.
+fn check(files: &[PathBuf]) -> Result<Vec<String>, eddy_config::ConfigError> {
+    let mut lines = Vec::new();
+    let mut nodes = Vec::new();
+    for f in files {
+        match eddy_config::file_role(f)? {
+            "router" => {
+                let c = eddy_config::load_router(Some(f), None, None)?;
+                lines.push(format!("{}: ok (router {} on {})", f.display(), c.id, c.listen));
+            }
+            "dashboard" => {
+                let c = eddy_config::load_dashboard(Some(f), None, None)?;
+                lines.push(format!(
+                    "{}: ok (dashboard {} on {})",
+                    f.display(),
+                    c.id,
+                    c.listen
+                ));
+            }
+            _ => {
+                let c = eddy_config::load(Some(f), &Overrides::default())?;
+                lines.push(format!(
+                    "{}: ok ({} {} on {}, {} origin(s), {} shield(s))",
+                    f.display(),
+                    c.edge.role.as_str(),
+                    c.edge.id,
+                    c.edge.listen,
+                    c.edge.origins.len(),
+                    c.edge.shields.len()
+                ));
+                nodes.push((f.clone(), c));
+            }
+        }
+    }
+    if nodes.len() > 1 {
+        eddy_config::check_topology(&nodes)?;
+        lines.push(format!(
+            "topology: ok ({} cache nodes: ids unique, ports distinct, shields exist)",
+            nodes.len()
+        ));
+    }
+    Ok(lines)
 }
 
 /// The validated config of a cache node run as `role`, or exit code 2 after printing why.
