@@ -182,19 +182,19 @@ impl Fleet {
         self.events += 1;
         match event {
             Event::EdgeHealth(h) => self.heartbeat(h, sent),
-            Event::OriginHealth(o) => {
-                if self.origins.len() < MAX_NODES || self.origins.contains_key(&o.origin) {
-                    self.origins.insert(
-                        o.origin.clone(),
-                        OriginView {
-                            origin: o.origin.clone(),
-                            healthy: o.healthy,
-                            edge: o.edge.clone(),
-                            detail: o.detail.clone(),
-                            since: rfc3339(sent),
-                        },
-                    );
-                }
+            Event::OriginHealth(o)
+                if self.origins.len() < MAX_NODES || self.origins.contains_key(&o.origin) =>
+            {
+                self.origins.insert(
+                    o.origin.clone(),
+                    OriginView {
+                        origin: o.origin.clone(),
+                        healthy: o.healthy,
+                        edge: o.edge.clone(),
+                        detail: o.detail.clone(),
+                        since: rfc3339(sent),
+                    },
+                );
             }
             Event::TrafficSpike(s) => {
                 self.spikes.push_front(SpikeView {

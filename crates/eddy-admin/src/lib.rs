@@ -5,9 +5,9 @@
 //! one machine and for three hundred across regions.
 //!
 //! Layout:
-//! - [`fleet`]: the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
+//! - [`fleet`] — the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
 //!   pure and bounded.
-//! - [`Dashboard::start`]: subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
+//! - [`Dashboard::start`] — subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
 //!   to `edge.health`, `origin.health`, `traffic.spike`, `purge.requested` and `purge.applied`,
 //!   and serves on its own thread until [`Dashboard::stop`]:
 //!   - `GET /`: the dashboard page (no build step, no external assets);

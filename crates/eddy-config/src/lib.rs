@@ -1626,7 +1626,8 @@ mod tests {
     }
 
     #[test]
-    fn a_topology_names_duplicate_ids_port_clashes_and_unknown_shields() -> Result<(), ConfigError> {
+    fn a_topology_names_duplicate_ids_port_clashes_and_unknown_shields() -> Result<(), ConfigError>
+    {
         let node = |id: &str, listen: &str, admin: &str, role: Option<Role>, shields: &[&str]| {
             let mut c = load(
                 None,
@@ -1641,9 +1642,27 @@ mod tests {
             c.edge.shields = shields.iter().filter_map(|s| parse_origin(s)).collect();
             Ok::<_, ConfigError>((PathBuf::from(format!("{id}.toml")), c))
         };
-        let shield = node("shield-1", "127.0.0.1:8090", "127.0.0.1:9090", Some(Role::Shield), &[])?;
-        let e1 = node("edge-1", "127.0.0.1:8080", "127.0.0.1:9080", None, &["http://127.0.0.1:8090"])?;
-        let e2 = node("edge-2", "127.0.0.1:8081", "127.0.0.1:9081", None, &["http://127.0.0.1:8090"])?;
+        let shield = node(
+            "shield-1",
+            "127.0.0.1:8090",
+            "127.0.0.1:9090",
+            Some(Role::Shield),
+            &[],
+        )?;
+        let e1 = node(
+            "edge-1",
+            "127.0.0.1:8080",
+            "127.0.0.1:9080",
+            None,
+            &["http://127.0.0.1:8090"],
+        )?;
+        let e2 = node(
+            "edge-2",
+            "127.0.0.1:8081",
+            "127.0.0.1:9081",
+            None,
+            &["http://127.0.0.1:8090"],
+        )?;
         check_topology(&[shield.clone(), e1.clone(), e2.clone()])?;
 
         let msg = |nodes: &[(PathBuf, Config)]| {
@@ -1665,11 +1684,20 @@ mod tests {
         let m = msg(&[e1.clone(), e2.clone()]);
         assert!(m.contains("127.0.0.1:8090") && m.contains("no node"), "{m}");
 
-        let pointed_at_edge = node("edge-4", "127.0.0.1:8084", "127.0.0.1:9084", None, &["http://127.0.0.1:8081"])?;
+        let pointed_at_edge = node(
+            "edge-4",
+            "127.0.0.1:8084",
+            "127.0.0.1:9084",
+            None,
+            &["http://127.0.0.1:8081"],
+        )?;
         let mut plain = e2;
         plain.1.edge.shields.clear();
         let m = msg(&[plain, pointed_at_edge]);
-        assert!(m.contains("an edge, not a shield") && m.contains("edge-2"), "{m}");
+        assert!(
+            m.contains("an edge, not a shield") && m.contains("edge-2"),
+            "{m}"
+        );
         Ok(())
     }
 

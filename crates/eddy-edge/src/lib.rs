@@ -70,6 +70,26 @@ pub enum EdgeError {
     /// Subscribing to another event stream the edge follows failed.
     #[error("following {0} on the event bus failed: {1}; check the bus")]
     Follow(&'static str, eddy_control::ControlError),
+    /// Another running node announces the same id.
+    #[error(
+        "edge.id {id:?} is already used by a running node at {other} (heard on the bus just now); give every node its own id: purge catch-up and routing key on it"
+    )]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// Where the other node serves.
+        other: String,
+    },
+    /// A configured shield announces itself as an edge.
+    #[error(
+        "edge.shields lists {shield}, but the node there is {id}, an edge; list shields only (role = \"shield\", `eddy shield`)"
+    )]
+    NotAShield {
+        /// The configured shield URL.
+        shield: String,
+        /// The node that answers there.
+        id: String,
+    },
 }
 
 struct WatchSignal(watch::Receiver<bool>);
@@ -198,6 +218,7 @@ impl Edge {
                         handle,
                     ))
                     .map_err(|e| EdgeError::Follow("traffic spikes", e))?;
+                rt.block_on(check_peers(bus, &state.config.edge, admin_addr))?;
                 (Some(f), Some(p))
             }
             None => (None, None),
@@ -377,6 +398,74 @@ impl Drop for Edge {
             let _ = t.join();
         }
     }
+}
+
+/// Before serving, listen to the fleet's heartbeats for two intervals: a running node with this
+/// node's id but another address means a duplicate id (this node refuses to start; the running
+/// one goes on), and a configured shield that announces itself as an edge is a topology error.
+/// A shield not heard at all is only logged: it may simply start later.
+async fn check_peers(
+    bus: &Arc<dyn eddy_bus::Bus>,
+    e: &eddy_config::EdgeConfig,
+    admin: SocketAddr,
+) -> Result<(), EdgeError> {
+    use eddy_bus::consumer::EventConsumer;
+    let follow_err = |err: eddy_bus::BusError| EdgeError::Follow("edge heartbeats", err.into());
+    let sub = bus
+        .subscribe(
+            eddy_control::EDGE_HEALTH_TOPIC,
+            &format!("edge-{}.peers", e.id),
+            eddy_bus::StartFrom::Latest,
+        )
+        .await
+        .map_err(follow_err)?;
+    let mut consumer = EventConsumer::new(sub, bus.clone());
+    let window = e.heartbeat_interval * 2;
+    let deadline = tokio::time::Instant::now() + window;
+    let me = (e.public_url.as_str(), format!("http://{admin}"));
+    let same = |url: &str, o: &eddy_config::Origin| {
+        eddy_config::parse_origin(url)
+            .is_some_and(|p| p.host.eq_ignore_ascii_case(&o.host) && p.port == o.port)
+    };
+    let mut heard = vec![false; e.shields.len()];
+    loop {
+        let r = match tokio::time::timeout_at(deadline, consumer.next()).await {
+            Err(_) => break,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not listen to heartbeats before start; skipping the duplicate-id check");
+                break;
+            }
+            Ok(Ok(r)) => r,
+        };
+        let eddy_events::Event::EdgeHealth(h) = &r.event else {
+            continue;
+        };
+        let url = h.url.as_deref().unwrap_or("");
+        if h.edge == e.id && h.healthy && (url != me.0 || h.admin.as_deref() != Some(me.1.as_str()))
+        {
+            return Err(EdgeError::DuplicateId {
+                id: e.id.clone(),
+                other: url.to_string(),
+            });
+        }
+        for (i, s) in e.shields.iter().enumerate() {
+            if same(url, s) {
+                heard[i] = true;
+                if h.role.as_deref() == Some("edge") {
+                    return Err(EdgeError::NotAShield {
+                        shield: s.url.clone(),
+                        id: h.edge.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for (s, h) in e.shields.iter().zip(heard) {
+        if !h {
+            tracing::warn!(shield = %s.url, ?window, "this shield has not announced itself on the bus; misses will fail over to the next shield or the origins while it is away");
+        }
+    }
+    Ok(())
 }
 
 /// Publish this node's `edge.health` heartbeat (load, counters, where it serves) every

@@ -4,8 +4,8 @@
 //! players. It never proxies content: it only says where to go.
 //!
 //! Layout:
-//! - [`table`]: the fleet as heard from heartbeats, and the choice of an edge (pure, unit-tested).
-//! - [`RouterNode::start`]: binds the listener, follows the heartbeats (consumer `router-<id>`,
+//! - [`table`] — the fleet as heard from heartbeats, and the choice of an edge (pure, unit-tested).
+//! - [`RouterNode::start`] — binds the listener, follows the heartbeats (consumer `router-<id>`,
 //!   from the latest event) and serves HTTP on its own thread until [`RouterNode::stop`]:
 //!   - any `GET`/`HEAD` outside `/_eddy/`: `302 Found` to the chosen edge, same path and query,
 //!     `Cache-Control: no-store`. A client retrying after an edge failed sends
@@ -203,8 +203,9 @@ impl Follower for Heartbeats {
             match t {
                 Ok(Some(t)) => log_transition(&t),
                 Ok(None) => {}
-                Err(()) => {
+                Err(why) => {
                     self.shared.metrics.ignored.inc();
+                    tracing::debug!(edge = %h.edge, ?why, "heartbeat ignored");
                 }
             }
         }

@@ -82,6 +82,15 @@ pub struct EdgeView {
     pub silent_ms: u64,
 }
 
+/// Why a heartbeat was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// It has no URL: viewers cannot be sent there.
+    NoUrl,
+    /// The table holds [`MAX_EDGES`] edges already and this is a new one.
+    Full,
+}
+
 /// A change of an edge's state, for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -122,19 +131,18 @@ impl EdgeTable {
         e.healthy && now.saturating_duration_since(e.heard) <= self.timeout_of(e)
     }
 
-    /// Take a heartbeat sent `age` ago. Returns `Err(())` when the table is full and this is a new
-    /// id, or when the heartbeat has no URL (it cannot be routed to).
+    /// Take a heartbeat sent `age` ago; returns the edge's state change, if any.
     pub fn observe(
         &mut self,
         h: &EdgeHealth,
         age: Duration,
         now: Instant,
-    ) -> Result<Option<Transition>, ()> {
+    ) -> Result<Option<Transition>, Ignored> {
         let Some(url) = h.url.clone() else {
-            return Err(());
+            return Err(Ignored::NoUrl);
         };
         if !self.edges.contains_key(&h.edge) && self.edges.len() >= MAX_EDGES {
-            return Err(());
+            return Err(Ignored::Full);
         }
         let heard = now.checked_sub(age).unwrap_or(now);
         let interval = Duration::from_millis(h.interval_ms.unwrap_or(1000).clamp(10, 600_000));
@@ -230,27 +238,24 @@ impl EdgeTable {
         let by_load = |a: &(&String, f64, u64), b: &(&String, f64, u64)| {
             a.1.total_cmp(&b.1).then(b.2.cmp(&a.2))
         };
-        let (order, affinity): (Vec<usize>, bool) = if self.affinity && path.is_some() {
-            cands.sort_by(|a, b| b.2.cmp(&a.2));
-            let owner_ok = cands[0].1 <= (mean * self.slack).max(AFFINITY_FLOOR);
-            if owner_ok {
-                ((0..cands.len()).collect(), true)
-            } else {
+        // Best first: by rendezvous rank while the path's owner is not overloaded, else by load.
+        let mut affinity = true;
+        if self.affinity && path.is_some() {
+            cands.sort_by_key(|c| std::cmp::Reverse(c.2));
+            if cands[0].1 > (mean * self.slack).max(AFFINITY_FLOOR) {
                 cands.sort_by(by_load);
-                ((0..cands.len()).collect(), false)
+                affinity = false;
             }
         } else {
             cands.sort_by(by_load);
-            ((0..cands.len()).collect(), true)
-        };
-        let chosen = cands[order[0]].0.clone();
-        let alternates: Vec<Alternate> = order[1..]
+        }
+        let chosen = cands[0].0.clone();
+        let alternates: Vec<Alternate> = cands[1..]
             .iter()
             .take(2)
-            .filter_map(|&i| {
-                let id = cands[i].0;
-                self.edges.get(id).map(|e| Alternate {
-                    edge: id.clone(),
+            .filter_map(|c| {
+                self.edges.get(c.0).map(|e| Alternate {
+                    edge: c.0.clone(),
                     url: e.url.clone(),
                 })
             })
@@ -434,7 +439,7 @@ mod tests {
         assert!(t.observe(&s, Duration::ZERO, now).is_ok());
         let mut no_url = beat("edge-09", true, 0.0);
         no_url.url = None;
-        assert_eq!(t.observe(&no_url, Duration::ZERO, now), Err(()));
+        assert_eq!(t.observe(&no_url, Duration::ZERO, now), Err(Ignored::NoUrl));
         assert_eq!(t.choose(Some("/a"), &[], now), None);
         assert_eq!(t.up_count(now), 0);
     }

@@ -231,7 +231,12 @@ fn check(files: &[PathBuf]) -> Result<Vec<String>, eddy_config::ConfigError> {
         match eddy_config::file_role(f)? {
             "router" => {
                 let c = eddy_config::load_router(Some(f), None, None)?;
-                lines.push(format!("{}: ok (router {} on {})", f.display(), c.id, c.listen));
+                lines.push(format!(
+                    "{}: ok (router {} on {})",
+                    f.display(),
+                    c.id,
+                    c.listen
+                ));
             }
             "dashboard" => {
                 let c = eddy_config::load_dashboard(Some(f), None, None)?;

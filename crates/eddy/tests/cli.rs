@@ -84,6 +84,7 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
     );
     let pair = || format!("{},{}", free_port().unwrap(), free_port().unwrap());
     let (shield, e2, e3) = (pair(), pair(), pair());
+    let (router, dashboard) = (free_port().unwrap(), free_port().unwrap());
     let child = Command::new(EDDY)
         .args([
             "up",
@@ -99,6 +100,10 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
             &e2,
             "--more-edge",
             &e3,
+            "--router",
+            &router.to_string(),
+            "--dashboard",
+            &dashboard.to_string(),
             "--dir",
         ])
         .arg(dir.path())
@@ -158,6 +163,60 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a purge needs a target");
+    // The router sends a viewer to one of the three edges, never the shield.
+    let edges = [
+        e.to_string(),
+        e2_listen.clone(),
+        e3.split(',').next().unwrap().to_string(),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = || {
+        rt.block_on(async {
+            let r = client
+                .get(format!("http://{router}/index.html"))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 302).then_some(())?;
+            r.headers()
+                .get("location")?
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || location().is_some()),
+        "the router never redirected"
+    );
+    let loc = location().unwrap();
+    assert!(
+        edges
+            .iter()
+            .any(|e| loc == format!("http://{e}/index.html")),
+        "{loc} is not one of {edges:?}"
+    );
+    // `eddy status` prints the fleet from the dashboard.
+    let status_ok = || {
+        let out = Command::new(EDDY)
+            .args(["status", "--admin", &dashboard.to_string()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && text.contains("edges up   3/3") && text.contains("shield-1"))
+            .then_some(text)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || status_ok().is_some()),
+        "eddy status never showed three edges and the shield"
+    );
     let pid = p.0.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(
