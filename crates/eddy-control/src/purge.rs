@@ -8,6 +8,50 @@ use eddy_events::{Event, PurgeApplied, PurgeRequested, PurgeTarget};
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// The JSON body of a purge command (`POST /purge` on an edge's admin API or on `eddy control`):
+/// exactly one of `url`, `prefix`, `key`, and `soft`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    /// A URL (`http://host/path` or `host/path`): every stored variant.
+    pub url: Option<String>,
+    /// A URL prefix (`host/path/`): everything below it.
+    pub prefix: Option<String>,
+    /// A surrogate key.
+    pub key: Option<String>,
+    /// Mark stale (revalidate) instead of removing.
+    #[serde(default)]
+    pub soft: bool,
+}
+
+impl PurgeBody {
+    /// The target in the form edges key objects by, or a message saying what is wrong.
+    pub fn target(&self) -> Result<PurgeTarget, &'static str> {
+        match (&self.url, &self.prefix, &self.key) {
+            (Some(u), None, None) if !u.is_empty() => {
+                Ok(PurgeTarget::Url(crate::content::normalise(u)))
+            }
+            (None, Some(p), None) if !p.is_empty() => {
+                Ok(PurgeTarget::Prefix(crate::content::normalise_prefix(p)))
+            }
+            (None, None, Some(k)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+                Ok(PurgeTarget::Key(k.clone()))
+            }
+            _ => Err(
+                "give exactly one non-empty field of \"url\", \"prefix\" or \"key\" (a key has no spaces)",
+            ),
+        }
+    }
+}
+
+/// Whether request headers ask for a soft purge (`Fastly-Soft-Purge: 1` or `Eddy-Soft-Purge: 1`),
+/// given a header lookup.
+pub fn soft_header<'a>(get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    ["fastly-soft-purge", "eddy-soft-purge"]
+        .iter()
+        .any(|h| get(h) == Some("1"))
+}
+
 /// Publish a `purge.requested` event; returns its id.
 pub async fn request(
     bus: &dyn Bus,

@@ -2,7 +2,7 @@
 //! `GET /stats`. This is the seam the event bus drives in the next step.
 
 use crate::proxy::Purge;
-use crate::proxy::{EdgeState, normalise_url};
+use crate::proxy::EdgeState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,41 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use eddy_events::{CloudEvent, Event, PurgeTarget};
-use serde::Deserialize;
 use std::sync::Arc;
-
-/// `POST /purge` body: exactly one of `url`, `prefix`, `key`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PurgeRequest {
-    /// A URL (`http://host/path` or `host/path`): every stored variant.
-    pub url: Option<String>,
-    /// A URL prefix (`host/path/`): everything below it.
-    pub prefix: Option<String>,
-    /// A surrogate key.
-    pub key: Option<String>,
-    /// Mark stale (revalidate) instead of removing.
-    #[serde(default)]
-    pub soft: bool,
-}
-
-impl PurgeRequest {
-    /// The scope, or a message saying what is wrong.
-    pub fn scope(&self) -> Result<Purge, &'static str> {
-        match (&self.url, &self.prefix, &self.key) {
-            (Some(u), None, None) if !u.is_empty() => Ok(Purge::Url(normalise_url(u))),
-            (None, Some(p), None) if !p.is_empty() => {
-                Ok(Purge::Prefix(eddy_control::content::normalise_prefix(p)))
-            }
-            (None, None, Some(k)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-                Ok(Purge::Key(k.clone()))
-            }
-            _ => Err(
-                "give exactly one non-empty field of \"url\", \"prefix\" or \"key\" (a key has no spaces)",
-            ),
-        }
-    }
-}
 
 fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(serde_json::json!({ "error": msg }))).into_response()
@@ -72,7 +38,7 @@ async fn purge(
             "missing or wrong bearer token (Authorization: Bearer <edge.admin_token>)",
         );
     }
-    let req: PurgeRequest = match serde_json::from_slice(&body) {
+    let req: eddy_control::purge::PurgeBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return error(
@@ -83,14 +49,11 @@ async fn purge(
             );
         }
     };
-    let scope = match req.scope() {
-        Ok(s) => s,
+    let scope = match req.target() {
+        Ok(t) => Purge::from(&t),
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let soft = req.soft
-        || ["fastly-soft-purge", "eddy-soft-purge"]
-            .iter()
-            .any(|h| headers.get(*h).and_then(|v| v.to_str().ok()) == Some("1"));
+    let soft = req.soft || eddy_control::purge::soft_header(|h| headers.get(h)?.to_str().ok());
     match apply_or_publish(&state, vec![(scope.clone(), soft)]).await {
         Ok(Outcome::Published(ids)) => Json(serde_json::json!({
             "published": true, "request_id": ids.first(), "soft": soft, "scope": format!("{scope:?}")
