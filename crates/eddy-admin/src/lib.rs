@@ -5,6 +5,7 @@
 //! one machine and for three hundred across regions.
 //!
 //! Layout:
+//! - [`control`] — `eddy control`: purge commands in, and when each is done on every live edge.
 //! - [`fleet`] — the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
 //!   pure and bounded.
 //! - [`Dashboard::start`] — subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
@@ -20,6 +21,7 @@
 //!
 //! Must not touch: caches, pingora, edges' internals; the bus is only read.
 
+pub mod control;
 pub mod fleet;
 
 use axum::extract::State;

@@ -78,6 +78,35 @@ pub struct File {
     /// The live dashboard role (`eddy admin`).
     #[serde(default)]
     pub dashboard: DashboardFile,
+    /// The control plane role (`eddy control`).
+    #[serde(default)]
+    pub control: ControlFile,
+}
+
+/// `[control]`: `eddy control` takes purge commands and reports when each is done everywhere.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlFile {
+    /// Control plane id, unique in a deployment: its bus consumers are `control-<id>.*`
+    /// (default `1`).
+    pub id: Option<String>,
+    /// Address of its API (default `127.0.0.1:8070`).
+    pub listen: Option<String>,
+    /// If set, `POST /purge` requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// Validated `[control]` plus the bus it uses.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Control plane id.
+    pub id: String,
+    /// API address.
+    pub listen: SocketAddr,
+    /// Bearer token for commands.
+    pub token: Option<String>,
+    /// The bus.
+    pub bus: BusConfig,
 }
 
 /// `[router]`: `eddy router` sends each viewer to a healthy, lightly loaded edge.
@@ -1130,7 +1159,7 @@ pub fn check_topology(nodes: &[(PathBuf, Config)]) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// What a config file configures: `"router"` or `"dashboard"` when it has that section and no
+/// What a config file configures: `"router"`, `"dashboard"` or `"control"` when it has that section and no
 /// `[edge]`, else `"node"` (an edge or shield).
 pub fn file_role(path: &Path) -> Result<&'static str, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -1147,6 +1176,8 @@ pub fn file_role(path: &Path) -> Result<&'static str, ConfigError> {
         "router"
     } else if table.contains_key("dashboard") {
         "dashboard"
+    } else if table.contains_key("control") {
+        "control"
     } else {
         "node"
     })
@@ -1204,6 +1235,27 @@ fn node_id(name: &Path, key: &'static str, id: Option<String>) -> Result<String,
         return Err(invalid(name, key, &id, "letters, digits, '-' and '_'"));
     }
     Ok(id)
+}
+
+/// Load the `eddy control` role: `[control]` and `[bus]` (`listen` and `bus_dir` override).
+pub fn load_control(
+    path: Option<&Path>,
+    listen: Option<&str>,
+    bus_dir: Option<&PathBuf>,
+) -> Result<ControlConfig, ConfigError> {
+    let (file, name) = read_file(path)?;
+    let c = file.control;
+    let listen = addr(
+        &name,
+        "control.listen",
+        listen.or(c.listen.as_deref()).unwrap_or("127.0.0.1:8070"),
+    )?;
+    Ok(ControlConfig {
+        id: node_id(&name, "control.id", c.id)?,
+        listen,
+        token: c.token.filter(|t| !t.is_empty()),
+        bus: role_bus(&name, "the control plane", file.bus, bus_dir)?,
+    })
 }
 
 /// Load the `eddy router` role: `[router]` and `[bus]` (`listen` and `bus_dir` override).

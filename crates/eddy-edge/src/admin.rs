@@ -1,8 +1,8 @@
 //! The admin API of an edge (loopback by default): `POST /purge`, `GET /metrics`, `GET /healthz`,
 //! `GET /stats`. This is the seam the event bus drives in the next step.
 
-use crate::proxy::Purge;
 use crate::proxy::EdgeState;
+use crate::proxy::Purge;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

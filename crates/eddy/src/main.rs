@@ -50,6 +50,8 @@ enum Cmd {
     Router(RoleArgs),
     /// Run the live dashboard and status API over the fleet's events.
     Admin(RoleArgs),
+    /// Run the control plane: purge commands in, and when each is done on every live edge.
+    Control(RoleArgs),
     /// Print the fleet's state from a dashboard's status API.
     Status {
         /// The dashboard (`eddy admin`) address.
@@ -102,6 +104,9 @@ struct UpArgs {
     /// The dashboard's address.
     #[arg(long, default_value = "127.0.0.1:8888")]
     dashboard: String,
+    /// The control plane's address.
+    #[arg(long, default_value = "127.0.0.1:8070")]
+    control: String,
 }
 
 #[derive(Args)]
@@ -198,6 +203,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Control(a) => {
+            match eddy_config::load_control(
+                a.config.as_deref(),
+                a.listen.as_deref(),
+                a.bus_dir.as_ref(),
+            ) {
+                Ok(c) => control(c),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         Cmd::Status { admin, json } => status::run(&admin, json),
         Cmd::Origin { listen } => origin_only(&listen),
         Cmd::Purge(a) => purge::run(a),
@@ -233,6 +251,15 @@ fn check(files: &[PathBuf]) -> Result<Vec<String>, eddy_config::ConfigError> {
                 let c = eddy_config::load_router(Some(f), None, None)?;
                 lines.push(format!(
                     "{}: ok (router {} on {})",
+                    f.display(),
+                    c.id,
+                    c.listen
+                ));
+            }
+            "control" => {
+                let c = eddy_config::load_control(Some(f), None, None)?;
+                lines.push(format!(
+                    "{}: ok (control {} on {})",
                     f.display(),
                     c.id,
                     c.listen
@@ -306,6 +333,16 @@ fn dashboard(c: eddy_config::DashboardConfig) -> anyhow::Result<()> {
     println!("dashboard on http://{}", d.addr());
     wait_for_ctrl_c()?;
     d.stop();
+    Ok(())
+}
+
+fn control(c: eddy_config::ControlConfig) -> anyhow::Result<()> {
+    let bus = connect_bus(&c.bus)?;
+    let n = eddy_admin::control::ControlNode::start(&c.id, c.listen, c.token.clone(), bus)
+        .context("starting the control plane")?;
+    println!("control plane on http://{}", n.addr());
+    wait_for_ctrl_c()?;
+    n.stop();
     Ok(())
 }
 
@@ -487,6 +524,9 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     };
     let router_addr = addr("--router", &a.router)?;
     let dashboard_addr = addr("--dashboard", &a.dashboard)?;
+    let control_addr = addr("--control", &a.control)?;
+    let control = eddy_admin::control::ControlNode::start("up", control_addr, None, bus.clone())
+        .with_context(|| format!("starting the control plane on {control_addr}"))?;
     // The viewers' side starts first, so it sees every node's first heartbeat.
     let dash = eddy_admin::Dashboard::start("up", dashboard_addr, bus.clone())
         .with_context(|| format!("starting the dashboard on {dashboard_addr}"))?;
@@ -538,6 +578,10 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         "-"
     );
     println!(
+        "  control   http://{control_addr:<16} {:<23} purge API that reports when every edge applied it",
+        "-"
+    );
+    println!(
         "  bus       {:<47} embedded, shared by every node",
         bus_dir.display()
     );
@@ -561,6 +605,9 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         "  curl -sL http://{router_addr}/index.html -o /dev/null -w '%{{url_effective}}\\n'   # the router picks an edge"
     );
     println!("  curl -s 'http://{router_addr}/_eddy/route?path=/video/seg-1.ts'");
+    println!(
+        "  curl -s -X POST 'http://{control_addr}/purge?wait=2000' -d '{{\"prefix\":\"127.0.0.1:8080/video/\"}}'   # returns when every node applied it"
+    );
     println!("  open http://{dashboard_addr}/   or   eddy status --admin {dashboard_addr}\n");
     println!("Ctrl-C stops everything.");
     wait_for_ctrl_c()?;
@@ -569,6 +616,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         n.stop();
     }
     router.stop();
+    control.stop();
     dash.stop();
     drop(origin);
     Ok(())

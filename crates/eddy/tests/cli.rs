@@ -84,7 +84,11 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
     );
     let pair = || format!("{},{}", free_port().unwrap(), free_port().unwrap());
     let (shield, e2, e3) = (pair(), pair(), pair());
-    let (router, dashboard) = (free_port().unwrap(), free_port().unwrap());
+    let (router, dashboard, control) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
     let child = Command::new(EDDY)
         .args([
             "up",
@@ -104,6 +108,8 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
             &router.to_string(),
             "--dashboard",
             &dashboard.to_string(),
+            "--control",
+            &control.to_string(),
             "--dir",
         ])
         .arg(dir.path())

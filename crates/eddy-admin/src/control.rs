@@ -1,0 +1,477 @@
+//! `eddy control`: the control plane's front door. Purge commands come in over HTTP and go onto
+//! the bus as `purge.requested`; the edges' `purge.applied` reports come back, and the control
+//! plane says when a purge is done on every live edge — so a publisher can purge and know,
+//! instead of purging and hoping.
+//!
+//! - `POST /purge` with `{"url"|"prefix"|"key": "...", "soft": bool}` (or the `Fastly-Soft-Purge`
+//!   header): publishes it and answers `202` with its id and the edges expected to apply it.
+//!   `?wait=<ms>` (at most 30000) holds the answer until every live edge reported (`200`, with
+//!   each edge's latency) or the time is up (`202`, with the edges still pending).
+//! - `GET /purges/<id>`: the same report for a purge published here in the last ten minutes.
+//! - `GET /metrics`, `GET /healthz`.
+//!
+//! "Live edges" are the nodes whose heartbeats are healthy and on time when the purge is
+//! published (edges and shields: both cache). A node that starts later catches up on its own.
+//! With `token` set, `POST /purge` needs `Authorization: Bearer <token>`.
+//!
+//! Bounded: at most [`MAX_TRACKED`] purges are tracked; the oldest is forgotten first.
+
+use crate::fleet::Fleet;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use eddy_bus::consumer::{EventConsumer, Received};
+use eddy_bus::{Bus, StartFrom};
+use eddy_control::{ControlError, Follower};
+use eddy_events::{Event, PurgeTarget};
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{Notify, watch};
+
+/// Purges tracked at once.
+pub const MAX_TRACKED: usize = 10_000;
+/// How long a purge is tracked.
+const TRACK_FOR: Duration = Duration::from_secs(600);
+/// Longest `?wait=`.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// One purge's progress. With no live node when it was published, it is never `done`: the
+/// nodes apply it when they start (they catch up), and nobody is left to report now.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeReport {
+    /// The `purge.requested` event id.
+    pub id: String,
+    /// What it purges.
+    pub target: PurgeTarget,
+    /// Soft or hard.
+    pub soft: bool,
+    /// Every live node has reported.
+    pub done: bool,
+    /// Node → milliseconds from publish to its report.
+    pub applied: BTreeMap<String, f64>,
+    /// Live nodes that have not reported yet.
+    pub pending: Vec<String>,
+    /// Milliseconds since it was published.
+    pub age_ms: f64,
+}
+
+struct Tracked {
+    target: PurgeTarget,
+    soft: bool,
+    published: Instant,
+    expected: Vec<String>,
+    applied: BTreeMap<String, f64>,
+}
+
+impl Tracked {
+    fn report(&self, id: &str) -> PurgeReport {
+        let pending: Vec<String> = self
+            .expected
+            .iter()
+            .filter(|e| !self.applied.contains_key(*e))
+            .cloned()
+            .collect();
+        PurgeReport {
+            id: id.to_string(),
+            target: self.target.clone(),
+            soft: self.soft,
+            done: !self.expected.is_empty() && pending.is_empty(),
+            applied: self.applied.clone(),
+            pending,
+            age_ms: self.published.elapsed().as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Book {
+    purges: BTreeMap<String, Tracked>,
+    order: VecDeque<String>,
+}
+
+struct Shared {
+    bus: Arc<dyn Bus>,
+    source: String,
+    token: Option<String>,
+    fleet: Mutex<Fleet>,
+    book: Mutex<Book>,
+    reported: Notify,
+    registry: Registry,
+    published: Counter,
+    completed: Counter,
+    tracked: Gauge,
+}
+
+struct Reports {
+    consumer: EventConsumer,
+    shared: Arc<Shared>,
+    who: String,
+}
+
+#[async_trait::async_trait]
+impl Follower for Reports {
+    const WHAT: &'static str = "control";
+    fn consumer(&mut self) -> &mut EventConsumer {
+        &mut self.consumer
+    }
+    fn who(&self) -> &str {
+        &self.who
+    }
+    async fn apply(&mut self, r: Received) -> Result<(), ControlError> {
+        match &r.event {
+            Event::EdgeHealth(_) => {
+                let sent = r
+                    .cloud
+                    .time
+                    .as_deref()
+                    .and_then(|t| humantime::parse_rfc3339(t).ok())
+                    .unwrap_or_else(SystemTime::now);
+                self.shared.fleet.lock().apply(&r.cloud.id, &r.event, sent);
+            }
+            Event::PurgeApplied(a) => {
+                let done = {
+                    let mut book = self.shared.book.lock();
+                    match book.purges.get_mut(&a.request_id) {
+                        Some(t) if !t.applied.contains_key(&a.edge) => {
+                            let complete =
+                                |t: &Tracked| t.expected.iter().all(|e| t.applied.contains_key(e));
+                            let before = complete(t);
+                            let ms = t.published.elapsed().as_secs_f64() * 1000.0;
+                            t.applied.insert(a.edge.clone(), ms);
+                            !before && complete(t)
+                        }
+                        _ => false,
+                    }
+                };
+                if done {
+                    self.shared.completed.inc();
+                }
+                self.shared.reported.notify_waiters();
+            }
+            _ => {}
+        }
+        self.consumer.commit(&r).await?;
+        Ok(())
+    }
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlStartError {
+    /// The listen address is taken or not bindable.
+    #[error(
+        "control: cannot listen on {addr}: {source}; pick a free address with [control] listen or --listen"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Subscribing failed.
+    #[error("control: following {topic} on the bus failed: {source}; check the bus")]
+    Follow {
+        /// The topic.
+        topic: &'static str,
+        /// The error.
+        source: eddy_bus::BusError,
+    },
+    /// A thread or runtime could not be created.
+    #[error("control: could not start its {0}: {1}")]
+    Runtime(&'static str, std::io::Error),
+}
+
+/// A running control plane.
+pub struct ControlNode {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ControlNode {
+    /// Bind `listen`, follow heartbeats and purge reports as `control-<id>.*`, serve on a thread
+    /// of its own.
+    pub fn start(
+        id: &str,
+        listen: SocketAddr,
+        token: Option<String>,
+        bus: Arc<dyn Bus>,
+    ) -> Result<ControlNode, ControlStartError> {
+        let listener =
+            std::net::TcpListener::bind(listen).map_err(|source| ControlStartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ControlStartError::Runtime("listener", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ControlStartError::Runtime("listener", e))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("eddy-control")
+            .enable_all()
+            .build()
+            .map_err(|e| ControlStartError::Runtime("runtime", e))?;
+        let mut registry = Registry::with_prefix("eddy_control");
+        let published = Counter::default();
+        registry.register(
+            "purges_published",
+            "Purge commands published onto the bus",
+            published.clone(),
+        );
+        let completed = Counter::default();
+        registry.register(
+            "purges_completed",
+            "Purges every expected node reported applied",
+            completed.clone(),
+        );
+        let tracked = Gauge::default();
+        registry.register("purges_tracked", "Purges being tracked", tracked.clone());
+        let shared = Arc::new(Shared {
+            bus: bus.clone(),
+            source: format!("/eddy/control/{id}"),
+            token: token.filter(|t| !t.is_empty()),
+            fleet: Mutex::new(Fleet::new()),
+            book: Mutex::new(Book::default()),
+            reported: Notify::new(),
+            registry,
+            published,
+            completed,
+            tracked,
+        });
+        let mut feeds = Vec::new();
+        for topic in [
+            eddy_control::EDGE_HEALTH_TOPIC,
+            eddy_control::PURGE_APPLIED_TOPIC,
+        ] {
+            let who = format!("control-{id}.{}", topic.trim_start_matches("eddy."));
+            let sub = rt
+                .block_on(bus.subscribe(topic, &who, StartFrom::Latest))
+                .map_err(|source| ControlStartError::Follow { topic, source })?;
+            feeds.push(Reports {
+                consumer: EventConsumer::new(sub, bus.clone()),
+                shared: shared.clone(),
+                who,
+            });
+        }
+        let (shutdown, rx) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("eddy-control".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    for f in feeds {
+                        tokio::spawn(eddy_control::follow(f, rx.clone()));
+                    }
+                    let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
+                        tracing::error!("control listener could not be registered");
+                        return;
+                    };
+                    let mut stop = rx;
+                    let res = axum::serve(l, app(shared))
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|v| *v).await;
+                        })
+                        .await;
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "control server failed");
+                    }
+                });
+            })
+            .map_err(|e| ControlStartError::Runtime("thread", e))?;
+        tracing::info!(%addr, "control plane started");
+        Ok(ControlNode {
+            addr,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop serving and wait.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ControlNode {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn app(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .route("/purge", post(purge))
+        .route("/purges/{id}", get(report))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+async fn purge(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(t) = &shared.token {
+        let ok = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|v| v == t);
+        if !ok {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <control token>)",
+            );
+        }
+    }
+    let req: eddy_control::purge::PurgeBody = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "purge body is not valid JSON of the form {{\"url\"|\"prefix\"|\"key\": \"...\", \"soft\": bool}}: {e}"
+                ),
+            );
+        }
+    };
+    let target = match req.target() {
+        Ok(t) => t,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let soft = req.soft || eddy_control::purge::soft_header(|h| headers.get(h)?.to_str().ok());
+    // The nodes expected to apply it: every cache node up now.
+    let expected: Vec<String> = shared
+        .fleet
+        .lock()
+        .snapshot(SystemTime::now())
+        .nodes
+        .into_iter()
+        .filter(|n| n.up)
+        .map(|n| n.id)
+        .collect();
+    let published = Instant::now();
+    let id = match eddy_control::purge::request(
+        shared.bus.as_ref(),
+        &shared.source,
+        target.clone(),
+        soft,
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("publishing the purge failed: {e}; nothing was purged, retry"),
+            );
+        }
+    };
+    shared.published.inc();
+    {
+        let mut book = shared.book.lock();
+        while book.order.len() >= MAX_TRACKED
+            || book
+                .order
+                .front()
+                .and_then(|id| book.purges.get(id))
+                .is_some_and(|t| t.published.elapsed() > TRACK_FOR)
+        {
+            let Some(old) = book.order.pop_front() else {
+                break;
+            };
+            book.purges.remove(&old);
+        }
+        book.purges.insert(
+            id.clone(),
+            Tracked {
+                target,
+                soft,
+                published,
+                expected,
+                applied: BTreeMap::new(),
+            },
+        );
+        book.order.push_back(id.clone());
+        shared
+            .tracked
+            .set(i64::try_from(book.purges.len()).unwrap_or(i64::MAX));
+    }
+    let wait = Duration::from_millis(q.wait.unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Register interest before checking, so a report between the two is not missed.
+        let notified = shared.reported.notified();
+        let report = shared.book.lock().purges.get(&id).map(|t| t.report(&id));
+        let Some(report) = report else {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "the purge was forgotten");
+        };
+        if report.done || wait.is_zero() || tokio::time::Instant::now() >= deadline {
+            let status = if report.done && !wait.is_zero() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            return (status, axum::Json(report)).into_response();
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+async fn report(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    match shared.book.lock().purges.get(&id) {
+        Some(t) => axum::Json(t.report(&id)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no purge with that id was published here in the last ten minutes",
+        ),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.registry) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
