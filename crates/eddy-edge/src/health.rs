@@ -1,5 +1,6 @@
-//! Origin health: passive error tracking on the request path plus active probes, so requests go
-//! straight to a healthy origin instead of failing over on every request.
+//! Origin and shield health: passive error tracking on the request path plus active evidence
+//! (probes for origins, heartbeats for shields), so requests go straight to a healthy peer
+//! instead of failing over on every request. One [`OriginHealth`] per peer list.
 //!
 //! - **Passive.** Every origin connect failure counts; `edge.origin_fail_threshold` (3) in a row
 //!   mark the origin down. A success resets the count.
@@ -42,6 +43,8 @@ struct Slot {
 
 /// Health of this edge's origins.
 pub struct OriginHealth {
+    /// `origin` or `shield`, for logs.
+    what: &'static str,
     slots: Vec<Slot>,
     threshold: u32,
     tx: mpsc::Sender<Change>,
@@ -52,6 +55,15 @@ pub struct OriginHealth {
 impl OriginHealth {
     /// Every origin starts healthy.
     pub fn new(origins: &[Origin], threshold: u32) -> (OriginHealth, mpsc::Receiver<Change>) {
+        Self::of("origin", origins, threshold)
+    }
+
+    /// Every peer (`what`: `origin` or `shield`) starts healthy.
+    pub fn of(
+        what: &'static str,
+        origins: &[Origin],
+        threshold: u32,
+    ) -> (OriginHealth, mpsc::Receiver<Change>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let slots = origins
             .iter()
@@ -63,6 +75,7 @@ impl OriginHealth {
             .collect();
         (
             OriginHealth {
+                what,
                 slots,
                 threshold: threshold.max(1),
                 tx,
@@ -113,12 +126,23 @@ impl OriginHealth {
         }
     }
 
+    /// Set peer `i`'s state from outside evidence (its own heartbeat said so, or its heartbeats
+    /// stopped), whatever the failure count.
+    pub fn set(&self, i: usize, healthy: bool, why: &str) {
+        let Some(s) = self.slots.get(i) else { return };
+        s.failures.store(0, Ordering::Relaxed);
+        if s.healthy.swap(healthy, Ordering::Relaxed) != healthy {
+            self.changed(i, healthy, why.to_string());
+        }
+    }
+
     fn changed(&self, index: usize, healthy: bool, detail: String) {
         let origin = self.slots[index].url.clone();
+        let what = self.what;
         if healthy {
-            tracing::info!(%origin, %detail, "origin is up");
+            tracing::info!(peer = %origin, %detail, "{what} is up");
         } else {
-            tracing::warn!(%origin, %detail, "origin is down; sending requests to the others");
+            tracing::warn!(peer = %origin, %detail, "{what} is down; sending requests to the others");
         }
         let c = Change {
             index,

@@ -182,6 +182,11 @@ impl Edge {
             .and_then(|(rate, burst)| proxy::origin_limiter(rate, burst));
         let (health, health_rx) =
             health::OriginHealth::new(&config.edge.origins, config.edge.origin_fail_threshold);
+        let (shield_health, shield_rx) = health::OriginHealth::of(
+            "shield",
+            &config.edge.shields,
+            config.edge.origin_fail_threshold,
+        );
         let state = Arc::new(EdgeState {
             config,
             storage,
@@ -193,6 +198,7 @@ impl Edge {
             client_limiter,
             origin_limiter,
             health,
+            shield_health,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -201,7 +207,7 @@ impl Edge {
             .map_err(|e| EdgeError::Runtime("admin runtime", e))?;
         // Catch up before the proxy listens: no purged object is served after a restart. Then
         // pre-warm on other edges' spikes (from now on: old spikes are not worth acting on).
-        let (follower, prewarm) = match &bus {
+        let (follower, prewarm, peers) = match &bus {
             Some(bus) => {
                 let handle: Arc<dyn eddy_control::EdgeControl> =
                     Arc::new(control::EdgeHandle(state.clone()));
@@ -218,10 +224,10 @@ impl Edge {
                         handle,
                     ))
                     .map_err(|e| EdgeError::Follow("traffic spikes", e))?;
-                rt.block_on(check_peers(bus, &state.config.edge, admin_addr))?;
-                (Some(f), Some(p))
+                let peers = rt.block_on(check_peers(bus, &state.config.edge, admin_addr))?;
+                (Some(f), Some(p), Some(peers))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
 
         let conf = ServerConf {
@@ -286,15 +292,38 @@ impl Edge {
                         eddy_control::ORIGIN_HEALTH_TOPIC,
                         move |c: &health::Change| metrics.set_origin_up(&c.origin, c.healthy),
                         |c, edge| {
-                            eddy_events::Event::OriginHealth(eddy_events::OriginHealth {
-                                origin: c.origin,
-                                healthy: c.healthy,
-                                edge: Some(edge.to_string()),
-                                detail: Some(c.detail),
-                            })
+                            Some(eddy_events::Event::OriginHealth(
+                                eddy_events::OriginHealth {
+                                    origin: c.origin,
+                                    healthy: c.healthy,
+                                    edge: Some(edge.to_string()),
+                                    detail: Some(c.detail),
+                                },
+                            ))
                         },
                         follower_rx.clone(),
                     ));
+                    // Shields announce their own health in heartbeats: changes here only
+                    // steer this edge and show on its /metrics.
+                    for s in &health_state.config.edge.shields {
+                        health_state.metrics.set_shield_up(&s.url, true);
+                    }
+                    let metrics = health_state.metrics.clone();
+                    tokio::spawn(publish_each(
+                        shield_rx,
+                        health_state.clone(),
+                        eddy_control::ORIGIN_HEALTH_TOPIC,
+                        move |c: &health::Change| metrics.set_shield_up(&c.origin, c.healthy),
+                        |_, _| None,
+                        follower_rx.clone(),
+                    ));
+                    if let Some(peers) = peers {
+                        tokio::spawn(watch_shields(
+                            peers,
+                            health_state.clone(),
+                            follower_rx.clone(),
+                        ));
+                    }
                     if let Some(every) = health_state.config.edge.origin_probe_interval {
                         for i in 0..health_state.config.edge.origins.len() {
                             tokio::spawn(probe_origin(
@@ -318,12 +347,14 @@ impl Edge {
                             eddy_control::TRAFFIC_SPIKE_TOPIC,
                             |_| {},
                             |s: eddy_control::spike::Spike, edge| {
-                                eddy_events::Event::TrafficSpike(eddy_events::TrafficSpike {
-                                    edge: edge.to_string(),
-                                    key: s.key,
-                                    rate: s.rate,
-                                    baseline: s.baseline,
-                                })
+                                Some(eddy_events::Event::TrafficSpike(
+                                    eddy_events::TrafficSpike {
+                                        edge: edge.to_string(),
+                                        key: s.key,
+                                        rate: s.rate,
+                                        baseline: s.baseline,
+                                    },
+                                ))
                             },
                             follower_rx,
                         ));
@@ -408,7 +439,7 @@ async fn check_peers(
     bus: &Arc<dyn eddy_bus::Bus>,
     e: &eddy_config::EdgeConfig,
     admin: SocketAddr,
-) -> Result<(), EdgeError> {
+) -> Result<eddy_bus::consumer::EventConsumer, EdgeError> {
     use eddy_bus::consumer::EventConsumer;
     let follow_err = |err: eddy_bus::BusError| EdgeError::Follow("edge heartbeats", err.into());
     let sub = bus
@@ -465,7 +496,101 @@ async fn check_peers(
             tracing::warn!(shield = %s.url, ?window, "this shield has not announced itself on the bus; misses will fail over to the next shield or the origins while it is away");
         }
     }
-    Ok(())
+    Ok(consumer)
+}
+
+/// Steer by the shields' own heartbeats (from `consumer`, which [`check_peers`] opened): a shield
+/// that says it stops is down at once, one whose heartbeats stop is down after three of its
+/// intervals, and a healthy heartbeat brings it back. A shield this edge marked down by its own
+/// connect failures while it still heartbeats (a path problem between the two) is retried after
+/// [`SHIELD_RETRY`], not at its next heartbeat. Shields never heard from are left to passive
+/// tracking (deployments without heartbeats keep working).
+/// How long a heartbeating shield that this edge cannot reach stays skipped before a retry.
+pub const SHIELD_RETRY: Duration = Duration::from_secs(5);
+
+async fn watch_shields(
+    mut consumer: eddy_bus::consumer::EventConsumer,
+    state: Arc<EdgeState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let shields = &state.config.edge.shields;
+    if shields.is_empty() {
+        return;
+    }
+    let owner = |url: &str| {
+        let p = eddy_config::parse_origin(url)?;
+        shields
+            .iter()
+            .position(|s| s.host.eq_ignore_ascii_case(&p.host) && s.port == p.port)
+    };
+    // Per shield: when it was last heard healthy, and its heartbeat interval.
+    let mut heard: Vec<Option<(tokio::time::Instant, Duration)>> = vec![None; shields.len()];
+    // Per shield: since when it is down by this edge's own failures while heartbeating.
+    let mut passive_down: Vec<Option<tokio::time::Instant>> = vec![None; shields.len()];
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            _ = tick.tick() => None,
+            r = consumer.next() => Some(r),
+        };
+        match next {
+            None => {
+                let now = tokio::time::Instant::now();
+                for (i, h) in heard.iter_mut().enumerate() {
+                    if let Some((at, every)) = *h
+                        && now.duration_since(at) > every * 3
+                    {
+                        state.shield_health.set(i, false, "its heartbeats stopped");
+                        *h = None;
+                    }
+                }
+            }
+            Some(Ok(r)) => {
+                backoff = Duration::from_millis(50);
+                if let eddy_events::Event::EdgeHealth(h) = &r.event
+                    && let Some(i) = h.url.as_deref().and_then(owner)
+                {
+                    if h.healthy {
+                        let now = tokio::time::Instant::now();
+                        let every = Duration::from_millis(h.interval_ms.unwrap_or(1000).max(10));
+                        let was_heard = heard[i].is_some();
+                        heard[i] = Some((now, every));
+                        if state.shield_health.is_healthy(i) {
+                            passive_down[i] = None;
+                        } else if !was_heard {
+                            // Down because its heartbeats had stopped or it said so: back now.
+                            state.shield_health.set(i, true, "its heartbeats are back");
+                        } else {
+                            let since = *passive_down[i].get_or_insert(now);
+                            if now.duration_since(since) >= SHIELD_RETRY {
+                                passive_down[i] = None;
+                                state.shield_health.set(
+                                    i,
+                                    true,
+                                    "retrying: it heartbeats though connects failed",
+                                );
+                            }
+                        }
+                    } else {
+                        heard[i] = None;
+                        state.shield_health.set(i, false, "it said it is stopping");
+                    }
+                }
+                let _ = consumer.commit(&r).await;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "reading shield heartbeats failed");
+                tokio::select! {
+                    _ = shutdown.wait_for(|v| *v) => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 /// Publish this node's `edge.health` heartbeat (load, counters, where it serves) every
@@ -581,13 +706,14 @@ async fn probe_origin(
 
 /// Drain what the request path queued (spikes, origin health changes) into events on the bus
 /// until shutdown: `observe` sees each item first (metrics), `to_event` makes its event. Without
-/// a bus, items are only observed; they were logged where they arose.
+/// a bus, or when `to_event` makes none, items are only observed; they were logged where they
+/// arose.
 async fn publish_each<T>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
     state: Arc<EdgeState>,
     topic: &'static str,
     observe: impl Fn(&T),
-    to_event: impl Fn(T, &str) -> eddy_events::Event,
+    to_event: impl Fn(T, &str) -> Option<eddy_events::Event>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let edge = state.config.edge.id.clone();
@@ -599,7 +725,9 @@ async fn publish_each<T>(
         };
         observe(&item);
         let Some(bus) = &state.bus else { continue };
-        let ev = to_event(item, &edge);
+        let Some(ev) = to_event(item, &edge) else {
+            continue;
+        };
         let cloud = ev.to_cloud(eddy_control::event_id(), source.clone());
         if let Err(e) = bus
             .publish(topic, &ev.key(), bytes::Bytes::from(cloud.encode()))

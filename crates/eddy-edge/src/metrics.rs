@@ -88,6 +88,13 @@ pub struct OriginLabel {
     pub origin: String,
 }
 
+/// Label of per-shield series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShieldLabel {
+    /// The shield's URL.
+    pub shield: String,
+}
+
 /// All metrics of an edge.
 pub struct Metrics {
     registry: Registry,
@@ -118,6 +125,7 @@ pub struct Metrics {
     /// Client addresses the per-client limiter holds state for.
     pub client_limiter_keys: Gauge,
     origin_up: Family<OriginLabel, Gauge>,
+    shield_up: Family<ShieldLabel, Gauge>,
     tier_bytes: Family<TierLabel, Gauge>,
     tier_capacity: Family<TierLabel, Gauge>,
     tier_objects: Family<TierLabel, Gauge>,
@@ -139,6 +147,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Record whether `shield` is up.
+    pub fn set_shield_up(&self, shield: &str, up: bool) {
+        self.shield_up
+            .get_or_create(&ShieldLabel {
+                shield: shield.to_string(),
+            })
+            .set(i64::from(up));
+    }
+
     /// Record whether `origin` is up.
     pub fn set_origin_up(&self, origin: &str, up: bool) {
         self.origin_up
@@ -229,6 +246,12 @@ impl Metrics {
             "1 while an origin is considered up (probes and passive errors), else 0",
             origin_up.clone(),
         );
+        let shield_up = Family::<ShieldLabel, Gauge>::default();
+        registry.register(
+            "shield_up",
+            "1 while a shield is considered up (passive errors and its heartbeats), else 0",
+            shield_up.clone(),
+        );
         let client_limiter_keys = Gauge::default();
         registry.register(
             "client_limiter_keys",
@@ -300,6 +323,7 @@ impl Metrics {
             origin_limited,
             client_limiter_keys,
             origin_up,
+            shield_up,
             tier_bytes,
             tier_capacity,
             tier_objects,

@@ -57,6 +57,8 @@ pub struct EdgeState {
     pub origin_limiter: Option<OriginLimiter>,
     /// Which origins are up.
     pub health: crate::health::OriginHealth,
+    /// Which shields are up (passive errors plus their heartbeats on the bus).
+    pub shield_health: crate::health::OriginHealth,
 }
 
 /// One token bucket for all origin fetches of this edge.
@@ -162,6 +164,8 @@ pub struct Ctx {
     shield_tries: usize,
     /// The current attempt goes to a shield.
     via_shield: bool,
+    /// Index of the shield the current attempt went to.
+    shield: usize,
 }
 
 /// The edge proxy.
@@ -448,6 +452,7 @@ impl ProxyHttp for EdgeProxy {
             shield_order: Vec::new(),
             shield_tries: 0,
             via_shield: false,
+            shield: 0,
         }
     }
 
@@ -636,7 +641,11 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if !ctx.via_shield {
+        if ctx.via_shield {
+            self.state
+                .shield_health
+                .success(ctx.shield, "answered a request");
+        } else {
             self.state.health.success(ctx.origin, "answered a request");
         }
         if resp.status == http::StatusCode::NOT_MODIFIED
@@ -780,10 +789,15 @@ impl ProxyHttp for EdgeProxy {
                 };
                 ctx.shield_order = shield_order(&edge.shields, &url);
             }
-            if let Some(&i) = ctx.shield_order.get(ctx.shield_tries) {
-                ctx.via_shield = true;
-                self.state.metrics.shield_fetches.inc();
-                return Ok(peer_for(&edge.shields[i]));
+            // Shields known to be down are skipped: no connect timeout per request.
+            while let Some(&i) = ctx.shield_order.get(ctx.shield_tries) {
+                if self.state.shield_health.is_healthy(i) {
+                    ctx.via_shield = true;
+                    ctx.shield = i;
+                    self.state.metrics.shield_fetches.inc();
+                    return Ok(peer_for(&edge.shields[i]));
+                }
+                ctx.shield_tries += 1;
             }
         }
         ctx.via_shield = false;
@@ -814,6 +828,9 @@ impl ProxyHttp for EdgeProxy {
         if ctx.via_shield {
             // The next shield in this object's order, then the origins.
             tracing::warn!(shield = %peer, error = %e, "shield connect failed; trying the next");
+            self.state
+                .shield_health
+                .failure(ctx.shield, &format!("connect failed: {e}"));
             ctx.shield_tries += 1;
             e.set_retry(true);
             return e;
