@@ -80,6 +80,16 @@ pub enum EdgeError {
         /// Where the other node serves.
         other: String,
     },
+    /// A configured shield is not announced by any node while other nodes are.
+    #[error(
+        "edge.shields lists {shield}, but no node announces itself there while {others} other node(s) do; fix the address, or start the shield first"
+    )]
+    UnknownShield {
+        /// The configured shield URL.
+        shield: String,
+        /// Other nodes heard.
+        others: usize,
+    },
     /// A configured shield announces itself as an edge.
     #[error(
         "edge.shields lists {shield}, but the node there is {id}, an edge; list shields only (role = \"shield\", `eddy shield`)"
@@ -434,7 +444,9 @@ impl Drop for Edge {
 /// Before serving, listen to the fleet's heartbeats for two intervals: a running node with this
 /// node's id but another address means a duplicate id (this node refuses to start; the running
 /// one goes on), and a configured shield that announces itself as an edge is a topology error.
-/// A shield not heard at all is only logged: it may simply start later.
+/// So is a shield nobody announces while other nodes do (a wrong address). With no heartbeat at
+/// all (the first node of a fleet, or a fleet without heartbeats) a missing shield is only
+/// logged: it may simply start later.
 async fn check_peers(
     bus: &Arc<dyn eddy_bus::Bus>,
     e: &eddy_config::EdgeConfig,
@@ -459,6 +471,7 @@ async fn check_peers(
             .is_some_and(|p| p.host.eq_ignore_ascii_case(&o.host) && p.port == o.port)
     };
     let mut heard = vec![false; e.shields.len()];
+    let mut others = std::collections::HashSet::new();
     loop {
         let r = match tokio::time::timeout_at(deadline, consumer.next()).await {
             Err(_) => break,
@@ -472,6 +485,9 @@ async fn check_peers(
             continue;
         };
         let url = h.url.as_deref().unwrap_or("");
+        if h.edge != e.id && h.healthy {
+            others.insert(h.edge.clone());
+        }
         if h.edge == e.id && h.healthy && (url != me.0 || h.admin.as_deref() != Some(me.1.as_str()))
         {
             return Err(EdgeError::DuplicateId {
@@ -492,6 +508,12 @@ async fn check_peers(
         }
     }
     for (s, h) in e.shields.iter().zip(heard) {
+        if !h && !others.is_empty() {
+            return Err(EdgeError::UnknownShield {
+                shield: s.url.clone(),
+                others: others.len(),
+            });
+        }
         if !h {
             tracing::warn!(shield = %s.url, ?window, "this shield has not announced itself on the bus; misses will fail over to the next shield or the origins while it is away");
         }

@@ -1,6 +1,7 @@
 //! Topology mistakes found at start from the fleet's heartbeats: a second node with a running
 //! node's id refuses to start (the running one goes on), and an edge whose configured shield is
-//! really an edge refuses to start, each with an error naming the id or address.
+//! really an edge, or is announced by nobody while the fleet heartbeats, refuses to start, each
+//! with an error naming the id or address.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -48,6 +49,19 @@ fn a_duplicate_id_and_an_edge_listed_as_shield_fail_at_start() {
         }
         Err(e) => panic!("expected a not-a-shield error, got {e}"),
         Ok(_) => panic!("an edge started with an edge as its shield"),
+    }
+
+    // A shield address nobody announces, while edge-a heartbeats: a wrong address.
+    match Edge::start_with_bus(
+        config("edge-c", &["http://127.0.0.1:9".to_string()]),
+        Some(bus.clone()),
+    ) {
+        Err(e @ EdgeError::UnknownShield { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("http://127.0.0.1:9"), "{msg}");
+        }
+        Err(e) => panic!("expected an unknown-shield error, got {e}"),
+        Ok(_) => panic!("an edge started with a shield nobody announces"),
     }
 
     // The running node was not disturbed.
