@@ -8,6 +8,7 @@
 //!   fills so coalesced waiters receive bytes as the origin sends them.
 //! - [`proxy`]: the `ProxyHttp` phases: purge, cache key, RFC 9111 decisions, Vary, origin
 //!   failover, `X-Cache` / `Cache-Status`, invalidation after unsafe methods.
+//! - [`h2c`]: tells HTTP/1.1 from h2c on the one viewer port by the first bytes, never waiting.
 //! - [`admin`]: the admin API (`/purge`, `/metrics`, `/healthz`, `/stats`).
 //! - [`metrics`]: Prometheus metrics in an injected registry.
 //!
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod client;
 pub mod control;
+pub mod h2c;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
@@ -247,16 +249,20 @@ impl Edge {
             ..Default::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
-        let mut svc = pingora_proxy::http_proxy_service_with_name(
-            &server.configuration,
-            EdgeProxy::new(state.clone()),
-            "eddy-edge",
-        );
+        // HTTP/1.1 and h2c on one port, judged by the first bytes without waiting (see h2c).
+        let h1 = pingora_proxy::http_proxy(&server.configuration, EdgeProxy::new(state.clone()));
+        let mut h2 =
+            pingora_proxy::http_proxy(&server.configuration, EdgeProxy::new(state.clone()));
         let mut opts = HttpServerOptions::default();
         opts.h2c = true;
-        if let Some(app) = svc.app_logic_mut() {
-            app.server_options = Some(opts);
-        }
+        h2.server_options = Some(opts);
+        let mut svc = pingora_core::services::listening::Service::new(
+            "eddy-edge".to_string(),
+            h2c::H2cGate {
+                h1: Arc::new(h1),
+                h2: Arc::new(h2),
+            },
+        );
         svc.add_listener(
             pingora_core::listeners::ListenerConfig::tcp(listen.to_string()).l4_buffer(
                 pingora_core::protocols::l4::stream::L4BufferSettings::default()

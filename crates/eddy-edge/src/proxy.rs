@@ -228,13 +228,26 @@ pub fn normalise_url(u: &str) -> String {
 
 /// Checks pingora's parser is lenient about (it repairs them) but a CDN must refuse: both
 /// `Content-Length` and `Transfer-Encoding` (request smuggling, RFC 9112 §6.1), and control
-/// characters in the request target.
+/// characters in the request target, raw or percent-encoded.
 pub fn framing_violation(raw: &[u8]) -> Option<&'static str> {
     let mut lines = raw.split(|b| *b == b'\n');
     let request_line = lines.next()?;
     let request_line = request_line.strip_suffix(b"\r").unwrap_or(request_line);
     if request_line.iter().any(|b| *b < 0x20 || *b == 0x7f) {
         return Some("control character in the request line");
+    }
+    // pingora percent-encodes raw control characters in the target before we see it (it
+    // "repairs" the request, which RFC 9112 §3.2 advises against), so they arrive as %00-%1F or
+    // %7F. A content URL never needs one: refuse them encoded too.
+    let encoded_control = request_line.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|b| b < 0x20 || b == 0x7f)
+    });
+    if encoded_control {
+        return Some("control character (raw or percent-encoded) in the request target");
     }
     let (mut cl, mut te) = (false, false);
     for line in lines {

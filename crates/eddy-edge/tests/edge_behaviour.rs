@@ -290,8 +290,14 @@ fn disk_tier_survives_restart() {
 #[test]
 fn malformed_and_smuggling_requests_never_reach_origin() {
     let rig = start(counting("max-age=60"));
-    // A request line with no target at all: pingora closes the connection without a response.
-    assert!(matches!(rig.raw(b"GARBAGE\r\n\r\n"), 0 | 400));
+    // Shorter than the HTTP/2 preface: answered at once, never left waiting for more bytes.
+    let t = std::time::Instant::now();
+    assert_eq!(rig.raw(b"GARBAGE\r\n\r\n"), 400);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Control characters in the target, raw (pingora escapes them) or percent-encoded.
+    assert_eq!(rig.raw(b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    assert_eq!(rig.raw(b"GET /a%00b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    assert_eq!(rig.raw(b"GET /a?q=%7f HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
     assert_eq!(
         rig.raw(b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"),
         400
@@ -311,6 +317,10 @@ fn malformed_and_smuggling_requests_never_reach_origin() {
     let s = rig.raw(big.as_bytes());
     assert!(s == 431 || s == 400, "oversized header got {s}");
     assert_eq!(rig.origin.total(), 0, "nothing reached the origin");
+    // A valid request shorter than the HTTP/2 preface (18 bytes) is served, not left waiting.
+    let t = std::time::Instant::now();
+    assert_eq!(rig.raw(b"GET /x HTTP/1.0\r\n\r\n"), 200);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
 /// An origin that answers every request with bytes that are not HTTP.
