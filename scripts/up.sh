@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build Eddy (release) and run `eddy up`: the demo origin and an edge on loopback. Ctrl-C stops it.
+# Build Eddy (release) and run `eddy up`: demo origin, shield, three edges, router, control plane and
+# dashboard on loopback, on one embedded bus. Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prereqs.sh
