@@ -170,6 +170,10 @@ impl EdgeTable {
     }
 
     fn transition(&mut self, id: &str, now: Instant) -> Option<Transition> {
+        // Only edges are routed to: a shield's comings and goings are not the router's news.
+        if self.edges.get(id).is_some_and(|e| e.role != "edge") {
+            return None;
+        }
         let up = self.edges.get(id).is_some_and(|e| self.is_up(e, now));
         let was = self.up.insert(id.to_string(), up).unwrap_or(false);
         match (was, up) {
