@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// Purges tracked at once.
 pub const MAX_TRACKED: usize = 10_000;
@@ -166,16 +166,9 @@ impl Follower for Reports {
 /// Why the control plane could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlStartError {
-    /// The listen address is taken or not bindable.
-    #[error(
-        "control: cannot listen on {addr}: {source}; pick a free address with [control] listen or --listen"
-    )]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
+    /// Binding or starting the server failed.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
     /// Subscribing failed.
     #[error("control: following {topic} on the bus failed: {source}; check the bus")]
     Follow {
@@ -184,17 +177,10 @@ pub enum ControlStartError {
         /// The error.
         source: eddy_bus::BusError,
     },
-    /// A thread or runtime could not be created.
-    #[error("control: could not start its {0}: {1}")]
-    Runtime(&'static str, std::io::Error),
 }
 
 /// A running control plane.
-pub struct ControlNode {
-    addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct ControlNode(crate::serve::Node);
 
 impl ControlNode {
     /// Bind `listen`, follow heartbeats and purge reports as `control-<id>.*`, serve on a thread
@@ -205,23 +191,7 @@ impl ControlNode {
         token: Option<String>,
         bus: Arc<dyn Bus>,
     ) -> Result<ControlNode, ControlStartError> {
-        let listener =
-            std::net::TcpListener::bind(listen).map_err(|source| ControlStartError::Bind {
-                addr: listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| ControlStartError::Runtime("listener", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| ControlStartError::Runtime("listener", e))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("eddy-control")
-            .enable_all()
-            .build()
-            .map_err(|e| ControlStartError::Runtime("runtime", e))?;
+        let bound = crate::serve::bind("control", listen, 1)?;
         let mut registry = Registry::with_prefix("eddy_control");
         let published = Counter::default();
         registry.register(
@@ -255,7 +225,8 @@ impl ControlNode {
             eddy_control::PURGE_APPLIED_TOPIC,
         ] {
             let who = format!("control-{id}.{}", topic.trim_start_matches("eddy."));
-            let sub = rt
+            let sub = bound
+                .runtime()
                 .block_on(bus.subscribe(topic, &who, StartFrom::Latest))
                 .map_err(|source| ControlStartError::Follow { topic, source })?;
             feeds.push(Reports {
@@ -264,59 +235,22 @@ impl ControlNode {
                 who,
             });
         }
-        let (shutdown, rx) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("eddy-control".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    for f in feeds {
-                        tokio::spawn(eddy_control::follow(f, rx.clone()));
-                    }
-                    let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
-                        tracing::error!("control listener could not be registered");
-                        return;
-                    };
-                    let mut stop = rx;
-                    let res = axum::serve(l, app(shared))
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|v| *v).await;
-                        })
-                        .await;
-                    if let Err(e) = res {
-                        tracing::error!(error = %e, "control server failed");
-                    }
-                });
-            })
-            .map_err(|e| ControlStartError::Runtime("thread", e))?;
-        tracing::info!(%addr, "control plane started");
-        Ok(ControlNode {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        })
+        let node = bound.serve(app(shared), move |stop| {
+            for f in feeds {
+                tokio::spawn(eddy_control::follow(f, stop.clone()));
+            }
+        })?;
+        Ok(ControlNode(node))
     }
 
     /// The address it serves on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stop serving and wait.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ControlNode {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -462,16 +396,5 @@ async fn report(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    crate::serve::metrics_response(&shared.registry)
 }

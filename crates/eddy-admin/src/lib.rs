@@ -6,6 +6,8 @@
 //!
 //! Layout:
 //! - [`control`] — `eddy control`: purge commands in, and when each is done on every live edge.
+//! - [`serve`] — what every operator-facing role shares: bind, own thread and runtime, shutdown,
+//!   `/metrics`.
 //! - [`fleet`] — the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
 //!   pure and bounded.
 //! - [`Dashboard::start`] — subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
@@ -23,9 +25,10 @@
 
 pub mod control;
 pub mod fleet;
+pub mod serve;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -61,16 +64,9 @@ pub const PUSH_EVERY: Duration = Duration::from_millis(500);
 /// Why the dashboard could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// The listen address is taken or not bindable.
-    #[error(
-        "dashboard: cannot listen on {addr}: {source}; pick a free address with [dashboard] listen or --listen"
-    )]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
+    /// Binding or starting the server failed.
+    #[error(transparent)]
+    Serve(#[from] serve::ServeError),
     /// Subscribing failed.
     #[error("dashboard: following {topic} on the bus failed: {source}; check the bus")]
     Follow {
@@ -79,9 +75,6 @@ pub enum AdminError {
         /// The error.
         source: eddy_bus::BusError,
     },
-    /// A thread or runtime could not be created.
-    #[error("dashboard: could not start its {0}: {1}")]
-    Runtime(&'static str, std::io::Error),
 }
 
 struct Shared {
@@ -126,38 +119,18 @@ impl Follower for Feed {
 }
 
 /// A running dashboard.
-pub struct Dashboard {
-    addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct Dashboard(serve::Node);
 
 impl Dashboard {
     /// Bind `listen`, subscribe as `dashboard-<id>` and serve on a thread of its own.
     pub fn start(id: &str, listen: SocketAddr, bus: Arc<dyn Bus>) -> Result<Dashboard, AdminError> {
-        let listener = std::net::TcpListener::bind(listen).map_err(|source| AdminError::Bind {
-            addr: listen,
-            source,
-        })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| AdminError::Runtime("listener", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| AdminError::Runtime("listener", e))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("eddy-dashboard")
-            .enable_all()
-            .build()
-            .map_err(|e| AdminError::Runtime("runtime", e))?;
+        let bound = serve::bind("dashboard", listen, 1)?;
         let mut registry = Registry::with_prefix("eddy_dashboard");
         let events = Counter::default();
         registry.register("events", "Events folded into the view", events.clone());
         let pages = Gauge::default();
         registry.register("pages", "Open dashboard pages (SSE streams)", pages.clone());
         let (snapshot, _) = watch::channel(Arc::new(String::from("{}")));
-        let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             fleet: Mutex::new(Fleet::new()),
             history: Mutex::new(std::collections::VecDeque::new()),
@@ -165,12 +138,13 @@ impl Dashboard {
             registry,
             events,
             pages,
-            stop: rx.clone(),
+            stop: bound.stop_signal(),
         });
         let mut feeds = Vec::new();
         for topic in TOPICS {
             let who = format!("dashboard-{id}.{}", topic.trim_start_matches("eddy."));
-            let sub = rt
+            let sub = bound
+                .runtime()
                 .block_on(bus.subscribe(topic, &who, StartFrom::Latest))
                 .map_err(|source| AdminError::Follow { topic, source })?;
             feeds.push(Feed {
@@ -179,59 +153,23 @@ impl Dashboard {
                 who,
             });
         }
-        let thread = std::thread::Builder::new()
-            .name("eddy-dashboard".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    for f in feeds {
-                        tokio::spawn(eddy_control::follow(f, rx.clone()));
-                    }
-                    tokio::spawn(publish_snapshots(shared.clone(), rx.clone()));
-                    let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
-                        tracing::error!("dashboard listener could not be registered");
-                        return;
-                    };
-                    let mut stop = rx;
-                    let res = axum::serve(l, app(shared))
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|v| *v).await;
-                        })
-                        .await;
-                    if let Err(e) = res {
-                        tracing::error!(error = %e, "dashboard server failed");
-                    }
-                });
-            })
-            .map_err(|e| AdminError::Runtime("thread", e))?;
-        tracing::info!(%addr, "dashboard started");
-        Ok(Dashboard {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        })
+        let node = bound.serve(app(shared.clone()), move |stop| {
+            for f in feeds {
+                tokio::spawn(eddy_control::follow(f, stop.clone()));
+            }
+            tokio::spawn(publish_snapshots(shared, stop));
+        })?;
+        Ok(Dashboard(node))
     }
 
     /// The address it serves on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stop serving and wait.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -317,16 +255,5 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    serve::metrics_response(&shared.registry)
 }

@@ -5,7 +5,8 @@
 //!
 //! Layout:
 //! - [`table`] — the fleet as heard from heartbeats, and the choice of an edge (pure, unit-tested).
-//! - [`RouterNode::start`] — binds the listener, follows the heartbeats (consumer `router-<id>`,
+//! - [`RouterNode::start`] — binds the listener (with `eddy_admin::serve`, as every operator
+//!   role does), follows the heartbeats (consumer `router-<id>`,
 //!   from the latest event) and serves HTTP on its own thread until [`RouterNode::stop`]:
 //!   - any `GET`/`HEAD` outside `/_eddy/`: `302 Found` to the chosen edge, same path and query,
 //!     `Cache-Control: no-store`. A client retrying after an edge failed sends
@@ -44,22 +45,12 @@ use tokio::sync::watch;
 /// Why the router could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
-    /// The listen address is taken or not bindable.
-    #[error(
-        "router: cannot listen on {addr}: {source}; pick a free address with [router] listen or --listen"
-    )]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The error.
-        source: std::io::Error,
-    },
+    /// Binding or starting the server failed.
+    #[error(transparent)]
+    Serve(#[from] eddy_admin::serve::ServeError),
     /// Subscribing to heartbeats failed.
     #[error("router: following edge heartbeats on the bus failed: {0}; check the bus")]
     Follow(#[from] ControlError),
-    /// A thread or runtime could not be created.
-    #[error("router: could not start its {0}: {1}")]
-    Runtime(&'static str, std::io::Error),
 }
 
 /// What the router needs to run.
@@ -222,32 +213,12 @@ fn log_transition(t: &Transition) {
 }
 
 /// A running router.
-pub struct RouterNode {
-    addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct RouterNode(eddy_admin::serve::Node);
 
 impl RouterNode {
     /// Bind, subscribe to heartbeats and serve on a thread of its own.
     pub fn start(settings: RouterSettings, bus: Arc<dyn Bus>) -> Result<RouterNode, RouterError> {
-        let listener =
-            std::net::TcpListener::bind(settings.listen).map_err(|source| RouterError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| RouterError::Runtime("listener", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| RouterError::Runtime("listener", e))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("eddy-router")
-            .enable_all()
-            .build()
-            .map_err(|e| RouterError::Runtime("runtime", e))?;
+        let bound = eddy_admin::serve::bind("router", settings.listen, 2)?;
         let shared = Arc::new(Shared {
             table: Mutex::new(EdgeTable::new(
                 settings.edge_timeout,
@@ -257,7 +228,8 @@ impl RouterNode {
             metrics: Metrics::new(),
         });
         let who = format!("router-{}", settings.id);
-        let sub = rt
+        let sub = bound
+            .runtime()
             .block_on(bus.subscribe(EDGE_HEALTH_TOPIC, &who, StartFrom::Latest))
             .map_err(|e| RouterError::Follow(e.into()))?;
         let follower = Heartbeats {
@@ -265,58 +237,21 @@ impl RouterNode {
             shared: shared.clone(),
             who,
         };
-        let (shutdown, rx) = watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("eddy-router".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    tokio::spawn(eddy_control::follow(follower, rx.clone()));
-                    tokio::spawn(sweep(shared.clone(), rx.clone()));
-                    let Ok(l) = tokio::net::TcpListener::from_std(listener) else {
-                        tracing::error!("router listener could not be registered");
-                        return;
-                    };
-                    let mut stop = rx;
-                    let res = axum::serve(l, app(shared))
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|v| *v).await;
-                        })
-                        .await;
-                    if let Err(e) = res {
-                        tracing::error!(error = %e, "router server failed");
-                    }
-                });
-            })
-            .map_err(|e| RouterError::Runtime("thread", e))?;
-        tracing::info!(%addr, "router started");
-        Ok(RouterNode {
-            addr,
-            shutdown,
-            thread: Some(thread),
-        })
+        let node = bound.serve(app(shared.clone()), move |stop| {
+            tokio::spawn(eddy_control::follow(follower, stop.clone()));
+            tokio::spawn(sweep(shared, stop));
+        })?;
+        Ok(RouterNode(node))
     }
 
     /// The address it serves on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stop serving and wait.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for RouterNode {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -485,16 +420,5 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &shared.metrics.registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    eddy_admin::serve::metrics_response(&shared.metrics.registry)
 }
