@@ -128,12 +128,7 @@ impl Follower for Reports {
     async fn apply(&mut self, r: Received) -> Result<(), ControlError> {
         match &r.event {
             Event::EdgeHealth(_) => {
-                let sent = r
-                    .cloud
-                    .time
-                    .as_deref()
-                    .and_then(|t| humantime::parse_rfc3339(t).ok())
-                    .unwrap_or_else(SystemTime::now);
+                let sent = r.cloud.sent_at().unwrap_or_else(SystemTime::now);
                 self.shared.fleet.lock().apply(&r.cloud.id, &r.event, sent);
             }
             Event::PurgeApplied(a) => {
@@ -291,22 +286,11 @@ async fn purge(
             );
         }
     }
-    let req: eddy_control::purge::PurgeBody = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "purge body is not valid JSON of the form {{\"url\"|\"prefix\"|\"key\": \"...\", \"soft\": bool}}: {e}"
-                ),
-            );
-        }
-    };
-    let target = match req.target() {
-        Ok(t) => t,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    let soft = req.soft || eddy_control::purge::soft_header(|h| headers.get(h)?.to_str().ok());
+    let (target, soft) =
+        match eddy_control::purge::command(&body, |h| headers.get(h)?.to_str().ok()) {
+            Ok(c) => c,
+            Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        };
     // The nodes expected to apply it: every cache node up now.
     let expected: Vec<String> = shared
         .fleet

@@ -105,12 +105,7 @@ impl Follower for Feed {
         &self.who
     }
     async fn apply(&mut self, r: Received) -> Result<(), ControlError> {
-        let sent = r
-            .cloud
-            .time
-            .as_deref()
-            .and_then(|t| humantime::parse_rfc3339(t).ok())
-            .unwrap_or_else(SystemTime::now);
+        let sent = r.cloud.sent_at().unwrap_or_else(SystemTime::now);
         self.shared.fleet.lock().apply(&r.cloud.id, &r.event, sent);
         self.shared.events.inc();
         self.consumer.commit(&r).await?;

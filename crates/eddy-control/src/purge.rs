@@ -44,9 +44,25 @@ impl PurgeBody {
     }
 }
 
+/// A purge command from an HTTP request: its JSON `body` and its headers (through `header`), as
+/// (target, soft), or a message for a 400 saying what is wrong. Every purge front door (an edge's
+/// admin API, `eddy control`) reads commands through this.
+pub fn command<'a>(
+    body: &[u8],
+    header: impl Fn(&str) -> Option<&'a str>,
+) -> Result<(PurgeTarget, bool), String> {
+    let req: PurgeBody = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "purge body is not valid JSON of the form {{\"url\"|\"prefix\"|\"key\": \"...\", \"soft\": bool}}: {e}"
+        )
+    })?;
+    let target = req.target().map_err(str::to_string)?;
+    Ok((target, req.soft || soft_header(header)))
+}
+
 /// Whether request headers ask for a soft purge (`Fastly-Soft-Purge: 1` or `Eddy-Soft-Purge: 1`),
 /// given a header lookup.
-pub fn soft_header<'a>(get: impl Fn(&str) -> Option<&'a str>) -> bool {
+fn soft_header<'a>(get: impl Fn(&str) -> Option<&'a str>) -> bool {
     ["fastly-soft-purge", "eddy-soft-purge"]
         .iter()
         .any(|h| get(h) == Some("1"))

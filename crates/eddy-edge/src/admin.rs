@@ -38,22 +38,11 @@ async fn purge(
             "missing or wrong bearer token (Authorization: Bearer <edge.admin_token>)",
         );
     }
-    let req: eddy_control::purge::PurgeBody = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "purge body is not valid JSON of the form {{\"url\"|\"prefix\"|\"key\": \"...\", \"soft\": bool}}: {e}"
-                ),
-            );
-        }
+    let (scope, soft) = match eddy_control::purge::command(&body, |h| headers.get(h)?.to_str().ok())
+    {
+        Ok((t, soft)) => (Purge::from(&t), soft),
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
-    let scope = match req.target() {
-        Ok(t) => Purge::from(&t),
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
-    let soft = req.soft || eddy_control::purge::soft_header(|h| headers.get(h)?.to_str().ok());
     match apply_or_publish(&state, vec![(scope.clone(), soft)]).await {
         Ok(Outcome::Published(ids)) => Json(serde_json::json!({
             "published": true, "request_id": ids.first(), "soft": soft, "scope": format!("{scope:?}")

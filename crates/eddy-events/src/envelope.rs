@@ -132,6 +132,11 @@ impl CloudEvent {
         Ok(ev)
     }
 
+    /// When the producer sent it: `time` as RFC 3339, or `None` when missing or unreadable.
+    pub fn sent_at(&self) -> Option<std::time::SystemTime> {
+        humantime::parse_rfc3339(self.time.as_deref()?).ok()
+    }
+
     /// Encode as JSON (structured mode).
     pub fn encode(&self) -> Vec<u8> {
         // Serialising a struct of strings and JSON values cannot fail.

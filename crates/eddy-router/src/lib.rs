@@ -156,9 +156,7 @@ struct Shared {
 /// How long ago an event was sent, from its `time` (zero when missing or in the future).
 fn age_of(r: &Received) -> Duration {
     r.cloud
-        .time
-        .as_deref()
-        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .sent_at()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .unwrap_or(Duration::ZERO)
 }
