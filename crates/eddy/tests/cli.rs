@@ -2,21 +2,13 @@
 //! disk tier under `kill -9`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{EDDY, Proc};
+
 use eddy_testkit::origin::{Origin, Reply, Seen};
 use eddy_testkit::{free_port, wait_for_listener, wait_until};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const EDDY: &str = env!("CARGO_BIN_EXE_eddy");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn get(url: &str) -> (u16, String, Vec<u8>) {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -4,25 +4,17 @@
 //! within a second, and clients that follow the router and retry once must see no failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{EDDY, Proc};
+
 use eddy_testkit::brokers::NatsServer;
 use eddy_testkit::origin::{Origin, Reply, Seen};
 use eddy_testkit::{free_port, wait_for_listener, wait_until};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-const EDDY: &str = env!("CARGO_BIN_EXE_eddy");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(args: &[&str], config: &std::path::Path) -> Proc {
     Proc(
