@@ -40,12 +40,19 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 
 ORIGIN=$(port); EDDY_P=$(port); EDDY_ADMIN=$(port); NGINX_P=$(port); VARNISH_P=$(port)
+FULL_P=$(port); FULL_ADMIN=$(port)
 
 RUST_LOG=warn "$EDDY" origin --listen 127.0.0.1:"$ORIGIN" >"$WORK/origin.log" 2>&1 & PIDS+=($!)
 wait_port "$ORIGIN"
 
 RUST_LOG=warn "$EDDY" edge --listen 127.0.0.1:"$EDDY_P" --admin 127.0.0.1:"$EDDY_ADMIN" \
   --origin http://127.0.0.1:"$ORIGIN" --memory-size "512 MiB" >"$WORK/eddy.log" 2>&1 & PIDS+=($!)
+
+# The same Eddy with the hit fast path off: every request through pingora's full proxy. Shows
+# what the fast path (crates/eddy-edge/src/fast.rs) is worth, in the same run.
+printf '[edge]\nfast_hits = false\n' >"$WORK/full.toml"
+RUST_LOG=warn "$EDDY" edge --config "$WORK/full.toml" --listen 127.0.0.1:"$FULL_P" --admin 127.0.0.1:"$FULL_ADMIN" \
+  --origin http://127.0.0.1:"$ORIGIN" --memory-size "512 MiB" >"$WORK/eddy-full.log" 2>&1 & PIDS+=($!)
 
 mkdir -p "$WORK/nginx-cache"
 NGINX_USER=""
@@ -82,14 +89,15 @@ NGX
 "$VARNISHD" -F -n "$WORK/varnish" -a 127.0.0.1:"$VARNISH_P" -b 127.0.0.1:"$ORIGIN" \
   -s malloc,512m -p thread_pools=2 >"$WORK/varnish.log" 2>&1 & PIDS+=($!)
 
-for p in "$EDDY_P" "$NGINX_P" "$VARNISH_P"; do wait_port "$p"; done
+for p in "$EDDY_P" "$NGINX_P" "$VARNISH_P" "$FULL_P"; do wait_port "$p"; done
 
 SIZES=(1024 102400)
-NAMES=(eddy nginx varnish)
-PORTS=("$EDDY_P" "$NGINX_P" "$VARNISH_P")
+NAMES=(eddy nginx varnish "eddy, fast path off")
+PORTS=("$EDDY_P" "$NGINX_P" "$VARNISH_P" "$FULL_P")
+SERVERS=(0 1 2 3)
 
 # Warm every cache and check each answers a hit.
-for i in 0 1 2; do
+for i in "${SERVERS[@]}"; do
   for s in "${SIZES[@]}"; do
     for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:${PORTS[$i]}/bytes/$s"; done
   done
@@ -110,7 +118,7 @@ run_wrk() {
 
 declare -A RPS P50 P99
 for s in "${SIZES[@]}"; do
-  for i in 0 1 2; do
+  for i in "${SERVERS[@]}"; do
     read -r r a b < <(run_wrk "http://127.0.0.1:${PORTS[$i]}/bytes/$s")
     RPS[$i,$s]=$r; P50[$i,$s]=$a; P99[$i,$s]=$b
     echo "  ${NAMES[$i]} $s B: $r req/s, p50 $a ms, p99 $b ms" >&2
@@ -123,7 +131,7 @@ TABLE=$(
   echo "|---|---|---:|---:|---:|---:|"
   for s in "${SIZES[@]}"; do
     label=$([ "$s" = 1024 ] && echo "1 KiB" || echo "100 KiB")
-    for i in 0 1 2; do
+    for i in "${SERVERS[@]}"; do
       echo "| $label | ${NAMES[$i]} | ${RPS[$i,$s]} | ${P50[$i,$s]} | ${P99[$i,$s]} | $(ratio "${RPS[0,$s]}" "${RPS[$i,$s]}") |"
     done
   done

@@ -13,6 +13,7 @@
 //! - [`memory`]: the memory tier, bounded in bytes, sharded so a hit never takes a global lock.
 //! - [`disk`]: the disk tier, bounded in bytes, one checksummed file per object, rebuilt from the
 //!   directory on start so it survives restart; a torn or corrupt file is never served.
+//! - [`sealed`]: large bodies in sealed memory files, so the edge can `sendfile` them.
 //! - [`index`]: URL / prefix / surrogate-key index used by purge.
 //! - [`store`]: [`Cache`], the two tiers plus the index: lookup, insert, hard and soft purge.
 //! - [`rfc9111`]: pure RFC 9111 / RFC 5861 / RFC 9213 rules: directive parsing, storability and
@@ -28,6 +29,7 @@ pub mod key;
 pub mod memory;
 pub mod policy;
 pub mod rfc9111;
+pub mod sealed;
 pub mod store;
 
 pub use admission::Admission;

@@ -11,6 +11,7 @@ use crate::index::PurgeIndex;
 use crate::key::ObjectKey;
 use crate::memory::MemoryTier;
 use crate::policy;
+use crate::sealed::{SEAL_MIN, SealedBody};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +96,9 @@ pub struct Object {
     pub tags: Tags,
     /// [`Cache::epoch`] when the fill started: prefix bans issued later apply to it.
     pub epoch: u32,
+    /// The body's sealed memory file, for `sendfile`, once it is in the memory tier (bodies of
+    /// [`SEAL_MIN`] bytes or more; see [`crate::sealed`]).
+    pub sealed: Option<Arc<SealedBody>>,
 }
 
 impl Object {
@@ -105,6 +109,7 @@ impl Object {
             body,
             tags,
             epoch,
+            sealed: None,
         }
     }
     /// Bytes this object is charged against a memory budget.
@@ -184,6 +189,9 @@ pub struct CacheCounters {
     pub disk_errors: AtomicU64,
     /// Objects refused by admission.
     pub rejected: AtomicU64,
+    /// Large bodies that could not be moved into a sealed memory file (kept on the heap instead;
+    /// usually the process is out of file descriptors).
+    pub seal_errors: AtomicU64,
 }
 
 /// Snapshot of tier usage.
@@ -270,6 +278,25 @@ impl Cache {
         })
     }
 
+    /// [`Cache::get_memory`] that counts nothing: for a caller that may still decline to serve
+    /// the object (and then looks it up the full way). Call [`Cache::count_memory_hit`] when it
+    /// does serve it.
+    #[inline]
+    pub fn peek_memory(&self, key: &ObjectKey) -> Option<Lookup> {
+        let (object, stale) = self.memory.get(key)?;
+        Some(Lookup {
+            object,
+            stale,
+            tier: Tier::Memory,
+        })
+    }
+
+    /// Count a memory hit served after [`Cache::peek_memory`].
+    #[inline]
+    pub fn count_memory_hit(&self) {
+        self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Full lookup: memory, then disk (blocking file I/O). A disk hit is checked against prefix
     /// bans issued since its fill, then promoted to memory.
     pub fn get(&self, key: &ObjectKey) -> Option<Lookup> {
@@ -299,7 +326,7 @@ impl Cache {
                     _ => {}
                 }
                 self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
-                let object = Arc::new(object);
+                let object = Arc::new(self.sealed(object));
                 let evicted = self.memory.insert(*key, object.clone());
                 if stale {
                     self.memory.mark_stale(key);
@@ -320,6 +347,27 @@ impl Cache {
         }
     }
 
+    /// The object as the memory tier keeps it: a large body moves into a sealed memory file (see
+    /// [`crate::sealed`]); when that fails the body stays on the heap, counted and logged.
+    fn sealed(&self, mut object: Object) -> Object {
+        if object.body.len() < SEAL_MIN || object.sealed.is_some() {
+            return object;
+        }
+        match SealedBody::new(&object.body) {
+            Ok(sealed) => {
+                object.body = sealed.bytes();
+                object.sealed = Some(sealed);
+            }
+            Err(e) => {
+                let n = self.counters.seal_errors.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(error = %e, failures = n + 1, "a large body stays on the heap: no sealed memory file (raise the open-file limit?)");
+                }
+            }
+        }
+        object
+    }
+
     /// Whether an object may be stored (admission). Call once per candidate fill.
     pub fn admit(&self, key: &ObjectKey, size: u64) -> bool {
         let ok = self.admission.admit(key, size);
@@ -338,7 +386,7 @@ impl Cache {
             self.remove(&key);
             return;
         }
-        let object = Arc::new(object);
+        let object = Arc::new(self.sealed(object));
         self.index.add(key, &object.tags);
         let mut evicted = self.memory.insert(key, object.clone()).len();
         if let Some(disk) = &self.disk {

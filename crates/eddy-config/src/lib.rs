@@ -215,6 +215,9 @@ pub struct EdgeFile {
     /// Per-connection write buffer toward viewers, in bytes (default 1460, pingora's). A response
     /// whose head and body fit is sent in one write; larger ones are sent as head + body.
     pub write_buffer_bytes: Option<usize>,
+    /// Answer fresh in-memory hits of plain HTTP/1.1 GET and HEAD requests on the hit fast path,
+    /// before the full proxy (default true; `false` sends every request through the full proxy).
+    pub fast_hits: Option<bool>,
     /// Timeout to connect to an origin, in milliseconds (default 2000).
     pub origin_connect_timeout_ms: Option<u64>,
     /// Timeout for an origin's response head, in milliseconds (default 30000).
@@ -457,6 +460,8 @@ pub struct EdgeConfig {
     pub origin_limit: Option<(u32, u32)>,
     /// Per-connection write buffer toward viewers.
     pub write_buffer_bytes: usize,
+    /// Serve plain fresh memory hits on the fast path.
+    pub fast_hits: bool,
     /// Origin connect timeout.
     pub origin_connect_timeout: Duration,
     /// Origin read timeout.
@@ -848,6 +853,7 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
                 ));
             }
         },
+        fast_hits: e.fast_hits.unwrap_or(true),
         origin_connect_timeout: ms(
             "edge.origin_connect_timeout_ms",
             e.origin_connect_timeout_ms,

@@ -10,12 +10,15 @@
 //! (HTTP/1, whose parser answers malformed requests with 400) or one with h2c on. A connection
 //! that has sent neither a mismatch nor the whole preface within [`FIRST_BYTES`] is closed.
 //!
-//! An HTTP/1 connection then stays with the HTTP/1 app for its keep-alive requests, so later
-//! requests on it are not inspected again.
+//! An HTTP/1 connection then stays here for its keep-alive requests: each request is offered to
+//! the hit fast path ([`crate::fast`]) first, and what it declines goes to the HTTP/1 app as a
+//! one-request session with its bytes put back; the connection returns here after it.
 
+use crate::fast::{FastHits, Served};
 use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora_core::protocols::Stream;
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
@@ -51,16 +54,100 @@ pub fn verdict(first: &[u8]) -> Verdict {
     }
 }
 
-/// Sends each connection to the HTTP/1 or the HTTP/2 app by its first bytes.
+/// Idle keep-alive time of an HTTP/1 connection handed to the app, in seconds (pingora's).
+const KEEPALIVE_SECS: u64 = 60;
+
+/// Bytes read at once from a viewer connection: a request head of this size or less is judged in
+/// one read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Sends each connection to the HTTP/1 or the HTTP/2 app by its first bytes; HTTP/1 requests go
+/// to the hit fast path first, when there is one.
 pub struct H2cGate<A> {
     /// The app with h2c off.
     pub h1: Arc<A>,
     /// The app with h2c on.
     pub h2: Arc<A>,
+    /// The hit fast path for HTTP/1 requests (see [`crate::fast`]), unless turned off.
+    pub fast: Option<Arc<FastHits>>,
+}
+
+/// Read more bytes into `buf`, waiting at most `limit` and not past shutdown. `None` when the
+/// peer closed, failed, was too slow, or the server is stopping.
+async fn read_more(
+    stream: &mut Stream,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+    shutdown: &ShutdownWatch,
+) -> Option<usize> {
+    buf.reserve(READ_CHUNK);
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        r = tokio::time::timeout(limit, stream.read_buf(buf)) => match r {
+            Ok(Ok(n)) if n > 0 => Some(n),
+            _ => None,
+        },
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
+impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
+    /// Serve an HTTP/1 connection whose first bytes are in `buf`, one request at a time: each
+    /// goes to the fast path first, and what it declines to the HTTP/1 app as a one-request
+    /// session with its bytes put back. The connection comes back here after every request the
+    /// app answers with keep-alive (pingora's own loop would keep it to the end).
+    async fn http1(
+        &self,
+        mut stream: Stream,
+        mut buf: Vec<u8>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let mut scratch = Vec::with_capacity(1024);
+        let mut socket = crate::fast::Socket::default();
+        let mut settings: Option<HttpPersistentSettings> = None;
+        loop {
+            if buf.is_empty() {
+                // Between keep-alive requests.
+                read_more(&mut stream, &mut buf, FIRST_BYTES, shutdown).await?;
+            }
+            if let Some(fast) = &self.fast {
+                match fast
+                    .serve(&buf, peer, &mut stream, &mut scratch, &mut socket)
+                    .await
+                {
+                    Ok(Served::Hit(n)) => {
+                        buf.drain(..n);
+                        continue;
+                    }
+                    Ok(Served::Pass) => {}
+                    Err(_) => return None,
+                }
+            }
+            let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+            l4.rewind(&buf);
+            buf.clear();
+            let mut session = ServerSession::new_http1(l4);
+            match settings.take() {
+                Some(s) => s.apply_to_session(&mut session),
+                // As pingora sets up a new HTTP/1 connection.
+                None if *shutdown.borrow() => session.set_keepalive(None),
+                None => session.set_keepalive(Some(KEEPALIVE_SECS)),
+            }
+            let (s, next) = self.h1.process_new_http(session, shutdown).await?.consume();
+            stream = s;
+            settings = next;
+            if *shutdown.borrow() {
+                return None;
+            }
+        }
+    }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -71,38 +158,25 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
             return self.h2.process_new(stream, shutdown).await;
         }
         let mut stream = stream;
-        let mut first = [0u8; PREFACE.len()];
-        let mut n = 0;
-        let mut stop = shutdown.clone();
-        let judged = async {
+        let mut buf = Vec::with_capacity(READ_CHUNK);
+        let v = tokio::time::timeout(FIRST_BYTES, async {
             loop {
-                match stream.read(&mut first[n..]).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(k) => n += k,
-                }
-                match verdict(&first[..n]) {
+                read_more(&mut stream, &mut buf, FIRST_BYTES, shutdown).await?;
+                match verdict(&buf) {
                     Verdict::Undecided => continue,
                     v => return Some(v),
                 }
             }
-        };
-        let v = tokio::select! {
-            v = tokio::time::timeout(FIRST_BYTES, judged) => v.ok().flatten()?,
-            _ = stop.wait_for(|s| *s) => return None,
-        };
-        let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-        l4.rewind(&first[..n]);
-        let mut stream: Stream = l4;
+        })
+        .await
+        .ok()
+        .flatten()?;
         if v == Verdict::H2 {
-            return self.h2.process_new(stream, shutdown).await;
+            let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+            l4.rewind(&buf);
+            return self.h2.process_new(l4, shutdown).await;
         }
-        // HTTP/1: keep-alive requests of this connection stay here.
-        loop {
-            stream = self.h1.process_new(stream, shutdown).await?;
-            if *shutdown.borrow() {
-                return None;
-            }
-        }
+        self.http1(stream, buf, shutdown).await
     }
 
     async fn cleanup(&self) {

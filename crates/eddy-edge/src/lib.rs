@@ -9,6 +9,8 @@
 //! - [`proxy`]: the `ProxyHttp` phases: purge, cache key, RFC 9111 decisions, Vary, origin
 //!   failover, `X-Cache` / `Cache-Status`, invalidation after unsafe methods.
 //! - [`h2c`]: tells HTTP/1.1 from h2c on the one viewer port by the first bytes, never waiting.
+//! - [`fast`]: the hit fast path: fresh memory hits of plain HTTP/1.1 GET/HEAD answered before
+//!   pingora's session machinery; everything else goes the full way through [`proxy`].
 //! - [`admin`]: the admin API (`/purge`, `/metrics`, `/healthz`, `/stats`).
 //! - [`metrics`]: Prometheus metrics in an injected registry.
 //!
@@ -19,6 +21,7 @@
 pub mod admin;
 pub mod client;
 pub mod control;
+pub mod fast;
 pub mod h2c;
 pub mod health;
 pub mod metrics;
@@ -261,6 +264,11 @@ impl Edge {
             h2c::H2cGate {
                 h1: Arc::new(h1),
                 h2: Arc::new(h2),
+                fast: state
+                    .config
+                    .edge
+                    .fast_hits
+                    .then(|| Arc::new(fast::FastHits::new(state.clone()))),
             },
         );
         svc.add_listener(

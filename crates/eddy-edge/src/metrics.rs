@@ -120,6 +120,10 @@ pub struct Metrics {
     pub spikes_dropped: Counter,
     /// Requests refused (429) by the per-client limit.
     pub client_limited: Counter,
+    /// Hits answered on the hit fast path (also counted as hits in `requests`).
+    pub fast_hits: Counter,
+    /// Fast hits whose body went by `sendfile` from a sealed memory file.
+    pub fast_sendfile: Counter,
     /// Origin fetches not started because of the origin fetch limit.
     pub origin_limited: Counter,
     /// Client addresses the per-client limiter holds state for.
@@ -228,6 +232,18 @@ impl Metrics {
             "Spikes not published because the publish queue was full",
             spikes_dropped.clone(),
         );
+        let fast_hits = Counter::default();
+        registry.register(
+            "fast_hits",
+            "Hits answered on the hit fast path, before the full proxy (also counted in requests)",
+            fast_hits.clone(),
+        );
+        let fast_sendfile = Counter::default();
+        registry.register(
+            "fast_hits_sendfile",
+            "Fast hits whose body went by sendfile from a sealed memory file",
+            fast_sendfile.clone(),
+        );
         let client_limited = Counter::default();
         registry.register(
             "client_rate_limited",
@@ -320,6 +336,8 @@ impl Metrics {
             spikes,
             spikes_dropped,
             client_limited,
+            fast_hits,
+            fast_sendfile,
             origin_limited,
             client_limiter_keys,
             origin_up,

@@ -125,6 +125,76 @@ impl Reader<'_> {
     }
 }
 
+/// A stored head read in place, without allocating: what the hit fast path needs to answer
+/// from the cache (see [`crate::fast`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadView<'a> {
+    /// Fresh until, µs since the epoch.
+    pub fresh_until: u64,
+    /// Age reference (the epoch override when set, else the last update), µs since the epoch.
+    pub age_from: u64,
+    /// The response varies (`Vary`): its key needs the request's headers.
+    pub has_variance: bool,
+    /// Status code.
+    pub status: u16,
+    n: usize,
+    headers: &'a [u8],
+}
+
+impl<'a> HeadView<'a> {
+    /// Read a stored head; `None` when it is not one [`encode_meta`] wrote or is truncated.
+    pub fn parse(b: &'a [u8]) -> Option<HeadView<'a>> {
+        let rest = b.strip_prefix(META_MAGIC.as_slice())?;
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?))
+        };
+        let fresh_until = u64_at(0)?;
+        let updated = u64_at(8)?;
+        let epoch = u64_at(16)?;
+        // swr u32 and sie u32 at 24 and 28, variance flag at 32, variance 33..49.
+        let has_variance = *rest.get(32)? == 1;
+        let status = u16::from_le_bytes(rest.get(49..51)?.try_into().ok()?);
+        let n = usize::from(u16::from_le_bytes(rest.get(51..53)?.try_into().ok()?));
+        let view = HeadView {
+            fresh_until,
+            age_from: if epoch != 0 { epoch } else { updated },
+            has_variance,
+            status,
+            n,
+            headers: rest.get(53..)?,
+        };
+        // Walk once so that iterating cannot meet a truncated field.
+        let mut seen = 0;
+        let mut at = 0;
+        while seen < n {
+            at = next_header(view.headers, at)?.2;
+            seen += 1;
+        }
+        Some(view)
+    }
+
+    /// Stored header fields in order, names lower-case.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
+        let headers = self.headers;
+        let mut at = 0;
+        (0..self.n).map_while(move |_| {
+            let (name, value, next) = next_header(headers, at)?;
+            at = next;
+            Some((name, value))
+        })
+    }
+}
+
+/// The header field at `at`: (name, value, offset of the next).
+fn next_header(b: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
+    let nl = usize::from(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?));
+    let name = b.get(at + 2..at + 2 + nl)?;
+    let at = at + 2 + nl;
+    let vl = u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize;
+    let value = b.get(at + 4..at + 4 + vl)?;
+    Some((name, value, at + 4 + vl))
+}
+
 /// Decode a stored head (exposed for the fuzz target).
 pub fn decode_meta(b: &Bytes) -> Result<CacheMeta> {
     let mut r = Reader { b, at: 0 };
@@ -231,6 +301,12 @@ impl EddyStorage {
     /// The cache core.
     pub fn cache(&self) -> &Arc<Cache> {
         &self.cache
+    }
+
+    /// Whether an origin fill of `key` is in flight (its waiters stream it; a stored copy is
+    /// being replaced).
+    pub fn filling(&self, key: &ObjectKey) -> bool {
+        self.fills.lock().contains_key(key)
     }
 
     async fn lookup_complete(&self, key: ObjectKey) -> Result<Option<eddy_cache::Lookup>> {
@@ -695,7 +771,23 @@ mod tests {
         // Every truncation is an error, never a panic.
         for cut in 0..blob.len() {
             assert!(decode_meta(&blob.slice(..cut)).is_err());
+            assert!(HeadView::parse(&blob[..cut]).is_none());
         }
+        // The in-place view reads what the decoder reads.
+        let view = HeadView::parse(&blob).ok_or_else(|| Error::new_str("view"))?;
+        assert_eq!(view.status, 203);
+        assert!(view.has_variance);
+        assert_eq!(view.fresh_until, micros(meta.fresh_until()));
+        assert_eq!(Some(view.age_from), meta.epoch_override().map(micros));
+        let fields: Vec<_> = view.headers().collect();
+        assert_eq!(
+            fields,
+            vec![
+                (&b"cache-control"[..], &b"max-age=60"[..]),
+                (&b"x-multi"[..], &b"a"[..]),
+                (&b"x-multi"[..], &b"b"[..]),
+            ]
+        );
         Ok(())
     }
 }

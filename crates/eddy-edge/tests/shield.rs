@@ -15,14 +15,6 @@ fn slow_origin(_: &Seen) -> Reply {
         .delay(Duration::from_millis(300))
 }
 
-fn metric(rig: &Rig, name: &str) -> u64 {
-    let m = rig.metrics_text();
-    m.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_flash_crowd_over_three_edges_makes_one_origin_request() {
     let shield = start(slow_origin);
@@ -71,7 +63,7 @@ fn a_flash_crowd_over_three_edges_makes_one_origin_request() {
     assert_eq!(shield.origin.count("/flash"), 1, "origin requests");
     let to_shield: u64 = edges
         .iter()
-        .map(|e| metric(e, "eddy_shield_fetches_total"))
+        .map(|e| e.metric("eddy_shield_fetches_total"))
         .sum();
     assert_eq!(to_shield, 3, "one shield fetch per edge (coalesced)");
     assert_eq!(

@@ -136,6 +136,15 @@ impl Rig {
         })
     }
 
+    /// A counter or gauge without labels from `/metrics` (0 when absent).
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{}", self.admin, path)
     }

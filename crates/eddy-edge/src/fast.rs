@@ -1,0 +1,505 @@
+//! The hit fast path: fresh in-memory hits of plain HTTP/1.1 `GET` and `HEAD` requests,
+//! answered on the connection before pingora's session machinery sees them.
+//!
+//! Why: on a hit, pingora's HTTP/1 session builds a request header map, a boxed per-request
+//! future of about 10 KB, a `CacheMeta` and a response header map, and serialises the head
+//! again, for every request. A CDN edge spends most of its time on exactly those hits. Here a hit
+//! costs one parse of the request head (`httparse`, no allocation), one cache key hash, one
+//! sharded lookup, and the stored head copied into a per-connection buffer.
+//!
+//! What qualifies, decided by [`plan`] and then by the stored object:
+//! - a complete HTTP/1.1 request head in the bytes already read, `GET` or `HEAD`, origin-form
+//!   target made of URI characters only, one `Host`, no body framing, within
+//!   `edge.max_header_bytes`, and none of the fields that change what a cache must do: `Range`,
+//!   conditionals (`If-*`), `Authorization`, request `Cache-Control` / `Pragma`, `Connection`
+//!   other than `keep-alive`, `Upgrade`, `Expect`;
+//! - a complete object in the memory tier, not soft-purged, fresh now, without `Vary`, with a
+//!   `Content-Length` equal to its body, no in-flight fill of the same key.
+//!
+//! Anything else (and any doubt) goes to the full proxy with the bytes put back, which answers
+//! it exactly as before: misses, revalidation, ranges, conditionals, stale, errors, h2c, `PURGE`.
+//! A fast hit answers what the full proxy's hit answers — the stored head, `Age` (RFC 9111 §4),
+//! `X-Cache: HIT` and `Cache-Status` (RFC 9211) — and counts in the same metrics, spike detector
+//! and cache counters. `edge.fast_hits = false` turns it off.
+
+use crate::metrics::Outcome;
+use crate::proxy::EdgeState;
+use crate::storage::HeadView;
+use eddy_cache::ObjectKey;
+use pingora_cache::CacheKey;
+use pingora_cache::key::CacheHashKey;
+use pingora_core::protocols::Stream;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+
+/// Request header fields the fast path reads at most; a request with more goes the full way.
+const MAX_FIELDS: usize = 48;
+
+/// Bodies up to this size are copied behind the head and sent in one write; larger ones are
+/// sent from the cached buffer with a vectored write.
+const COPY_BODY: usize = 16 * 1024;
+
+/// A request the fast path may answer, read from the bytes at the head of the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Bytes of the request head (the request has no body).
+    pub len: usize,
+    /// `HEAD`: no body in the answer.
+    pub head: bool,
+    /// The cache key URL, as the full proxy builds it (`host/path?query`, host lower-cased,
+    /// `:80` dropped).
+    pub url: String,
+}
+
+/// Decide whether the request at the start of `buf` is one the fast path may answer. `None`
+/// means "not here": incomplete, malformed, or anything the full proxy must judge.
+pub fn plan(buf: &[u8], max_header_bytes: usize) -> Option<Plan> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut fields);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    if len > max_header_bytes || req.version != Some(1) {
+        return None;
+    }
+    let head = match req.method? {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return None,
+    };
+    let path = req.path?;
+    if !path.starts_with('/') || !path.bytes().all(uri_byte) || encoded_control(path) {
+        return None;
+    }
+    let mut host = None;
+    for f in req.headers.iter() {
+        let name = f.name.as_bytes();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("host") {
+            if host.is_some() || f.value.is_empty() || !f.value.iter().all(u8::is_ascii_graphic) {
+                return None;
+            }
+            host = Some(f.value);
+        } else if is("connection") {
+            if !f.value.eq_ignore_ascii_case(b"keep-alive") {
+                return None;
+            }
+        } else if is("content-length")
+            || is("transfer-encoding")
+            || is("range")
+            || is("if-range")
+            || is("if-match")
+            || is("if-none-match")
+            || is("if-modified-since")
+            || is("if-unmodified-since")
+            || is("authorization")
+            || is("cache-control")
+            || is("pragma")
+            || is("upgrade")
+            || is("expect")
+        {
+            return None;
+        }
+    }
+    let host = std::str::from_utf8(host?).ok()?.to_ascii_lowercase();
+    let host = host.strip_suffix(":80").unwrap_or(&host);
+    Some(Plan {
+        len,
+        head,
+        url: format!("{host}{path}"),
+    })
+}
+
+/// RFC 3986 characters of an origin-form target: unreserved, sub-delims, `:@/?%`.
+fn uri_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+}
+
+/// `%00`-`%1F` or `%7F`: refused by the full proxy (see `framing_violation`).
+fn encoded_control(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
+}
+
+fn micros_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Response fields the fast path never serves from a stored head: hop-by-hop framing it cannot
+/// vouch for (the object goes the full way), or fields it writes itself.
+enum Stored {
+    Refuse,
+    Skip,
+    Keep,
+}
+
+fn stored_field(name: &[u8]) -> Stored {
+    match name {
+        b"connection" | b"transfer-encoding" | b"keep-alive" | b"upgrade" => Stored::Refuse,
+        b"age" | b"accept-ranges" | b"eddy-cdn-cache-control" | b"x-cache" | b"cache-status" => {
+            Stored::Skip
+        }
+        n if n == crate::slice::TOTAL_HEADER.as_bytes() => Stored::Skip,
+        _ => Stored::Keep,
+    }
+}
+
+/// Write a stored (lower-case) field name as the full proxy writes it: `content-type` →
+/// `Content-Type`.
+fn title_case(name: &[u8], out: &mut Vec<u8>) {
+    let mut up = true;
+    for &b in name {
+        out.push(if up { b.to_ascii_uppercase() } else { b });
+        up = b == b'-';
+    }
+}
+
+/// The fast path of one edge.
+pub struct FastHits {
+    state: Arc<EdgeState>,
+}
+
+/// What [`FastHits::serve`] did with the request at the head of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Answered; this many bytes of the buffer were the request.
+    Hit(usize),
+    /// Not for the fast path: hand the bytes to the full proxy.
+    Pass,
+}
+
+impl FastHits {
+    /// The fast path over an edge's state.
+    pub fn new(state: Arc<EdgeState>) -> Self {
+        FastHits { state }
+    }
+
+    /// Answer the request at the start of `buf` from the memory tier if it qualifies, writing to
+    /// `out`. `scratch` is the connection's reusable head buffer; `peer` the client's address.
+    pub async fn serve(
+        &self,
+        buf: &[u8],
+        peer: Option<std::net::IpAddr>,
+        out: &mut Stream,
+        scratch: &mut Vec<u8>,
+        socket: &mut Socket,
+    ) -> std::io::Result<Served> {
+        let start = Instant::now();
+        let st = &self.state;
+        let Some(plan) = plan(buf, st.config.edge.max_header_bytes) else {
+            return Ok(Served::Pass);
+        };
+        let key = ObjectKey(CacheKey::new(plan.url.as_str(), "").combined_bin());
+        if st.storage.filling(&key) {
+            return Ok(Served::Pass);
+        }
+        let cache = st.storage.cache();
+        let Some(found) = cache.peek_memory(&key) else {
+            return Ok(Served::Pass);
+        };
+        if found.stale {
+            return Ok(Served::Pass);
+        }
+        let Some(view) = HeadView::parse(&found.object.meta) else {
+            return Ok(Served::Pass);
+        };
+        let now = micros_now();
+        if view.fresh_until < now || view.has_variance {
+            return Ok(Served::Pass);
+        }
+        let Some(reason) = http::StatusCode::from_u16(view.status)
+            .ok()
+            .filter(|s| !s.is_informational() && !matches!(s.as_u16(), 204 | 304))
+            .and_then(|s| s.canonical_reason())
+        else {
+            return Ok(Served::Pass);
+        };
+        let body = &found.object.body;
+        scratch.clear();
+        scratch.extend_from_slice(b"HTTP/1.1 ");
+        scratch.extend_from_slice(itoa::Buffer::new().format(view.status).as_bytes());
+        scratch.push(b' ');
+        scratch.extend_from_slice(reason.as_bytes());
+        scratch.extend_from_slice(b"\r\n");
+        let mut length_ok = false;
+        for (name, value) in view.headers() {
+            match stored_field(name) {
+                Stored::Refuse => return Ok(Served::Pass),
+                Stored::Skip => continue,
+                Stored::Keep => {}
+            }
+            if name == b"content-length" {
+                if length_ok || value != itoa::Buffer::new().format(body.len()).as_bytes() {
+                    return Ok(Served::Pass);
+                }
+                length_ok = true;
+            }
+            title_case(name, scratch);
+            scratch.extend_from_slice(b": ");
+            scratch.extend_from_slice(value);
+            scratch.extend_from_slice(b"\r\n");
+        }
+        if !length_ok {
+            return Ok(Served::Pass);
+        }
+        // A client over its request limit goes the full way, which answers 429.
+        if let (Some(limiter), Some(ip)) = (&st.client_limiter, peer)
+            && limiter.check_key(&ip).is_err()
+        {
+            return Ok(Served::Pass);
+        }
+        cache.count_memory_hit();
+        // As the full proxy writes them: Age (RFC 9111 §4), Accept-Ranges on a 200 (pingora's
+        // range filter), then X-Cache and Cache-Status (RFC 9211).
+        let age = now.saturating_sub(view.age_from) / 1_000_000;
+        let ttl = (view.fresh_until - now) / 1_000_000;
+        scratch.extend_from_slice(b"Age: ");
+        scratch.extend_from_slice(itoa::Buffer::new().format(age).as_bytes());
+        if view.status == 200 {
+            scratch.extend_from_slice(b"\r\nAccept-Ranges: bytes");
+        }
+        scratch.extend_from_slice(b"\r\nx-cache: HIT\r\ncache-status: Eddy; hit; ttl=");
+        scratch.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
+        scratch.extend_from_slice(b"\r\nConnection: keep-alive\r\n\r\n");
+        if let Some(w) = &st.spikes {
+            w.observe(&plan.url, &st.metrics);
+        }
+        let sent = if plan.head {
+            out.write_all(scratch).await?;
+            out.flush().await?;
+            0
+        } else if body.len() <= COPY_BODY {
+            scratch.extend_from_slice(body);
+            out.write_all(scratch).await?;
+            out.flush().await?;
+            body.len()
+        } else if let (Some(sealed), Some(sock)) = (&found.object.sealed, socket.get(out)) {
+            // The head with MSG_MORE, then the body by sendfile from the page cache: one copy
+            // fewer, and head and body leave in full segments. The stream's own write buffer is
+            // empty here: every answer before this one was flushed.
+            send_head(sock, scratch).await?;
+            send_file(sock, sealed.file(), sealed.len()).await?;
+            st.metrics.fast_sendfile.inc();
+            sealed.len()
+        } else {
+            write_two(out, scratch, body).await?;
+            out.flush().await?;
+            body.len()
+        };
+        st.metrics
+            .record(Outcome::Hit, start.elapsed().as_secs_f64(), sent as u64);
+        st.metrics.fast_hits.inc();
+        tracing::debug!(method = if plan.head { "HEAD" } else { "GET" }, url = %plan.url, cache = "HIT", fast = true, "request");
+        Ok(Served::Hit(plan.len))
+    }
+}
+
+/// The viewer socket for `sendfile`: a duplicate of the connection's descriptor registered with
+/// the runtime for write readiness, made on the connection's first sealed hit and closed with
+/// the connection.
+#[derive(Default)]
+pub struct Socket {
+    fd: Option<AsyncFd<OwnedFd>>,
+    unavailable: bool,
+}
+
+impl Socket {
+    fn get(&mut self, stream: &Stream) -> Option<&AsyncFd<OwnedFd>> {
+        if self.fd.is_none() && !self.unavailable {
+            self.fd = registered_dup(stream);
+            self.unavailable = self.fd.is_none();
+        }
+        self.fd.as_ref()
+    }
+}
+
+/// A second descriptor for a plain TCP connection's socket, registered with the runtime for
+/// write readiness (`None` for anything else, or when the process is out of descriptors).
+#[allow(unsafe_code)]
+fn registered_dup(stream: &Stream) -> Option<AsyncFd<OwnedFd>> {
+    let l4 = stream.as_any().downcast_ref::<L4Stream>()?;
+    let raw = l4.as_raw_fd();
+    // SAFETY: `raw` is the open socket of `l4`, which stays borrowed (and so open) for this whole
+    // call; the borrow ends before the function returns.
+    let fd = unsafe { BorrowedFd::borrow_raw(raw) }
+        .try_clone_to_owned()
+        .ok()?;
+    // SAFETY: the `OwnedFd` is a valid open descriptor that the `AsyncFd` owns from here on; it
+    // is closed only when the `AsyncFd` is dropped, and its `as_raw_fd` never changes.
+    unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }.ok()
+}
+
+/// Run a non-blocking socket call until it completes, waiting for write readiness in between.
+async fn when_writable(
+    sock: &AsyncFd<OwnedFd>,
+    mut call: impl FnMut(&OwnedFd) -> std::io::Result<usize>,
+) -> std::io::Result<usize> {
+    loop {
+        let mut ready = sock.writable().await?;
+        match ready.try_io(|fd| call(fd.get_ref())) {
+            Ok(r) => return r,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Send the response head with `MSG_MORE`, so it leaves with the first body bytes.
+async fn send_head(sock: &AsyncFd<OwnedFd>, mut head: &[u8]) -> std::io::Result<()> {
+    use rustix::net::SendFlags;
+    while !head.is_empty() {
+        let n = when_writable(sock, |fd| {
+            Ok(rustix::net::send(
+                fd,
+                head,
+                SendFlags::MORE | SendFlags::NOSIGNAL,
+            )?)
+        })
+        .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        head = &head[n..];
+    }
+    Ok(())
+}
+
+/// Send `len` bytes of `file` from offset 0 with `sendfile(2)`.
+async fn send_file(
+    sock: &AsyncFd<OwnedFd>,
+    file: &std::fs::File,
+    len: usize,
+) -> std::io::Result<()> {
+    let mut offset: u64 = 0;
+    while (offset as usize) < len {
+        let left = len - offset as usize;
+        let n = when_writable(sock, |fd| {
+            Ok(rustix::fs::sendfile(fd, file, Some(&mut offset), left)?)
+        })
+        .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+    }
+    Ok(())
+}
+
+/// Write `a` then `b` with vectored writes, however the writer splits them.
+async fn write_two<W: AsyncWrite + Unpin + ?Sized>(
+    out: &mut W,
+    mut a: &[u8],
+    mut b: &[u8],
+) -> std::io::Result<()> {
+    while !a.is_empty() {
+        let n = out
+            .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        if n < a.len() {
+            a = &a[n..];
+        } else {
+            b = &b[n - a.len()..];
+            a = &[];
+        }
+    }
+    out.write_all(b).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn url(req: &str) -> Option<String> {
+        plan(req.as_bytes(), 65_536).map(|p| p.url)
+    }
+
+    #[test]
+    fn plain_gets_and_heads_qualify_with_the_proxy_s_key() {
+        let p = plan(
+            b"GET /a/b?x=1 HTTP/1.1\r\nHost: Example.COM:80\r\n\r\nGET",
+            65_536,
+        );
+        assert_eq!(
+            p,
+            Some(Plan {
+                len: 47,
+                head: false,
+                url: "example.com/a/b?x=1".into()
+            })
+        );
+        assert_eq!(
+            plan(b"HEAD / HTTP/1.1\r\nhost: h:8080\r\n\r\n", 65_536).map(|p| (p.head, p.url)),
+            Some((true, "h:8080/".into()))
+        );
+        assert!(url("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n").is_some());
+        assert!(url("GET /%20x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n").is_some());
+    }
+
+    #[test]
+    fn names_are_title_cased() {
+        let mut out = Vec::new();
+        title_case(b"content-type", &mut out);
+        title_case(b"x-a--b", &mut out);
+        assert_eq!(out, b"Content-TypeX-A--B");
+    }
+
+    #[test]
+    fn anything_a_cache_must_judge_goes_the_full_way() {
+        for req in [
+            "GET / HTTP/1.1\r\nHost: h\r\n",                         // incomplete
+            "GET / HTTP/1.0\r\nHost: h\r\n\r\n",                     // HTTP/1.0
+            "POST / HTTP/1.1\r\nHost: h\r\n\r\n",                    // unsafe method
+            "PURGE / HTTP/1.1\r\nHost: h\r\n\r\n",                   // purge
+            "GET / HTTP/1.1\r\n\r\n",                                // no host
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",          // two hosts
+            "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",             // absolute form
+            "GET /a%00 HTTP/1.1\r\nHost: h\r\n\r\n",                 // encoded control
+            "GET /a\"b HTTP/1.1\r\nHost: h\r\n\r\n",                 // not a URI character
+            "GET / HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", // range
+            "GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n", // conditional
+            "GET / HTTP/1.1\r\nHost: h\r\nCache-Control: no-cache\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic eA==\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GARBAGE\r\n\r\n",
+        ] {
+            assert_eq!(url(req), None, "{req:?}");
+        }
+        // Over the header limit: the full proxy answers 431.
+        assert_eq!(plan(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 10), None);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_never_reads_past_the_head(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Some(p) = plan(&bytes, 65_536) {
+                prop_assert!(p.len <= bytes.len());
+                prop_assert!(bytes[..p.len].ends_with(b"\r\n\r\n") || bytes[..p.len].ends_with(b"\n\n"));
+            }
+        }
+
+        #[test]
+        fn any_plain_path_keys_like_the_proxy(path in "/[a-zA-Z0-9._~/-]{0,40}(\\?[a-z0-9=&]{0,20})?", host in "[a-zA-Z0-9.-]{1,20}") {
+            let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            let p = plan(req.as_bytes(), 65_536);
+            prop_assert_eq!(p.map(|p| p.url), Some(format!("{}{path}", host.to_ascii_lowercase())));
+        }
+    }
+}
