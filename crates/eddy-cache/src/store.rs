@@ -11,7 +11,7 @@ use crate::index::PurgeIndex;
 use crate::key::ObjectKey;
 use crate::memory::MemoryTier;
 use crate::policy;
-use crate::sealed::{SEAL_MIN, SealedBody};
+use crate::sealed::{SEAL_MIN, SealBudget, SealedBody};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -220,6 +220,7 @@ pub struct Cache {
     index: PurgeIndex,
     admission: Box<dyn Admission>,
     disk_down_until: parking_lot::Mutex<Option<Instant>>,
+    seal_budget: Arc<SealBudget>,
     /// Counters for metrics.
     pub counters: CacheCounters,
 }
@@ -256,8 +257,14 @@ impl Cache {
             index,
             admission: admission::by_name(&opts.admission)?,
             disk_down_until: parking_lot::Mutex::new(None),
+            seal_budget: SealBudget::from_open_file_limit(),
             counters: CacheCounters::default(),
         })
+    }
+
+    /// Bodies held in sealed memory files now (see [`crate::sealed`]).
+    pub fn sealed_bodies(&self) -> usize {
+        self.seal_budget.live()
     }
 
     /// The current ban epoch. Record it when a fill starts and pass it in the [`Object`], so a
@@ -353,7 +360,7 @@ impl Cache {
         if object.body.len() < SEAL_MIN || object.sealed.is_some() {
             return object;
         }
-        match SealedBody::new(&object.body) {
+        match SealedBody::new(&object.body, &self.seal_budget) {
             Ok(sealed) => {
                 object.body = sealed.bytes();
                 object.sealed = Some(sealed);

@@ -277,6 +277,8 @@ impl FastHits {
         if let Some(w) = &st.spikes {
             w.observe(&plan.url, &st.metrics);
         }
+        // Counted when the answer is committed, before its bytes can reach the client.
+        st.metrics.fast_hits.inc();
         let sent = if plan.head {
             out.write_all(scratch).await?;
             out.flush().await?;
@@ -290,9 +292,9 @@ impl FastHits {
             // The head with MSG_MORE, then the body by sendfile from the page cache: one copy
             // fewer, and head and body leave in full segments. The stream's own write buffer is
             // empty here: every answer before this one was flushed.
+            st.metrics.fast_sendfile.inc();
             send_head(sock, scratch).await?;
             send_file(sock, sealed.file(), sealed.len()).await?;
-            st.metrics.fast_sendfile.inc();
             sealed.len()
         } else {
             write_two(out, scratch, body).await?;
@@ -301,7 +303,6 @@ impl FastHits {
         };
         st.metrics
             .record(Outcome::Hit, start.elapsed().as_secs_f64(), sent as u64);
-        st.metrics.fast_hits.inc();
         tracing::debug!(method = if plan.head { "HEAD" } else { "GET" }, url = %plan.url, cache = "HIT", fast = true, "request");
         Ok(Served::Hit(plan.len))
     }

@@ -31,6 +31,21 @@ pub mod spike;
 pub mod storage;
 
 use async_trait::async_trait;
+
+/// Raise the process's soft open-file limit to its hard limit, as nginx's
+/// `worker_rlimit_nofile` does: an edge holds a descriptor per viewer and origin connection and
+/// per large cached body (sealed for `sendfile`), and the usual soft limit of 1024 is far below
+/// what a node serves. The cache sizes its sealing budget from the limit afterwards.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+        }
+    }
+}
 use eddy_cache::disk::DiskOptions;
 use eddy_cache::{Cache, CacheOptions};
 use eddy_config::Config;
@@ -139,6 +154,7 @@ impl Edge {
         bus: Option<Arc<dyn eddy_bus::Bus>>,
     ) -> Result<Edge, EdgeError> {
         let c = &config.cache;
+        raise_open_file_limit();
         let cache = Cache::open(&CacheOptions {
             memory_bytes: c.memory_bytes,
             memory_max_object: c.memory_max_object,

@@ -136,6 +136,9 @@ pub struct Metrics {
     tier_evictions: Family<TierLabel, Counter>,
     tier_hits: Family<TierLabel, Counter>,
     disk_errors: Counter,
+    seal_errors: Counter,
+    last_seal_errors: AtomicU64,
+    sealed_bodies: Gauge,
     last_evictions: [AtomicU64; 2],
     last_hits: [AtomicU64; 2],
     last_disk_errors: AtomicU64,
@@ -310,6 +313,18 @@ impl Metrics {
             "Disk tier reads or writes that failed",
             disk_errors.clone(),
         );
+        let seal_errors = Counter::default();
+        registry.register(
+            "cache_seal_errors",
+            "Large bodies kept on the heap because no sealed memory file could be made for sendfile",
+            seal_errors.clone(),
+        );
+        let sealed_bodies = Gauge::default();
+        registry.register(
+            "cache_sealed_bodies",
+            "Cached bodies held in sealed memory files (one open file each), sent with sendfile",
+            sealed_bodies.clone(),
+        );
         // Resolve the per-outcome series once, so the request path never hashes a label set.
         let by_outcome = Outcome::ALL
             .iter()
@@ -348,6 +363,9 @@ impl Metrics {
             tier_evictions,
             tier_hits,
             disk_errors,
+            seal_errors,
+            last_seal_errors: AtomicU64::new(0),
+            sealed_bodies,
             last_evictions: [AtomicU64::new(0), AtomicU64::new(0)],
             last_hits: [AtomicU64::new(0), AtomicU64::new(0)],
             last_disk_errors: AtomicU64::new(0),
@@ -436,6 +454,12 @@ impl Metrics {
             &self.last_disk_errors,
             cache.counters.disk_errors.load(Ordering::Relaxed),
         );
+        Self::sync_counter(
+            &self.seal_errors,
+            &self.last_seal_errors,
+            cache.counters.seal_errors.load(Ordering::Relaxed),
+        );
+        self.sealed_bodies.set(cache.sealed_bodies() as i64);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

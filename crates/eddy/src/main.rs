@@ -154,20 +154,6 @@ struct EdgeArgs {
     bus_dir: Option<PathBuf>,
 }
 
-/// Raise the soft open-file limit to the hard one: an edge holds a descriptor per viewer
-/// connection and per large cached body (sealed for `sendfile`), and the usual soft limit of
-/// 1024 is far below what a node serves.
-fn raise_open_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current < lim.maximum {
-        lim.current = lim.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, lim) {
-            tracing::warn!(error = %e, "could not raise the open-file limit");
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = match cli.log_format.as_str() {
@@ -181,7 +167,6 @@ fn main() -> ExitCode {
     if let Err(e) = eddy_telemetry::init(format, "info,pingora_core=warn,pingora_proxy=warn") {
         eprintln!("warning: {e}");
     }
-    raise_open_file_limit();
     let result = match cli.cmd {
         Cmd::Up(a) => up(a),
         Cmd::Edge(a) => match node_config(a, eddy_config::Role::Edge) {
