@@ -49,7 +49,7 @@ impl ObjectKey {
     }
 
     /// Shard selector.
-    pub(crate) fn shard(&self, shards: usize) -> usize {
+    pub fn shard(&self, shards: usize) -> usize {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.0[8..]);
         (u64::from_le_bytes(b) as usize) % shards

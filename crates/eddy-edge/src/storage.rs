@@ -277,7 +277,25 @@ struct Fill {
     progress: watch::Sender<Progress>,
 }
 
-type Fills = Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>>;
+/// In-flight fills by key, sharded so that the hit path's "is this being filled?" never takes a
+/// lock every request shares.
+struct Fills {
+    shards: Vec<Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>>>,
+}
+
+impl Fills {
+    const SHARDS: usize = 64;
+
+    fn new() -> Fills {
+        Fills {
+            shards: (0..Self::SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn of(&self, k: &ObjectKey) -> &Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>> {
+        &self.shards[k.shard(Self::SHARDS)]
+    }
+}
 
 /// pingora `Storage` over the Eddy cache.
 pub struct EddyStorage {
@@ -292,7 +310,7 @@ impl EddyStorage {
     pub fn new(cache: Arc<Cache>, has_disk: bool) -> Self {
         EddyStorage {
             cache,
-            fills: Arc::new(Mutex::new(HashMap::new())),
+            fills: Arc::new(Fills::new()),
             next_fill: AtomicU64::new(1),
             has_disk,
         }
@@ -306,7 +324,7 @@ impl EddyStorage {
     /// Whether an origin fill of `key` is in flight (its waiters stream it; a stored copy is
     /// being replaced).
     pub fn filling(&self, key: &ObjectKey) -> bool {
-        self.fills.lock().contains_key(key)
+        self.fills.of(key).lock().contains_key(key)
     }
 
     async fn lookup_complete(&self, key: ObjectKey) -> Result<Option<eddy_cache::Lookup>> {
@@ -348,6 +366,7 @@ impl Storage for EddyStorage {
         // An in-flight fill wins over a stored (possibly stale) copy, so waiters stream the new one.
         let fill = self
             .fills
+            .of(&k)
             .lock()
             .get(&k)
             .and_then(|v| v.last().map(|(_, f)| f.clone()));
@@ -393,6 +412,7 @@ impl Storage for EddyStorage {
         let k = object_key(key);
         let fill = self
             .fills
+            .of(&k)
             .lock()
             .get(&k)
             .and_then(|v| v.iter().find(|(i, _)| *i == id).map(|(_, f)| f.clone()));
@@ -417,6 +437,7 @@ impl Storage for EddyStorage {
             progress: tx,
         });
         self.fills
+            .of(&k)
             .lock()
             .entry(k)
             .or_default()
@@ -670,7 +691,7 @@ struct EddyMiss {
 
 impl EddyMiss {
     fn unregister(&self) {
-        let mut g = self.fills.lock();
+        let mut g = self.fills.of(&self.key).lock();
         if let Some(v) = g.get_mut(&self.key) {
             v.retain(|(i, _)| *i != self.id);
             if v.is_empty() {
