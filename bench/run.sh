@@ -47,12 +47,14 @@ wait_port "$ORIGIN"
 
 RUST_LOG=warn "$EDDY" edge --listen 127.0.0.1:"$EDDY_P" --admin 127.0.0.1:"$EDDY_ADMIN" \
   --origin http://127.0.0.1:"$ORIGIN" --memory-size "512 MiB" >"$WORK/eddy.log" 2>&1 & PIDS+=($!)
+EDDY_PID=$!
 
 # The same Eddy with the hit fast path off: every request through pingora's full proxy. Shows
 # what the fast path (crates/eddy-edge/src/fast.rs) is worth, in the same run.
 printf '[edge]\nfast_hits = false\n' >"$WORK/full.toml"
 RUST_LOG=warn "$EDDY" edge --config "$WORK/full.toml" --listen 127.0.0.1:"$FULL_P" --admin 127.0.0.1:"$FULL_ADMIN" \
   --origin http://127.0.0.1:"$ORIGIN" --memory-size "512 MiB" >"$WORK/eddy-full.log" 2>&1 & PIDS+=($!)
+FULL_PID=$!
 
 mkdir -p "$WORK/nginx-cache"
 NGINX_USER=""
@@ -85,15 +87,18 @@ http {
 }
 NGX
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 & PIDS+=($!)
+NGINX_PID=$!
 
 "$VARNISHD" -F -n "$WORK/varnish" -a 127.0.0.1:"$VARNISH_P" -b 127.0.0.1:"$ORIGIN" \
   -s malloc,512m -p thread_pools=2 >"$WORK/varnish.log" 2>&1 & PIDS+=($!)
+VARNISH_PID=$!
 
 for p in "$EDDY_P" "$NGINX_P" "$VARNISH_P" "$FULL_P"; do wait_port "$p"; done
 
 SIZES=(1024 102400)
 NAMES=(eddy nginx varnish "eddy, fast path off")
 PORTS=("$EDDY_P" "$NGINX_P" "$VARNISH_P" "$FULL_P")
+ROOTS=("$EDDY_PID" "$NGINX_PID" "$VARNISH_PID" "$FULL_PID")
 SERVERS=(0 1 2 3)
 
 # Warm every cache and check each answers a hit.
@@ -107,6 +112,19 @@ curl -s -D - -o /dev/null "http://127.0.0.1:$NGINX_P/bytes/1024" | grep -qi '^x-
 
 # wrk output -> "rps p50_ms p99_ms"
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f", v}'; }
+# CPU time (user + system, clock ticks) of a process and all its descendants: nginx and Varnish
+# serve from child processes. wrk shares the 2 cores, so requests/s alone also measures how much
+# CPU a server leaves to the client; CPU per request is the server's own cost.
+cpu_ticks() {
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" 2>/dev/null); do
+    [ "$p" = "$1" ] || { total=$((total + $(cpu_ticks "$p"))); continue; }
+    [ -r /proc/"$p"/stat ] && total=$((total + $(awk '{print $14 + $15}' /proc/"$p"/stat)))
+  done
+  echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 run_wrk() {
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "$1")
   local rps p50 p99
@@ -116,23 +134,26 @@ run_wrk() {
   echo "$rps $p50 $p99"
 }
 
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU
 for s in "${SIZES[@]}"; do
   for i in "${SERVERS[@]}"; do
+    before=$(cpu_ticks "${ROOTS[$i]}")
     read -r r a b < <(run_wrk "http://127.0.0.1:${PORTS[$i]}/bytes/$s")
+    after=$(cpu_ticks "${ROOTS[$i]}")
     RPS[$i,$s]=$r; P50[$i,$s]=$a; P99[$i,$s]=$b
-    echo "  ${NAMES[$i]} $s B: $r req/s, p50 $a ms, p99 $b ms" >&2
+    CPU[$i,$s]=$(python3 -c "print(f'{($after - $before) * $TICK_US / ($r * $DUR):.1f}')")
+    echo "  ${NAMES[$i]} $s B: $r req/s, p50 $a ms, p99 $b ms, ${CPU[$i,$s]} µs CPU/req" >&2
   done
 done
 
 ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
 TABLE=$(
-  echo "| object | server | requests/s | p50 ms | p99 ms | Eddy/this (req/s) |"
-  echo "|---|---|---:|---:|---:|---:|"
+  echo "| object | server | requests/s | p50 ms | p99 ms | server CPU µs/req | Eddy/this (req/s) |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
   for s in "${SIZES[@]}"; do
     label=$([ "$s" = 1024 ] && echo "1 KiB" || echo "100 KiB")
     for i in "${SERVERS[@]}"; do
-      echo "| $label | ${NAMES[$i]} | ${RPS[$i,$s]} | ${P50[$i,$s]} | ${P99[$i,$s]} | $(ratio "${RPS[0,$s]}" "${RPS[$i,$s]}") |"
+      echo "| $label | ${NAMES[$i]} | ${RPS[$i,$s]} | ${P50[$i,$s]} | ${P99[$i,$s]} | ${CPU[$i,$s]} | $(ratio "${RPS[0,$s]}" "${RPS[$i,$s]}") |"
     done
   done
 )

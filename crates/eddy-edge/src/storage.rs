@@ -277,10 +277,14 @@ struct Fill {
     progress: watch::Sender<Progress>,
 }
 
+/// One shard of in-flight fills: every fill of a key (a newer one can start while an older one
+/// still streams to its waiters), with its id.
+type FillShard = Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>>;
+
 /// In-flight fills by key, sharded so that the hit path's "is this being filled?" never takes a
 /// lock every request shares.
 struct Fills {
-    shards: Vec<Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>>>,
+    shards: Vec<FillShard>,
 }
 
 impl Fills {
@@ -292,7 +296,7 @@ impl Fills {
         }
     }
 
-    fn of(&self, k: &ObjectKey) -> &Mutex<HashMap<ObjectKey, Vec<(u64, Arc<Fill>)>>> {
+    fn of(&self, k: &ObjectKey) -> &FillShard {
         &self.shards[k.shard(Self::SHARDS)]
     }
 }
