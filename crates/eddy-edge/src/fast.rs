@@ -26,8 +26,6 @@ use crate::metrics::Outcome;
 use crate::proxy::EdgeState;
 use crate::storage::HeadView;
 use eddy_cache::ObjectKey;
-use pingora_cache::CacheKey;
-use pingora_cache::key::CacheHashKey;
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use std::io::IoSlice;
@@ -132,6 +130,13 @@ fn encoded_control(path: &str) -> bool {
     })
 }
 
+/// The cache key of a URL without a `Vary` variant, as the full proxy computes it
+/// (`CacheKey::new(url, "")`, whose primary hash is the Blake2b-128 of the URL), without copying
+/// the URL into a `CacheKey`.
+fn object_key_of(url: &str) -> ObjectKey {
+    ObjectKey(pingora_cache::key::hash_key(url))
+}
+
 fn micros_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -202,7 +207,7 @@ impl FastHits {
         let Some(plan) = plan(buf, st.config.edge.max_header_bytes) else {
             return Ok(Served::Pass);
         };
-        let key = ObjectKey(CacheKey::new(plan.url.as_str(), "").combined_bin());
+        let key = object_key_of(&plan.url);
         if st.storage.filling(&key) {
             return Ok(Served::Pass);
         }
@@ -449,6 +454,18 @@ mod tests {
         );
         assert!(url("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n").is_some());
         assert!(url("GET /%20x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n").is_some());
+    }
+
+    #[test]
+    fn keys_are_the_full_proxy_s() {
+        use pingora_cache::CacheKey;
+        use pingora_cache::key::CacheHashKey;
+        for url in ["example.com/a?b=1", "h:8080/", ""] {
+            assert_eq!(
+                object_key_of(url),
+                ObjectKey(CacheKey::new(url, "").combined_bin())
+            );
+        }
     }
 
     #[test]
