@@ -276,13 +276,9 @@ impl Cache {
     /// Memory-only lookup: never blocks on I/O. Use on the hit fast path.
     #[inline]
     pub fn get_memory(&self, key: &ObjectKey) -> Option<Lookup> {
-        let (object, stale) = self.memory.get(key)?;
-        self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
-        Some(Lookup {
-            object,
-            stale,
-            tier: Tier::Memory,
-        })
+        let found = self.peek_memory(key)?;
+        self.count_memory_hit();
+        Some(found)
     }
 
     /// [`Cache::get_memory`] that counts nothing: for a caller that may still decline to serve

@@ -23,17 +23,16 @@
 //! and cache counters. `edge.fast_hits = false` turns it off.
 
 use crate::metrics::Outcome;
-use crate::proxy::EdgeState;
-use crate::storage::HeadView;
-use eddy_cache::ObjectKey;
+use crate::proxy::{EdgeState, encoded_control, key_url};
+use crate::storage::{HeadView, micros, primary_of};
+use bytes::Buf;
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
-use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 
 /// Request header fields the fast path reads at most; a request with more goes the full way.
 const MAX_FIELDS: usize = 48;
@@ -72,7 +71,7 @@ pub fn plan(buf: &[u8], max_header_bytes: usize) -> Option<Plan> {
         _ => return None,
     };
     let path = req.path?;
-    if !path.starts_with('/') || !path.bytes().all(uri_byte) || encoded_control(path) {
+    if !path.starts_with('/') || !path.bytes().all(uri_byte) || encoded_control(path.as_bytes()) {
         return None;
     }
     let mut host = None;
@@ -105,42 +104,16 @@ pub fn plan(buf: &[u8], max_header_bytes: usize) -> Option<Plan> {
             return None;
         }
     }
-    let host = std::str::from_utf8(host?).ok()?.to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host);
     Some(Plan {
         len,
         head,
-        url: format!("{host}{path}"),
+        url: key_url(std::str::from_utf8(host?).ok()?, path),
     })
 }
 
 /// RFC 3986 characters of an origin-form target: unreserved, sub-delims, `:@/?%`.
 fn uri_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
-}
-
-/// `%00`-`%1F` or `%7F`: refused by the full proxy (see `framing_violation`).
-fn encoded_control(path: &str) -> bool {
-    path.as_bytes().windows(3).any(|w| {
-        w[0] == b'%'
-            && std::str::from_utf8(&w[1..])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .is_some_and(|b| b < 0x20 || b == 0x7f)
-    })
-}
-
-/// The cache key of a URL without a `Vary` variant, as the full proxy computes it
-/// (`CacheKey::new(url, "")`, whose primary hash is the Blake2b-128 of the URL), without copying
-/// the URL into a `CacheKey`.
-fn object_key_of(url: &str) -> ObjectKey {
-    ObjectKey(pingora_cache::key::hash_key(url))
-}
-
-fn micros_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Response fields the fast path never serves from a stored head: hop-by-hop framing it cannot
@@ -207,7 +180,7 @@ impl FastHits {
         let Some(plan) = plan(buf, st.config.edge.max_header_bytes) else {
             return Ok(Served::Pass);
         };
-        let key = object_key_of(&plan.url);
+        let key = primary_of(&plan.url);
         if st.storage.filling(&key) {
             return Ok(Served::Pass);
         }
@@ -221,7 +194,7 @@ impl FastHits {
         let Some(view) = HeadView::parse(&found.object.meta) else {
             return Ok(Served::Pass);
         };
-        let now = micros_now();
+        let now = micros(SystemTime::now());
         if view.fresh_until < now || view.has_variance {
             return Ok(Served::Pass);
         }
@@ -302,7 +275,8 @@ impl FastHits {
             send_file(sock, sealed.file(), sealed.len()).await?;
             sealed.len()
         } else {
-            write_two(out, scratch, body).await?;
+            out.write_all_buf(&mut scratch.as_slice().chain(body.as_ref()))
+                .await?;
             out.flush().await?;
             body.len()
         };
@@ -402,29 +376,6 @@ async fn send_file(
     Ok(())
 }
 
-/// Write `a` then `b` with vectored writes, however the writer splits them.
-async fn write_two<W: AsyncWrite + Unpin + ?Sized>(
-    out: &mut W,
-    mut a: &[u8],
-    mut b: &[u8],
-) -> std::io::Result<()> {
-    while !a.is_empty() {
-        let n = out
-            .write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-            .await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        if n < a.len() {
-            a = &a[n..];
-        } else {
-            b = &b[n - a.len()..];
-            a = &[];
-        }
-    }
-    out.write_all(b).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,18 +405,6 @@ mod tests {
         );
         assert!(url("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n").is_some());
         assert!(url("GET /%20x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n").is_some());
-    }
-
-    #[test]
-    fn keys_are_the_full_proxy_s() {
-        use pingora_cache::CacheKey;
-        use pingora_cache::key::CacheHashKey;
-        for url in ["example.com/a?b=1", "h:8080/", ""] {
-            assert_eq!(
-                object_key_of(url),
-                ObjectKey(CacheKey::new(url, "").combined_bin())
-            );
-        }
     }
 
     #[test]

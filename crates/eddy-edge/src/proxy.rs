@@ -214,11 +214,16 @@ pub fn url_key(req: &RequestHeader) -> String {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_string)
         })
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host).to_string();
+        .unwrap_or_default();
     let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    format!("{host}{pq}")
+    key_url(&host, pq)
+}
+
+/// The cache-key URL of a host and a path?query: host lower-cased, `:80` dropped.
+pub fn key_url(host: &str, path_and_query: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix(":80").unwrap_or(&host);
+    format!("{host}{path_and_query}")
 }
 
 /// Normalise a purge target the way [`url_key`] builds keys: `http://Host:80/p` → `host/p`.
@@ -239,14 +244,7 @@ pub fn framing_violation(raw: &[u8]) -> Option<&'static str> {
     // pingora percent-encodes raw control characters in the target before we see it (it
     // "repairs" the request, which RFC 9112 §3.2 advises against), so they arrive as %00-%1F or
     // %7F. A content URL never needs one: refuse them encoded too.
-    let encoded_control = request_line.windows(3).any(|w| {
-        w[0] == b'%'
-            && std::str::from_utf8(&w[1..])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .is_some_and(|b| b < 0x20 || b == 0x7f)
-    });
-    if encoded_control {
+    if encoded_control(request_line) {
         return Some("control character (raw or percent-encoded) in the request target");
     }
     let (mut cl, mut te) = (false, false);
@@ -259,6 +257,17 @@ pub fn framing_violation(raw: &[u8]) -> Option<&'static str> {
         }
     }
     (cl && te).then_some("both Content-Length and Transfer-Encoding (request smuggling)")
+}
+
+/// A percent-encoded control character (`%00`-`%1F` or `%7F`) anywhere in `bytes`.
+pub fn encoded_control(bytes: &[u8]) -> bool {
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
 }
 
 fn allowed(nets: &[IpNet], session: &Session) -> bool {
