@@ -87,12 +87,13 @@ fn an_edge_skips_a_shield_whose_heartbeat_says_it_stopped_and_returns_when_it_is
 
     // Shield 1 stops cleanly: its last heartbeat says so, and the edge stops using it.
     s1.stop();
+    let shield_up_is = |v: u64| {
+        wait_until(Duration::from_secs(2), || {
+            metric(&rt, edge.admin_addr(), &up) == Some(v)
+        })
+    };
     assert!(
-        wait_until(Duration::from_secs(2), || metric(
-            &rt,
-            edge.admin_addr(),
-            &up
-        ) == Some(0)),
+        shield_up_is(0),
         "the edge never marked the stopped shield down"
     );
     let before = metric(&rt, edge.admin_addr(), fetches).unwrap();
@@ -110,14 +111,7 @@ fn an_edge_skips_a_shield_whose_heartbeat_says_it_stopped_and_returns_when_it_is
         s1_listen,
         Duration::from_secs(10)
     ));
-    assert!(
-        wait_until(Duration::from_secs(2), || metric(
-            &rt,
-            edge.admin_addr(),
-            &up
-        ) == Some(1)),
-        "the edge never took the shield back"
-    );
+    assert!(shield_up_is(1), "the edge never took the shield back");
     let s1_fetches = || metric(&rt, s1.admin_addr(), "eddy_origin_fetches_total ").unwrap_or(0);
     let n = s1_fetches();
     assert_eq!(get(&owned[2]), 200);

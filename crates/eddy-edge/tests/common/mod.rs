@@ -136,33 +136,26 @@ impl Rig {
         })
     }
 
-    /// A counter or gauge without labels from `/metrics` (0 when absent).
-    pub fn metric(&self, name: &str) -> u64 {
-        self.metric_labelled(name)
+    /// One series from `/metrics`, named with its labels as Prometheus prints them (0 when
+    /// absent).
+    pub fn metric(&self, series: &str) -> u64 {
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Wait, with a deadline, until a series reads `want`, and return what it read last. The
     /// edge counts a request after its last byte is written, so a client can see the answer a
     /// moment before `/metrics` counts it.
     pub fn metric_becomes(&self, series: &str, want: u64) -> u64 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let v = self.metric_labelled(series);
-            if v == want || std::time::Instant::now() > deadline {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// One series from `/metrics`, named with its labels as Prometheus prints them (0 when
-    /// absent).
-    pub fn metric_labelled(&self, series: &str) -> u64 {
-        self.metrics_text()
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{series} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        let mut last = 0;
+        eddy_testkit::wait_until(Duration::from_secs(5), || {
+            last = self.metric(series);
+            last == want
+        });
+        last
     }
 
     pub fn admin_url(&self, path: &str) -> String {
