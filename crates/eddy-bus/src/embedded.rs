@@ -108,6 +108,8 @@ struct Topic {
     name: String,
     dir: PathBuf,
     state: Mutex<TopicState>,
+    /// The next offset, sent after every append while the topic lock is held: it only moves
+    /// forward.
     end: watch::Sender<u64>,
 }
 
@@ -329,9 +331,12 @@ impl Topic {
             }
         }
         st.next = first + records.len() as u64;
-        let next = st.next;
+        // Sent under the topic lock, so ends are sent in the order records were appended and
+        // `end` only moves forward. Sent after the lock was dropped, two appenders could send in
+        // the opposite order, leaving `end` behind the log and a subscriber asleep on a record
+        // already written (issue 11 item 18).
+        self.end.send_replace(st.next);
         drop(st);
-        self.end.send_replace(next);
         Ok(first)
     }
 

@@ -163,3 +163,64 @@ async fn invalid_names_are_refused() {
         Err(BusError::InvalidName { .. })
     ));
 }
+
+/// Issue 11 item 18: the end offset only moves forward. Several threads released together each
+/// append once per round; after every round the end must equal the records appended, and a
+/// subscriber reading from the start must receive the round's last record with no further
+/// publish to wake it. Before the fix, appenders could send their end values in the opposite
+/// order to the one they appended in, leaving the watch one behind and the subscriber asleep.
+#[test]
+fn end_offset_never_goes_backwards_under_racing_appenders() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 20_000;
+    let h = Embedded::new();
+    let mut opts = h.opts();
+    opts.fsync = FsyncPolicy::Never;
+    let bus = Arc::new(EmbeddedBus::open(opts).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sub = rt
+        .block_on(bus.subscribe("race", "reader", StartFrom::Earliest))
+        .unwrap();
+    let start = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let done = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (bus, start, done) = (bus.clone(), start.clone(), done.clone());
+            std::thread::spawn(move || {
+                for r in 0..ROUNDS {
+                    start.wait();
+                    bus.publish_batch("race", &[("k", Bytes::from(format!("{r}-{t}")))])
+                        .unwrap();
+                    done.wait();
+                }
+            })
+        })
+        .collect();
+    let mut next = 0u64;
+    for round in 0..ROUNDS {
+        start.wait();
+        done.wait();
+        let total = ((round + 1) * THREADS) as u64;
+        assert_eq!(
+            bus.end("race").unwrap(),
+            total,
+            "round {round}: end went backwards"
+        );
+        rt.block_on(async {
+            while next < total {
+                let d = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: stuck at {next} of {total}"))
+                    .unwrap();
+                assert_eq!(d.offset, next);
+                next += 1;
+            }
+        });
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+}

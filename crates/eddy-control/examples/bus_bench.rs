@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let publish = t.elapsed();
     let t = Instant::now();
     for _ in 0..(events / 1000) * 1000 {
-        sub.next().await?;
+        next(&mut sub, "in-process consume").await?;
     }
     let consume = t.elapsed();
     rows.push((
@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
     let t = Instant::now();
     for _ in 0..n {
-        sub.next().await?;
+        next(&mut sub, "replay from disk").await?;
     }
     let consume = t.elapsed();
     rows.push((
@@ -232,7 +232,7 @@ where
     let mut sub = bus.subscribe("bench", "c", StartFrom::Earliest).await?;
     let start = Instant::now();
     for i in 0..n {
-        let d = sub.next().await?;
+        let d = next(&mut sub, "consume").await?;
         if i % 100 == 99 {
             sub.commit(&d).await?;
         }
@@ -262,6 +262,23 @@ where
     Ok(())
 }
 
+/// Longest wait for one record: past it the bench stops and says where, instead of hanging.
+const STUCK: Duration = Duration::from_secs(30);
+
+/// The next record of `sub`, or an error naming `what` if none comes within [`STUCK`].
+async fn next(
+    sub: &mut Box<dyn eddy_bus::Subscription>,
+    what: &str,
+) -> Result<eddy_bus::Delivery, Box<dyn std::error::Error>> {
+    match tokio::time::timeout(STUCK, sub.next()).await {
+        Ok(d) => Ok(d?),
+        Err(_) => Err(format!(
+            "{what}: no record within {STUCK:?} (a lost wake-up, or a stalled broker); stopping"
+        )
+        .into()),
+    }
+}
+
 /// Sorted latencies of one publish until the same client's subscription delivers it: the
 /// broker's own cost, to compare purge propagation against.
 async fn round_trip(
@@ -274,7 +291,7 @@ async fn round_trip(
     for _ in 0..n {
         let t = Instant::now();
         bus.publish("bench-rtt", "k", payload.clone()).await?;
-        let d = sub.next().await?;
+        let d = next(&mut sub, "round trip").await?;
         lat.push(t.elapsed());
         sub.commit(&d).await?;
     }
@@ -300,13 +317,20 @@ async fn echo(
             loop {
                 let d = tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
-                    d = sub.next() => match d { Ok(d) => d, Err(_) => return },
+                    d = sub.next() => match d {
+                        Ok(d) => d,
+                        Err(err) => {
+                            eprintln!("echo consumer {i} stopped: reading failed: {err}");
+                            return;
+                        }
+                    },
                 };
                 let (r, c) = tokio::join!(
                     e.publish("bench-echo-rep", "k", d.payload.clone()),
                     sub.commit(&d)
                 );
-                if r.is_err() || c.is_err() {
+                if let Err(err) = r.map(|_| ()).and(c) {
+                    eprintln!("echo consumer {i} stopped: replying failed: {err}");
                     return;
                 }
             }
@@ -322,7 +346,7 @@ async fn echo(
         bus.publish("bench-echo-req", "k", tag.clone()).await?;
         let mut got = 0;
         while got < 3 {
-            if replies.next().await?.payload == tag {
+            if next(&mut replies, "echo replies").await?.payload == tag {
                 got += 1;
             }
         }
@@ -390,7 +414,7 @@ async fn purge_latency_on(
         .await?;
         let mut seen: HashMap<String, ()> = HashMap::new();
         while seen.len() < 3 {
-            let d = applied.next().await?;
+            let d = next(&mut applied, "purge.applied reports").await?;
             if let Ok((_, Event::PurgeApplied(a))) = Event::decode(&d.payload)
                 && a.request_id == id
             {

@@ -87,9 +87,14 @@ pub trait Follower: Send {
 pub async fn follow<F: Follower>(mut f: F, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     use std::time::Duration;
     let mut backoff = Duration::from_millis(50);
+    let stopped =
+        |f: &F| tracing::info!(node = %f.who(), "{} follower stopped: shutting down", F::WHAT);
     loop {
         let next = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => {
+                stopped(&f);
+                return;
+            }
             r = f.consumer().next() => r,
         };
         let result = match next {
@@ -101,7 +106,10 @@ pub async fn follow<F: Follower>(mut f: F, mut shutdown: tokio::sync::watch::Rec
             Err(e) => {
                 tracing::error!(node = %f.who(), error = %e, retry_in = ?backoff, "{} follower failed", F::WHAT);
                 tokio::select! {
-                    _ = shutdown.wait_for(|s| *s) => return,
+                    _ = shutdown.wait_for(|s| *s) => {
+                        stopped(&f);
+                        return;
+                    }
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
