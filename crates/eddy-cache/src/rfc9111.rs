@@ -6,12 +6,43 @@
 //!
 //! Targeted fields (RFC 9213 §2.2): the most specific valid field wins and the others, including
 //! `Cache-Control` and `Expires`, are ignored for caching decisions:
-//! `Eddy-CDN-Cache-Control` > `CDN-Cache-Control` > `Cache-Control` (+ `Expires`). A targeted field
-//! that does not parse as a dictionary of directives is ignored (§2.1).
+//! `Eddy-CDN-Cache-Control` > `CDN-Cache-Control` > `Cache-Control` (+ `Expires`).
+//!
+//! Parsing:
+//! - `Cache-Control` is not a structured field. It is parsed leniently by hand: unrecognised or
+//!   malformed directives are skipped and the rest still count (RFC 9111 §5.2).
+//! - Targeted fields are RFC 8941 Dictionaries (RFC 9213 §2.1), parsed with the `sfv` crate. "If a
+//!   targeted field in a given response is empty, or a parsing error is encountered, that field
+//!   MUST be ignored by the cache", so `max-age=10000, &&&&&` or `Max-Age=1` (keys are lower-case
+//!   by the grammar) fall back to the next field. Unknown keys and parameters on members are
+//!   ignored. Value types: `max-age`, `s-maxage`, `stale-while-revalidate` and `stale-if-error`
+//!   take a non-negative Integer (capped at 2^31 like delta-seconds); `no-store`, `public`,
+//!   `must-revalidate`, `proxy-revalidate` and `immutable` a Boolean (a bare key is true, `?0` is
+//!   false); `no-cache` and `private` a Boolean or a String (the field-name list, treated as the
+//!   unqualified directive).
+//! - A known directive whose value has another type (`max-age="10000"`, `max-age=10.5`,
+//!   `max-age=-1`, `no-store=1`) makes the whole field invalid, like a parse error. RFC 9213 §2.1
+//!   only says "Implementations SHOULD NOT consume values that violate these inferred
+//!   constraints" and leaves the rest of the field open. Dropping just that directive would still
+//!   apply the rest of a field the origin got wrong (`public, max-age="10000"` would get heuristic
+//!   freshness nobody asked for). Ignoring the field sends the decision to the next field, which is
+//!   what caches that do not implement the targeted field do anyway.
+//! - `Age` (RFC 9111 §5.1) is read leniently: a list (`7200, 0`, from a sloppy origin or two
+//!   proxies) counts its first value; a non-numeric value is ignored; huge values are capped at
+//!   2^31 like delta-seconds.
+//! - `Expires`, `Date` and `Last-Modified` accept the three HTTP-date forms of RFC 9110 §5.6.7
+//!   (IMF-fixdate, RFC 850, asctime) with names in any case and surrounding whitespace. An `Expires`
+//!   that still does not parse means "already expired" (RFC 9111 §5.3).
+//!
+//! Age (§4.2.3): a response whose current age is past its freshness lifetime is stale on arrival
+//! (`fresh_for` zero), and its stale windows (RFC 5861 counts them from the moment it became
+//! stale) are shortened by how long it has already been stale.
 //!
 //! Serving stale: `must-revalidate`, `proxy-revalidate` and `no-cache` forbid it (§4.2.4); an
 //! explicit `stale-while-revalidate` / `stale-if-error` grants it for its window, also alongside
-//! `s-maxage` (the explicit grant is the "explicit permission" §4.2.4 asks for).
+//! `s-maxage` (the explicit grant is the "explicit permission" §4.2.4 asks for). The deployment's
+//! default grace ([`Limits::stale_on_error`]) applies only where neither those directives nor
+//! `s-maxage` forbid it and the origin sent no `stale-if-error` of its own.
 
 use std::time::{Duration, SystemTime};
 
@@ -47,13 +78,32 @@ pub struct Directives {
 #[error("invalid cache directive list: {0}")]
 pub struct ParseError(&'static str);
 
-fn parse_seconds(v: &str) -> Option<u64> {
-    let v = v.trim().trim_matches('"');
+/// Delta-seconds larger than this are treated as this (RFC 9111 §1.2.2).
+const DELTA_SECONDS_CAP: u64 = 1 << 31;
+
+/// Strict delta-seconds (`1*DIGIT`), capped at 2^31.
+fn delta_seconds(v: &str) -> Option<u64> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // RFC 9111 §1.2.2: a delta-seconds too large is treated as 2^31.
-    Some(v.parse::<u64>().unwrap_or(1 << 31).min(1 << 31))
+    // All digits: the parse only fails on overflow, which the cap covers.
+    Some(
+        v.parse::<u64>()
+            .map_or(DELTA_SECONDS_CAP, |n| n.min(DELTA_SECONDS_CAP)),
+    )
+}
+
+/// A `Cache-Control` argument in seconds, also in the quoted form.
+fn parse_seconds(v: &str) -> Option<u64> {
+    delta_seconds(v.trim().trim_matches('"'))
+}
+
+/// The `Age` value in seconds, leniently: the first member of a list, whitespace around it
+/// allowed; `None` if that is not delta-seconds.
+fn age_seconds(v: &str) -> Option<u64> {
+    v.split(',')
+        .next()
+        .and_then(|first| delta_seconds(first.trim()))
 }
 
 fn is_token(s: &str) -> bool {
@@ -105,19 +155,73 @@ impl Directives {
         d
     }
 
-    /// Strict parse for a targeted field (RFC 9213 §2.1 requires a valid Dictionary). Returns an
-    /// error if any member is not `token` or `token=value`.
+    /// Strict parse for a targeted field: the value must be a non-empty RFC 8941 Dictionary
+    /// (RFC 9213 §2.1) whose known directives have values of the expected type (see the module
+    /// documentation). Unknown keys and member parameters are ignored. On `Err` the caller ignores
+    /// the whole field.
     pub fn parse_strict(value: &str) -> Result<Directives, ParseError> {
+        // HTTP strips OWS around a field value; RFC 8941 parsing itself only skips SP.
+        let value = value.trim_matches([' ', '\t']);
+        if value.is_empty() {
+            return Err(ParseError("empty targeted field"));
+        }
+        let dict = sfv::Parser::parse_dictionary(value.as_bytes()).map_err(ParseError)?;
         let mut d = Directives::default();
-        for item in split_list(value)? {
-            if item.trim().is_empty() {
-                continue;
-            }
-            d.apply(item)?;
+        for (key, member) in &dict {
+            let value = match member {
+                sfv::ListEntry::Item(item) => Some(&item.bare_item),
+                sfv::ListEntry::InnerList(_) => None,
+            };
+            d.apply_member(key, value)?;
         }
         Ok(d)
     }
 
+    /// One targeted-field Dictionary member; `value` is `None` for an Inner List.
+    fn apply_member(&mut self, key: &str, value: Option<&sfv::BareItem>) -> Result<(), ParseError> {
+        use sfv::BareItem;
+        let seconds = |err: &'static str| match value {
+            Some(BareItem::Integer(n)) => u64::try_from(*n)
+                .map(|n| n.min(DELTA_SECONDS_CAP))
+                .map_err(|_| ParseError(err)),
+            _ => Err(ParseError(err)),
+        };
+        let flag = |err: &'static str| match value {
+            Some(BareItem::Boolean(b)) => Ok(*b),
+            _ => Err(ParseError(err)),
+        };
+        let flag_or_fields = |err: &'static str| match value {
+            Some(BareItem::Boolean(b)) => Ok(*b),
+            Some(BareItem::String(_)) => Ok(true),
+            _ => Err(ParseError(err)),
+        };
+        match key {
+            "max-age" => self.max_age = Some(seconds("max-age must be a non-negative Integer")?),
+            "s-maxage" => self.s_maxage = Some(seconds("s-maxage must be a non-negative Integer")?),
+            "stale-while-revalidate" => {
+                self.stale_while_revalidate = Some(seconds(
+                    "stale-while-revalidate must be a non-negative Integer",
+                )?)
+            }
+            "stale-if-error" => {
+                self.stale_if_error =
+                    Some(seconds("stale-if-error must be a non-negative Integer")?)
+            }
+            "no-store" => self.no_store = flag("no-store must be a Boolean")?,
+            "public" => self.public = flag("public must be a Boolean")?,
+            "must-revalidate" => self.must_revalidate = flag("must-revalidate must be a Boolean")?,
+            "proxy-revalidate" => {
+                self.proxy_revalidate = flag("proxy-revalidate must be a Boolean")?
+            }
+            "immutable" => self.immutable = flag("immutable must be a Boolean")?,
+            "no-cache" => self.no_cache = flag_or_fields("no-cache must be a Boolean or a String")?,
+            "private" => self.private = flag_or_fields("private must be a Boolean or a String")?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// One `Cache-Control` directive (lenient syntax).
     fn apply(&mut self, item: &str) -> Result<(), ParseError> {
         let item = item.trim();
         if item.is_empty() {
@@ -155,7 +259,6 @@ impl Directives {
         Ok(())
     }
 }
-
 /// Which field's directives decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -184,7 +287,7 @@ pub struct ResponseFacts<'a> {
     pub date: Option<&'a str>,
     /// `Last-Modified`.
     pub last_modified: Option<&'a str>,
-    /// `Age`.
+    /// `Age` (a list counts its first value).
     pub age: Option<&'a str>,
     /// Has `ETag`.
     pub has_etag: bool,
@@ -206,7 +309,9 @@ pub struct Limits {
     /// How long past freshness a stored response may be served when every origin fails, for
     /// responses that carry no `stale-if-error` of their own (RFC 9111 §4.2.4 allows serving
     /// stale when the origin cannot be reached, unless `no-cache`, `must-revalidate`,
-    /// `proxy-revalidate` or `s-maxage` forbid it). Zero: only what the origin allows.
+    /// `proxy-revalidate` or `s-maxage` forbid it). Like the origin's windows, it counts from
+    /// expiry, so a response that arrives already stale gets what is left of it. Zero: only what
+    /// the origin allows (the value of `Limits::default()`; the edge sets it from its configuration).
     pub stale_on_error: Duration,
 }
 
@@ -254,8 +359,38 @@ pub fn heuristically_cacheable(status: u16) -> bool {
     )
 }
 
+/// Parse an HTTP-date leniently (RFC 9110 §5.6.7 encourages robust recipients): the IMF-fixdate,
+/// RFC 850 and asctime forms that `httpdate` reads, with day names, month names and `GMT` in any
+/// case, and surrounding whitespace.
 fn http_date(v: Option<&str>) -> Option<SystemTime> {
-    v.and_then(|s| httpdate::parse_http_date(s.trim()).ok())
+    let v = v?.trim();
+    if let Ok(t) = httpdate::parse_http_date(v) {
+        return Some(t);
+    }
+    // `httpdate` wants `Sun`/`Sunday`, `Nov` and `GMT`: re-case each word and retry. The longest
+    // valid form (RFC 850 with `Wednesday`) is 33 bytes.
+    if v.len() > 40 || !v.is_ascii() {
+        return None;
+    }
+    let mut norm = String::with_capacity(v.len());
+    let mut word_start = true;
+    for c in v.chars() {
+        if c.is_ascii_alphabetic() {
+            norm.push(if word_start {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            });
+            word_start = false;
+        } else {
+            norm.push(c);
+            word_start = true;
+        }
+    }
+    if let Some(head) = norm.strip_suffix(" Gmt") {
+        norm = format!("{head} GMT");
+    }
+    httpdate::parse_http_date(&norm).ok()
 }
 
 /// Decide storability and freshness of a response for a shared cache, at time `now`.
@@ -307,7 +442,7 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
     let apparent = now.duration_since(date).unwrap_or_default();
     let age_value = f
         .age
-        .and_then(parse_seconds)
+        .and_then(age_seconds)
         .map(Duration::from_secs)
         .unwrap_or_default();
     let current_age = apparent.max(age_value);
@@ -351,12 +486,16 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
     if d.no_cache {
         fresh_for = Duration::ZERO;
     }
+    // Stale on arrival: the stale windows count from expiry, which was this long ago.
+    let stale_since = current_age.saturating_sub(lifetime);
     let no_stale = d.no_cache || d.must_revalidate || d.proxy_revalidate;
     let window = |v: Option<u64>| {
         if no_stale {
             Duration::ZERO
         } else {
-            v.map(Duration::from_secs).unwrap_or_default()
+            v.map(Duration::from_secs)
+                .unwrap_or_default()
+                .saturating_sub(stale_since)
         }
     };
     let freshness = Freshness {
@@ -377,7 +516,7 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
     }
     let mut freshness = freshness;
     if d.stale_if_error.is_none() && !no_stale && d.s_maxage.is_none() {
-        freshness.stale_if_error = limits.stale_on_error;
+        freshness.stale_if_error = limits.stale_on_error.saturating_sub(stale_since);
     }
     Decision::Store(freshness)
 }
@@ -413,30 +552,495 @@ mod tests {
         }
     }
 
+    fn decide_with(f: &ResponseFacts<'_>, limits: &Limits) -> Freshness {
+        match decide(f, limits, now()) {
+            Decision::Store(fr) => fr,
+            Decision::DoNotStore(r) => panic!("expected store, got {r}"),
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    // ---- Item 14: Age ----
+
     #[test]
-    fn configured_stale_on_error_applies_only_where_stale_is_not_forbidden() {
+    fn age_is_read_leniently() {
+        assert_eq!(age_seconds("7200, 0"), Some(7200));
+        assert_eq!(age_seconds("7200,0"), Some(7200));
+        assert_eq!(age_seconds(" 42 "), Some(42));
+        assert_eq!(age_seconds("\t42\t, 1"), Some(42));
+        assert_eq!(age_seconds("0"), Some(0));
+        assert_eq!(age_seconds("99999999999999999999999"), Some(1 << 31));
+        assert_eq!(age_seconds("4294967296"), Some(1 << 31));
+        for bad in ["", " ", "soon", "-5", "1e3", "1.5", "\"30\"", ", 30", "30s"] {
+            assert_eq!(age_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn age_list_counts_first_value_and_stale_on_arrival_needs_a_validator() {
+        // Two hours old with a one-hour max-age: stale on arrival, nothing to revalidate with.
+        let f = ResponseFacts {
+            age: Some("7200, 0"),
+            ..ok("max-age=3600")
+        };
+        assert_eq!(not_stored(&f), "no freshness and no validator");
+        // The configured grace does not make it storable either.
         let limits = Limits {
-            stale_on_error: Duration::from_secs(300),
+            stale_on_error: secs(10),
             ..Limits::default()
         };
-        let window = |cc: &str| match decide(&ok(cc), &limits, now()) {
-            Decision::Store(f) => f.stale_if_error.as_secs(),
-            Decision::DoNotStore(_) => 0,
+        assert!(matches!(
+            decide(&f, &limits, now()),
+            Decision::DoNotStore("no freshness and no validator")
+        ));
+        // With a validator it is stored, stale, to be revalidated.
+        let f = ResponseFacts {
+            has_etag: true,
+            ..f
         };
-        assert_eq!(window("max-age=60"), 300);
+        let fr = store(&f);
+        assert_eq!(fr.fresh_for, Duration::ZERO);
+        assert_eq!(fr.initial_age, secs(7200));
+        assert!(!fr.heuristic);
+    }
+
+    #[test]
+    fn stale_on_arrival_shortens_stale_windows() {
+        // Expired 3600 s ago: a 600 s stale-if-error window is already over...
+        let f = ResponseFacts {
+            age: Some("7200, 0"),
+            ..ok("max-age=3600, stale-if-error=600")
+        };
+        assert_eq!(not_stored(&f), "no freshness and no validator");
+        // ... a one-day window has 23 h left.
+        let f = ResponseFacts {
+            age: Some("7200, 0"),
+            ..ok("max-age=3600, stale-if-error=86400, stale-while-revalidate=3700")
+        };
+        let fr = store(&f);
+        assert_eq!(fr.fresh_for, Duration::ZERO);
+        assert_eq!(fr.stale_if_error, secs(86_400 - 3600));
+        assert_eq!(fr.stale_while_revalidate, secs(100));
+        // The configured grace counts from expiry too.
+        let limits = Limits {
+            stale_on_error: secs(5000),
+            ..Limits::default()
+        };
+        let f = ResponseFacts {
+            age: Some("7200"),
+            has_etag: true,
+            ..ok("max-age=3600")
+        };
+        assert_eq!(decide_with(&f, &limits).stale_if_error, secs(1400));
+    }
+
+    #[test]
+    fn age_within_lifetime_is_subtracted() {
+        let f = ResponseFacts {
+            age: Some("100"),
+            ..ok("max-age=3600")
+        };
+        let fr = store(&f);
+        assert_eq!(fr.fresh_for, secs(3500));
+        assert_eq!(fr.initial_age, secs(100));
+    }
+
+    #[test]
+    fn unusable_age_is_ignored_and_huge_age_is_capped() {
+        for age in ["soon", "-5", ""] {
+            let f = ResponseFacts {
+                age: Some(age),
+                ..ok("max-age=60")
+            };
+            let fr = store(&f);
+            assert_eq!(fr.fresh_for, secs(60), "{age:?}");
+            assert_eq!(fr.initial_age, Duration::ZERO, "{age:?}");
+        }
+        let f = ResponseFacts {
+            age: Some("99999999999999999999999"),
+            has_etag: true,
+            ..ok("max-age=60")
+        };
+        let fr = store(&f);
+        assert_eq!(fr.fresh_for, Duration::ZERO);
+        assert_eq!(fr.initial_age, secs(1 << 31));
+    }
+
+    #[test]
+    fn current_age_is_the_larger_of_age_and_apparent_age() {
+        let date = httpdate::fmt_http_date(now() - secs(50));
+        let f = ResponseFacts {
+            date: Some(&date),
+            age: Some("10"),
+            ..ok("max-age=100")
+        };
+        assert_eq!(store(&f).initial_age, secs(50));
+        let f = ResponseFacts {
+            age: Some("80, 0"),
+            ..f
+        };
+        assert_eq!(store(&f).initial_age, secs(80));
+        assert_eq!(store(&f).fresh_for, secs(20));
+    }
+
+    // ---- Item 15: targeted fields are RFC 8941 Dictionaries ----
+
+    #[test]
+    fn targeted_field_members_and_types() {
+        let d = Directives::parse_strict(
+            "max-age=60, s-maxage=120, stale-while-revalidate=5, stale-if-error=30, \
+             must-revalidate, proxy-revalidate, public, immutable",
+        )
+        .expect("valid");
         assert_eq!(
-            window("max-age=60, stale-if-error=10"),
-            10,
-            "the origin's own wins"
+            d,
+            Directives {
+                max_age: Some(60),
+                s_maxage: Some(120),
+                stale_while_revalidate: Some(5),
+                stale_if_error: Some(30),
+                must_revalidate: true,
+                proxy_revalidate: true,
+                public: true,
+                immutable: true,
+                ..Directives::default()
+            }
         );
-        assert_eq!(window("max-age=60, must-revalidate"), 0);
-        assert_eq!(window("max-age=60, proxy-revalidate"), 0);
+        let strict = |v: &str| Directives::parse_strict(v).expect(v);
+        // Boolean directives: a bare key is true, `?0` false, `?1` true.
+        assert!(strict("no-store").no_store);
+        assert!(strict("no-store=?1").no_store);
+        assert!(!strict("no-store=?0").no_store);
+        assert!(!strict("private=?0, no-cache=?0").private);
+        // no-cache / private may carry a String (field names): still the directive.
+        let d = strict(r#"no-cache="set-cookie, x-foo", private="authorization""#);
+        assert!(d.no_cache && d.private);
+        // Parameters are ignored, and so are unknown keys whatever their value.
+        assert_eq!(strict("max-age=60;foo=bar;baz").max_age, Some(60));
+        assert!(strict("no-store;x=1").no_store);
+        let d = strict(r#"x-foo=(a b), x-bar="s", x-baz=1.5, x-q=:AAE=:, max-age=5, none"#);
         assert_eq!(
-            window("s-maxage=60"),
-            0,
-            "s-maxage implies proxy-revalidate"
+            d,
+            Directives {
+                max_age: Some(5),
+                ..Directives::default()
+            }
         );
-        assert_eq!(window("max-age=60, no-cache"), 0);
+        // Large integers are capped like delta-seconds.
+        assert_eq!(strict("max-age=999999999999999").max_age, Some(1 << 31));
+        // Whitespace around members and the field.
+        assert_eq!(strict("  max-age=7 ,   public  ").max_age, Some(7));
+        // A repeated key: RFC 8941 keeps the last value.
+        assert_eq!(strict("max-age=1, max-age=2").max_age, Some(2));
+    }
+
+    #[test]
+    fn targeted_field_that_is_not_a_dictionary_is_invalid() {
+        for bad in [
+            "max-age=10000, &&&&&",
+            "Max-Age=1",
+            "max-age=1,",
+            "max-age=\"1",
+            "max-age = 1",
+            "max-age=1;",
+            "must-revalidate=?",
+            "no-store private",
+            "max-age=1\u{e9}",
+            "",
+            "  ",
+        ] {
+            assert!(Directives::parse_strict(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn targeted_directive_of_the_wrong_type_invalidates_the_field() {
+        for bad in [
+            r#"max-age="10000""#,
+            "max-age=10.5",
+            "max-age=-1",
+            "max-age=?1",
+            "max-age=(1 2)",
+            "max-age=ten",
+            "s-maxage=\"60\"",
+            "stale-while-revalidate=1.0",
+            "stale-if-error=-30",
+            "no-store=1",
+            "no-store=\"yes\"",
+            "public=(a)",
+            "no-cache=set-cookie",
+            "private=1",
+            "public, max-age=\"10000\"",
+        ] {
+            assert!(Directives::parse_strict(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_targeted_fields_fall_back_to_the_next_field() {
+        for bad in [
+            "max-age=10000, &&&&&",
+            r#"max-age="10000""#,
+            "max-age=10.5",
+            "max-age=-1",
+            "Max-Age=1",
+            "",
+        ] {
+            let f = ResponseFacts {
+                cdn_cache_control: Some(bad),
+                ..ok("max-age=60")
+            };
+            let fr = store(&f);
+            assert_eq!(fr.source, Source::CacheControl, "{bad:?}");
+            assert_eq!(fr.fresh_for, secs(60), "{bad:?}");
+        }
+        // An invalid Eddy field falls back to a valid CDN field.
+        let f = ResponseFacts {
+            eddy_cdn_cache_control: Some("max-age=10.5"),
+            cdn_cache_control: Some("max-age=300"),
+            ..ok("max-age=60")
+        };
+        let fr = store(&f);
+        assert_eq!(fr.source, Source::CdnTargeted);
+        assert_eq!(fr.fresh_for, secs(300));
+    }
+
+    #[test]
+    fn targeted_booleans_in_decide() {
+        // `no-store=?0` is no no-store at all.
+        let f = ResponseFacts {
+            cdn_cache_control: Some("no-store=?0, max-age=30"),
+            ..ok("no-store")
+        };
+        assert_eq!(store(&f).fresh_for, secs(30));
+        // RFC 9213 §3.1's example: a field with no known directive still governs.
+        let lm = httpdate::fmt_http_date(now() - secs(1000));
+        let f = ResponseFacts {
+            cdn_cache_control: Some("none"),
+            last_modified: Some(&lm),
+            ..ok("no-store")
+        };
+        let fr = store(&f);
+        assert_eq!(fr.source, Source::CdnTargeted);
+        assert!(fr.heuristic);
+    }
+
+    #[test]
+    fn cache_control_stays_lenient() {
+        let d = Directives::parse_lenient(r#"MAX-AGE="60", &&&&&, Public, s-maxage=abc"#);
+        assert_eq!(d.max_age, Some(60));
+        assert!(d.public);
+        assert_eq!(d.s_maxage, None);
+        assert_eq!(store(&ok("max-age=10000, &&&&&")).fresh_for, secs(10000));
+    }
+
+    // ---- Item 17b: lenient HTTP dates ----
+
+    #[test]
+    fn http_dates_in_every_rfc9110_form_and_case() {
+        let t = SystemTime::UNIX_EPOCH + secs(784_111_777);
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "sun, 06 nov 1994 08:49:37 gmt",
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "sunday, 06-nov-94 08:49:37 gmt",
+            "SUNDAY, 06-NOV-94 08:49:37 Gmt",
+            "sun nov  6 08:49:37 1994",
+            "SUN NOV  6 08:49:37 1994",
+            "  Sun, 06 Nov 1994 08:49:37 GMT\t",
+            "\tsun nov  6 08:49:37 1994 ",
+        ] {
+            assert_eq!(http_date(Some(form)), Some(t), "{form:?}");
+        }
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "yesterday",
+            "Sun, 06 Nov 1994 08:49:37 PST",
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37",
+            "Sun, 06 Nov 1994 08:49:37 GMT GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sün, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(http_date(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(http_date(None), None);
+    }
+
+    #[test]
+    fn expires_and_date_in_legacy_forms() {
+        // now() is Tue, 14 Nov 2023 22:13:20 GMT.
+        assert_eq!(
+            httpdate::fmt_http_date(now()),
+            "Tue, 14 Nov 2023 22:13:20 GMT"
+        );
+        for (date, expires) in [
+            (
+                "Tuesday, 14-Nov-23 22:13:20 GMT",
+                "Tue Nov 14 22:14:20 2023",
+            ),
+            (
+                "tue, 14 nov 2023 22:13:20 gmt",
+                "tuesday, 14-nov-23 22:14:20 gmt",
+            ),
+            (
+                " Tue Nov 14 22:13:20 2023 ",
+                " TUE, 14 NOV 2023 22:14:20 GMT ",
+            ),
+        ] {
+            let f = ResponseFacts {
+                status: 200,
+                date: Some(date),
+                expires: Some(expires),
+                ..Default::default()
+            };
+            let fr = store(&f);
+            assert_eq!(fr.fresh_for, secs(60), "{date:?} {expires:?}");
+            assert!(!fr.heuristic);
+        }
+        // Date counts in the apparent age even when only lower-case.
+        let f = ResponseFacts {
+            date: Some("tue, 14 nov 2023 22:12:50 gmt"),
+            ..ok("max-age=100")
+        };
+        assert_eq!(store(&f).fresh_for, secs(70));
+        // An Expires that still does not parse is already expired.
+        let f = ResponseFacts {
+            status: 200,
+            date: Some("Tue, 14 Nov 2023 22:13:20 GMT"),
+            expires: Some("Tue, 14 Nov 2023 22:14:20 CET"),
+            has_etag: true,
+            ..Default::default()
+        };
+        let fr = store(&f);
+        assert_eq!(fr.fresh_for, Duration::ZERO);
+        assert!(!fr.heuristic);
+    }
+
+    #[test]
+    fn last_modified_in_legacy_forms_feeds_the_heuristic() {
+        // 1000 s before now(): Tue, 14 Nov 2023 21:56:40 GMT.
+        for lm in [
+            "tue, 14 nov 2023 21:56:40 gmt",
+            "Tuesday, 14-Nov-23 21:56:40 GMT",
+            "Tue Nov 14 21:56:40 2023",
+        ] {
+            let f = ResponseFacts {
+                status: 200,
+                date: Some("Tue, 14 Nov 2023 22:13:20 GMT"),
+                last_modified: Some(lm),
+                ..Default::default()
+            };
+            let fr = store(&f);
+            assert!(fr.heuristic, "{lm:?}");
+            assert_eq!(fr.fresh_for, secs(100), "{lm:?}");
+        }
+    }
+
+    // ---- Item 16: the configured stale-on-error grace ----
+
+    fn grace() -> Limits {
+        Limits {
+            stale_on_error: secs(10),
+            ..Limits::default()
+        }
+    }
+
+    /// A stored response (it has a validator) under `cc`, decided with a 10 s grace.
+    fn with_grace(cc: &str) -> Freshness {
+        let f = ResponseFacts {
+            has_etag: true,
+            ..ok(cc)
+        };
+        decide_with(&f, &grace())
+    }
+
+    #[test]
+    fn stale_on_error_default_is_zero_and_granted_when_allowed() {
+        assert_eq!(Limits::default().stale_on_error, Duration::ZERO);
+        assert_eq!(store(&ok("max-age=60")).stale_if_error, Duration::ZERO);
+        assert_eq!(with_grace("max-age=60").stale_if_error, secs(10));
+        assert_eq!(with_grace("public, max-age=60").stale_if_error, secs(10));
+    }
+
+    #[test]
+    fn stale_on_error_not_granted_with_must_revalidate() {
+        let fr = with_grace("max-age=60, must-revalidate");
+        assert_eq!(fr.fresh_for, secs(60));
+        assert_eq!(fr.stale_if_error, Duration::ZERO);
+    }
+
+    #[test]
+    fn stale_on_error_not_granted_with_proxy_revalidate() {
+        let fr = with_grace("max-age=60, proxy-revalidate");
+        assert_eq!(fr.fresh_for, secs(60));
+        assert_eq!(fr.stale_if_error, Duration::ZERO);
+    }
+
+    #[test]
+    fn stale_on_error_not_granted_with_no_cache() {
+        let fr = with_grace("max-age=60, no-cache");
+        assert_eq!(fr.fresh_for, Duration::ZERO);
+        assert_eq!(fr.stale_if_error, Duration::ZERO);
+        // Qualified no-cache too.
+        let fr = with_grace("max-age=60, no-cache=\"set-cookie\"");
+        assert_eq!(fr.stale_if_error, Duration::ZERO);
+    }
+
+    #[test]
+    fn stale_on_error_not_granted_with_s_maxage() {
+        let fr = with_grace("s-maxage=60");
+        assert_eq!(fr.fresh_for, secs(60));
+        assert_eq!(fr.stale_if_error, Duration::ZERO);
+        assert_eq!(
+            with_grace("max-age=600, s-maxage=60").stale_if_error,
+            Duration::ZERO
+        );
+        // The same rules in a targeted field.
+        let f = ResponseFacts {
+            cdn_cache_control: Some("s-maxage=60"),
+            ..ok("max-age=60")
+        };
+        assert_eq!(decide_with(&f, &grace()).stale_if_error, Duration::ZERO);
+        let f = ResponseFacts {
+            cdn_cache_control: Some("max-age=60"),
+            ..ok("max-age=60, must-revalidate")
+        };
+        assert_eq!(decide_with(&f, &grace()).stale_if_error, secs(10));
+    }
+
+    #[test]
+    fn explicit_stale_if_error_wins_over_the_grace() {
+        assert_eq!(
+            with_grace("max-age=60, stale-if-error=5").stale_if_error,
+            secs(5)
+        );
+        assert_eq!(
+            with_grace("max-age=60, stale-if-error=600").stale_if_error,
+            secs(600)
+        );
+        assert_eq!(
+            with_grace("max-age=60, stale-if-error=0").stale_if_error,
+            Duration::ZERO,
+            "an explicit zero is the origin's choice"
+        );
+        // The explicit grant also stands alongside s-maxage.
+        assert_eq!(
+            with_grace("s-maxage=60, stale-if-error=30").stale_if_error,
+            secs(30)
+        );
+        // But not past must-revalidate / no-cache.
+        assert_eq!(
+            with_grace("max-age=60, must-revalidate, stale-if-error=30").stale_if_error,
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -604,6 +1208,78 @@ mod tests {
         #[test]
         fn max_age_round_trips(n in 0u64..1_000_000) {
             prop_assert_eq!(Directives::parse_lenient(&format!("max-age={n}")).max_age, Some(n));
+        }
+
+        #[test]
+        fn parse_strict_never_panics(s in any::<String>()) {
+            let _ = Directives::parse_strict(&s);
+        }
+
+        #[test]
+        fn parse_strict_never_panics_on_near_dictionaries(
+            s in r#"[a-z0-9*=,;?:"().\- A-Z&]{0,60}"#,
+        ) {
+            let _ = Directives::parse_strict(&s);
+        }
+
+        #[test]
+        fn strict_and_lenient_agree_on_well_formed_fields(
+            max_age in proptest::option::of(0u64..1 << 40),
+            swr in proptest::option::of(0u64..100_000),
+            flags in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "no-store", "no-cache", "private", "public",
+                    "must-revalidate", "proxy-revalidate", "immutable", "x-ext",
+                ]),
+                0..4,
+            ),
+        ) {
+            let mut members: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+            if let Some(n) = max_age {
+                members.push(format!("max-age={n}"));
+            }
+            if let Some(n) = swr {
+                members.push(format!("stale-while-revalidate={n}"));
+            }
+            let field = members.join(", ");
+            if field.is_empty() {
+                prop_assert!(Directives::parse_strict(&field).is_err());
+            } else {
+                let strict = Directives::parse_strict(&field);
+                prop_assert_eq!(strict, Ok(Directives::parse_lenient(&field)));
+            }
+        }
+
+        #[test]
+        fn age_lists_count_the_first_value(a in 0u64..u64::MAX, b in 0u64..u64::MAX, sp in " {0,3}") {
+            prop_assert_eq!(
+                age_seconds(&format!("{sp}{a}{sp},{sp}{b}")),
+                Some(a.min(1 << 31))
+            );
+        }
+
+        #[test]
+        fn dates_parse_in_any_case(t in 0u64..253_402_300_799, form in 0usize..3, upper in any::<bool>()) {
+            let time = SystemTime::UNIX_EPOCH + Duration::from_secs(t);
+            let imf = httpdate::fmt_http_date(time);
+            // Built from the IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT".
+            let (wday, day, mon, year, hms) = (&imf[0..3], &imf[5..7], &imf[8..11], &imf[12..16], &imf[17..25]);
+            let long_wday = match wday {
+                "Mon" => "Monday", "Tue" => "Tuesday", "Wed" => "Wednesday", "Thu" => "Thursday",
+                "Fri" => "Friday", "Sat" => "Saturday", _ => "Sunday",
+            };
+            let text = match form {
+                // asctime: "Sun Nov  6 08:49:37 1994".
+                1 => format!("{wday} {mon} {:>2} {hms} {year}", day.trim_start_matches('0')),
+                // RFC 850, whose two-digit years httpdate reads as 1970..=2069:
+                // "Sunday, 06-Nov-94 08:49:37 GMT".
+                2 if ("1970".."2070").contains(&year) => {
+                    format!("{long_wday}, {day}-{mon}-{} {hms} GMT", &year[2..])
+                }
+                _ => imf.clone(),
+            };
+            let text = if upper { text.to_ascii_uppercase() } else { text.to_ascii_lowercase() };
+            prop_assert_eq!(http_date(Some(&text)), Some(time), "{}", text);
         }
     }
 }
