@@ -51,7 +51,7 @@ enum Cmd {
     /// Run the live dashboard and status API over the fleet's events.
     Admin(RoleArgs),
     /// Run the control plane: purge commands in, and when each is done on every live edge.
-    Control(RoleArgs),
+    Control(ControlArgs),
     /// Print the fleet's state from a dashboard's status API.
     Status {
         /// The dashboard (`eddy admin`) address.
@@ -80,9 +80,11 @@ enum Cmd {
 
 #[derive(Args)]
 struct UpArgs {
-    /// Directory for the edge's disk cache (default: ./.eddy-up).
-    #[arg(long, default_value = ".eddy-up")]
-    dir: PathBuf,
+    /// Where `eddy up` keeps its state (the embedded bus, each node's disk cache). Default:
+    /// `$XDG_DATA_HOME/eddy/up`, else `~/.local/share/eddy/up`, else `eddy-up` in the temp
+    /// directory; never the directory it runs from.
+    #[arg(long, alias = "dir")]
+    state_dir: Option<PathBuf>,
     /// Demo origin address.
     #[arg(long, default_value = "127.0.0.1:9000")]
     origin_listen: String,
@@ -124,6 +126,16 @@ struct RoleArgs {
 }
 
 #[derive(Args)]
+struct ControlArgs {
+    #[command(flatten)]
+    role: RoleArgs,
+    /// Accept a control plane on a non-loopback address without `[control] token`: anyone who
+    /// reaches it can purge. Logged at start.
+    #[arg(long)]
+    insecure_admin: bool,
+}
+
+#[derive(Args)]
 struct EdgeArgs {
     /// TOML config file; flags below override it.
     #[arg(long)]
@@ -152,6 +164,10 @@ struct EdgeArgs {
     /// Use the embedded event bus in this directory (purges fan out, catch-up on restart).
     #[arg(long)]
     bus_dir: Option<PathBuf>,
+    /// Accept an admin API on a non-loopback address without `edge.admin_token`: anyone who
+    /// reaches it can purge. Logged at start.
+    #[arg(long)]
+    insecure_admin: bool,
 }
 
 fn main() -> ExitCode {
@@ -205,9 +221,10 @@ fn main() -> ExitCode {
         }
         Cmd::Control(a) => {
             match eddy_config::load_control(
-                a.config.as_deref(),
-                a.listen.as_deref(),
-                a.bus_dir.as_ref(),
+                a.role.config.as_deref(),
+                a.role.listen.as_deref(),
+                a.role.bus_dir.as_ref(),
+                a.insecure_admin,
             ) {
                 Ok(c) => control(c),
                 Err(e) => {
@@ -257,7 +274,7 @@ fn check(files: &[PathBuf]) -> Result<Vec<String>, eddy_config::ConfigError> {
                 ));
             }
             "control" => {
-                let c = eddy_config::load_control(Some(f), None, None)?;
+                let c = eddy_config::load_control(Some(f), None, None, false)?;
                 lines.push(format!(
                     "{}: ok (control {} on {})",
                     f.display(),
@@ -311,6 +328,7 @@ fn node_config(a: EdgeArgs, role: eddy_config::Role) -> Result<Config, ExitCode>
         id: a.id,
         bus_dir: a.bus_dir,
         role: Some(role),
+        insecure_admin: a.insecure_admin,
     };
     eddy_config::load(a.config.as_deref(), &overrides).map_err(|e| {
         eprintln!("error: {e}");
@@ -337,6 +355,9 @@ fn dashboard(c: eddy_config::DashboardConfig) -> anyhow::Result<()> {
 }
 
 fn control(c: eddy_config::ControlConfig) -> anyhow::Result<()> {
+    if c.insecure_admin {
+        tracing::warn!(listen = %c.listen, "the control plane listens on a non-loopback address without a token (--insecure-admin): anyone who reaches it can purge");
+    }
     let bus = connect_bus(&c.bus)?;
     let n = eddy_admin::control::ControlNode::start(&c.id, c.listen, c.token.clone(), bus)
         .context("starting the control plane")?;
@@ -466,6 +487,23 @@ fn origin_only(listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where `eddy up` keeps state when `--state-dir` is not given: the user's data directory
+/// (XDG), else the temp directory. Never the working directory, which may be a source tree.
+fn default_state_dir() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local").join("share"))
+        });
+    match data {
+        Some(d) => d.join("eddy").join("up"),
+        None => std::env::temp_dir().join("eddy-up"),
+    }
+}
+
 fn up(a: UpArgs) -> anyhow::Result<()> {
     let origin_addr: std::net::SocketAddr = a
         .origin_listen
@@ -483,10 +521,14 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     for e in &a.more_edges {
         edges.push(pair("--more-edge", e)?);
     }
+    let state_dir = a.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    println!("state in {} (--state-dir to change)", state_dir.display());
     let origin = demo::start(origin_addr)
         .with_context(|| format!("starting the demo origin on {origin_addr}"))?;
     // One embedded bus for every node in this process: purges, spikes and health reach all.
-    let bus_dir = a.dir.join("bus");
+    let bus_dir = state_dir.join("bus");
     let bus: Arc<dyn eddy_bus::Bus> = Arc::new(
         EmbeddedBus::open(EmbeddedOptions::new(&bus_dir))
             .with_context(|| format!("opening the embedded bus in {}", bus_dir.display()))?,
@@ -496,7 +538,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             listen: Some(listen.to_string()),
             origins: vec![origin.url()],
             admin: Some(admin.to_string()),
-            cache_dir: Some(a.dir.join(id).join("cache")),
+            cache_dir: Some(state_dir.join(id).join("cache")),
             memory_size: Some("64 MiB".into()),
             disk_size: Some("512 MiB".into()),
             id: Some(id.to_string()),
@@ -506,6 +548,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
             } else {
                 eddy_config::Role::Edge
             }),
+            insecure_admin: false,
         };
         let mut config = eddy_config::load(None, &overrides)
             .with_context(|| format!("building the configuration of {id}"))?;

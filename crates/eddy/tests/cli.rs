@@ -66,6 +66,88 @@ fn bad_config_exits_2_naming_file_and_key() {
     );
 }
 
+/// Issue 11 item 7: what config once accepted but could not do is an error naming the key, and
+/// an admin API on the network needs a token or an explicit opt-in.
+#[test]
+fn config_that_cannot_work_is_refused_and_an_open_admin_api_needs_an_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(EDDY)
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (name, text, key) in [
+        (
+            "port.toml",
+            "[edge]\norigins = [\"http://127.0.0.1:65536\"]\n",
+            "edge.origins",
+        ),
+        (
+            "zero.toml",
+            "[edge]\norigins = [\"http://127.0.0.1:0\"]\n",
+            "edge.origins",
+        ),
+        (
+            "mem.toml",
+            "[edge]\norigins = [\"http://127.0.0.1:9\"]\n[cache]\nmemory_size = \"8 MiB\"\nmemory_max_object = \"16 MiB\"\n",
+            "cache.memory_max_object",
+        ),
+        (
+            "admin.toml",
+            "[edge]\norigins = [\"http://127.0.0.1:9\"]\nadmin = \"0.0.0.0:9080\"\n",
+            "edge.admin",
+        ),
+        (
+            "site.toml",
+            "[edge]\norigins = [\"http://127.0.0.1:9\"]\n[sites.\"shop.test/x\"]\nmerge_slashes = true\n",
+            "sites",
+        ),
+    ] {
+        let (code, err) = check(name, text);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(err.contains(key) && err.contains(name), "{name}: {err}");
+    }
+    let (code, err) = check(
+        "ok.toml",
+        "[edge]\norigins = [\"http://127.0.0.1:9\"]\nadmin = \"0.0.0.0:9080\"\nadmin_token = \"t\"\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    // The opt-in: the edge starts with an unauthenticated admin API on all addresses, and says so.
+    let (listen, admin) = (free_port().unwrap(), free_port().unwrap());
+    let origin = Origin::start(|_: &Seen| Reply::ok("x")).unwrap();
+    let child = Command::new(EDDY)
+        .args([
+            "edge",
+            "--listen",
+            &listen.to_string(),
+            "--origin",
+            &origin.url(),
+        ])
+        .args(["--admin", &format!("0.0.0.0:{}", admin.port())])
+        .arg("--insecure-admin")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    assert!(wait_for_listener(listen, Duration::from_secs(20)));
+    assert!(wait_for_listener(admin, Duration::from_secs(5)));
+    p.0.kill().unwrap();
+    let _ = p.0.wait();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut p.0.stderr.take().unwrap(), &mut out).unwrap();
+    assert!(out.contains("--insecure-admin"), "{out}");
+}
+
 #[test]
 fn eddy_up_serves_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +184,7 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
             &dashboard.to_string(),
             "--control",
             &control.to_string(),
-            "--dir",
+            "--state-dir",
         ])
         .arg(dir.path())
         .stdout(Stdio::piped())
