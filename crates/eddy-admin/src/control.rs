@@ -4,7 +4,7 @@
 //! instead of purging and hoping.
 //!
 //! - `POST /purge` with `{"url"|"prefix"|"key": "...", "soft": bool}` (or the `Fastly-Soft-Purge`
-//!   header): publishes it and answers `202` with its id and the edges expected to apply it.
+//!   header), or `{"all": true}` (only with `token` set and presented): publishes it and answers `202` with its id and the edges expected to apply it.
 //!   `?wait=<ms>` (at most 30000) holds the answer until every live edge reported (`200`, with
 //!   each edge's latency) or the time is up (`202`, with the edges still pending).
 //! - `GET /purges/<id>`: the same report for a purge published here in the last ten minutes.
@@ -286,10 +286,17 @@ async fn purge(
             );
         }
     }
+    // Purging everything needs a configured token, which the check above has then verified.
+    let with_token = shared.token.is_some();
     let (target, soft) =
-        match eddy_control::purge::command(&body, |h| headers.get(h)?.to_str().ok()) {
+        match eddy_control::purge::command(&body, |h| headers.get(h)?.to_str().ok(), with_token) {
             Ok(c) => c,
-            Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+            Err(e @ eddy_control::purge::CommandError::NeedsToken) => {
+                return error(StatusCode::FORBIDDEN, &e.to_string());
+            }
+            Err(eddy_control::purge::CommandError::Invalid(m)) => {
+                return error(StatusCode::BAD_REQUEST, &m);
+            }
         };
     // The nodes expected to apply it: every cache node up now.
     let expected: Vec<String> = shared

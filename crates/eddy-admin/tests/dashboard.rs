@@ -99,7 +99,10 @@ fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
     let purge = rt.block_on(async {
         client
             .post(format!("http://{}/purge", edges[0].admin_addr()))
-            .body(r#"{"prefix": "/obj/1"}"#)
+            .body(format!(
+                r#"{{"prefix": "{}/obj/1"}}"#,
+                edges[0].listen_addr()
+            ))
             .send()
             .await
             .unwrap()

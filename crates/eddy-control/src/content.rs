@@ -1,55 +1,23 @@
 //! `content.updated` → purge requests.
 
-use eddy_events::{ContentUpdated, PurgeRequested, PurgeTarget};
+use eddy_events::{ContentUpdated, PurgeRequested, PurgeTarget, TargetError};
 
-/// The purges a content update asks for: one per URL, surrogate key and prefix.
-pub fn purges_for(c: &ContentUpdated) -> Vec<PurgeRequested> {
-    let url = |u: &String| PurgeTarget::Url(normalise(u));
-    c.urls
-        .iter()
-        .map(url)
-        .chain(c.keys.iter().map(|k| PurgeTarget::Key(k.clone())))
-        .chain(
-            c.prefixes
-                .iter()
-                .map(|p| PurgeTarget::Prefix(normalise_prefix(p))),
-        )
-        .map(|target| PurgeRequested {
-            target,
-            soft: c.soft,
+/// The purges a content update asks for: one per URL, surrogate key and prefix, each checked by
+/// [`PurgeTarget`]'s constructors. One bad entry refuses the whole update: nothing of it is
+/// applied (an empty prefix must never become "purge everything").
+pub fn purges_for(c: &ContentUpdated) -> Result<Vec<PurgeRequested>, TargetError> {
+    let urls = c.urls.iter().map(|u| PurgeTarget::url(u));
+    let keys = c.keys.iter().map(|k| PurgeTarget::key(k));
+    let prefixes = c.prefixes.iter().map(|p| PurgeTarget::prefix(p));
+    urls.chain(keys)
+        .chain(prefixes)
+        .map(|t| {
+            t.map(|target| PurgeRequested {
+                target,
+                soft: c.soft,
+            })
         })
         .collect()
-}
-
-/// `http://Host:80/p` → `host/p`, the form edges key objects by.
-pub fn normalise(u: &str) -> String {
-    let rest = u
-        .strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"))
-        .unwrap_or(u);
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host = host.to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host);
-    format!("{host}{path}")
-}
-
-/// Like [`normalise`], for a prefix: no `/` is added, so `host` or `host:` prefixes keep working.
-pub fn normalise_prefix(p: &str) -> String {
-    let rest = p
-        .strip_prefix("http://")
-        .or_else(|| p.strip_prefix("https://"))
-        .unwrap_or(p);
-    match rest.find('/') {
-        Some(i) => {
-            let host = rest[..i].to_ascii_lowercase();
-            let host = host.strip_suffix(":80").unwrap_or(&host);
-            format!("{host}{}", &rest[i..])
-        }
-        None => rest.to_ascii_lowercase(),
-    }
 }
 
 #[cfg(test)]
@@ -57,25 +25,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn maps_every_field() {
+    fn maps_every_field() -> Result<(), TargetError> {
         let c = ContentUpdated {
-            urls: vec!["http://Example.com:80/a".into()],
+            urls: vec!["http://Example.com:80/a/./b".into()],
             keys: vec!["show-1".into()],
             prefixes: vec!["example.com/v/".into()],
             soft: true,
             rewarm: false,
         };
-        let p = purges_for(&c);
+        let p = purges_for(&c)?;
         assert_eq!(p.len(), 3);
-        assert_eq!(p[0].target, PurgeTarget::Url("example.com/a".into()));
+        assert_eq!(p[0].target, PurgeTarget::Url("example.com/a/b".into()));
         assert_eq!(p[1].target, PurgeTarget::Key("show-1".into()));
         assert_eq!(p[2].target, PurgeTarget::Prefix("example.com/v/".into()));
         assert!(p.iter().all(|x| x.soft));
-        assert_eq!(
-            normalise_prefix("http://CDN.example.com"),
-            "cdn.example.com"
-        );
-        assert_eq!(normalise_prefix("127.0.0.1:"), "127.0.0.1:");
-        assert_eq!(normalise_prefix("Host:80/a/"), "host/a/");
+        Ok(())
+    }
+
+    /// Issue 11 item 6: `prefixes: [""]` emptied the whole cache.
+    #[test]
+    fn one_bad_entry_refuses_the_update() {
+        for c in [
+            ContentUpdated {
+                prefixes: vec!["".into()],
+                ..Default::default()
+            },
+            ContentUpdated {
+                urls: vec!["h/a".into(), " ".into()],
+                ..Default::default()
+            },
+            ContentUpdated {
+                keys: vec!["a b".into()],
+                ..Default::default()
+            },
+        ] {
+            assert!(purges_for(&c).is_err(), "{c:?}");
+        }
     }
 }

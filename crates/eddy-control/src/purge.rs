@@ -9,54 +9,74 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The JSON body of a purge command (`POST /purge` on an edge's admin API or on `eddy control`):
-/// exactly one of `url`, `prefix`, `key`, and `soft`.
+/// exactly one of `url`, `prefix`, `key` or `"all": true`, and `soft`.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeBody {
     /// A URL (`http://host/path` or `host/path`): every stored variant.
     pub url: Option<String>,
-    /// A URL prefix (`host/path/`): everything below it.
+    /// A URL prefix (`host/path/`, or a bare `host` for all of it): everything below it.
     pub prefix: Option<String>,
     /// A surrogate key.
     pub key: Option<String>,
+    /// Everything in the cache (only with a token).
+    #[serde(default)]
+    pub all: bool,
     /// Mark stale (revalidate) instead of removing.
     #[serde(default)]
     pub soft: bool,
 }
 
+/// Why a purge command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The body is not a valid command: answer 400 with this message.
+    #[error("{0}")]
+    Invalid(String),
+    /// Purging everything without a token: answer 403.
+    #[error(
+        "purging everything needs a token: configure one (edge.admin_token, [control] token) and send Authorization: Bearer <token>"
+    )]
+    NeedsToken,
+}
+
 impl PurgeBody {
-    /// The target in the form edges key objects by, or a message saying what is wrong.
-    pub fn target(&self) -> Result<PurgeTarget, &'static str> {
-        match (&self.url, &self.prefix, &self.key) {
-            (Some(u), None, None) if !u.is_empty() => {
-                Ok(PurgeTarget::Url(crate::content::normalise(u)))
+    /// The target, checked by the one constructor every door uses ([`PurgeTarget::url`] and
+    /// friends), or what is wrong.
+    pub fn target(&self) -> Result<PurgeTarget, String> {
+        let t = match (&self.url, &self.prefix, &self.key, self.all) {
+            (Some(u), None, None, false) => PurgeTarget::url(u),
+            (None, Some(p), None, false) => PurgeTarget::prefix(p),
+            (None, None, Some(k), false) => PurgeTarget::key(k),
+            (None, None, None, true) => Ok(PurgeTarget::All),
+            _ => {
+                return Err(
+                    "give exactly one of \"url\", \"prefix\", \"key\" or \"all\": true".into(),
+                );
             }
-            (None, Some(p), None) if !p.is_empty() => {
-                Ok(PurgeTarget::Prefix(crate::content::normalise_prefix(p)))
-            }
-            (None, None, Some(k)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-                Ok(PurgeTarget::Key(k.clone()))
-            }
-            _ => Err(
-                "give exactly one non-empty field of \"url\", \"prefix\" or \"key\" (a key has no spaces)",
-            ),
-        }
+        };
+        t.map_err(|e| e.to_string())
     }
 }
 
 /// A purge command from an HTTP request: its JSON `body` and its headers (through `header`), as
-/// (target, soft), or a message for a 400 saying what is wrong. Every purge front door (an edge's
-/// admin API, `eddy control`) reads commands through this.
+/// (target, soft), or why it is refused. `with_token`: the request presented a configured token
+/// (purging everything needs one). Every purge front door (an edge's admin API, `eddy control`)
+/// reads commands through this.
 pub fn command<'a>(
     body: &[u8],
     header: impl Fn(&str) -> Option<&'a str>,
-) -> Result<(PurgeTarget, bool), String> {
+    with_token: bool,
+) -> Result<(PurgeTarget, bool), CommandError> {
     let req: PurgeBody = serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "purge body is not valid JSON of the form {{\"url\"|\"prefix\"|\"key\": \"...\", \"soft\": bool}}: {e}"
-        )
+        CommandError::Invalid(format!(
+            "purge body is not valid JSON of the form {{\"url\"|\"prefix\"|\"key\": \"...\", \"soft\": bool}} or {{\"all\": true}}: {e}"
+        ))
     })?;
-    let target = req.target().map_err(str::to_string)?;
+    let target = req.target().map_err(CommandError::Invalid)?;
+    if target == PurgeTarget::All && !with_token {
+        return Err(CommandError::NeedsToken);
+    }
     Ok((target, req.soft || soft_header(header)))
 }
 
@@ -132,6 +152,7 @@ impl PurgeFollower {
     async fn apply(&mut self, r: Received) -> Result<bool, ControlError> {
         let applied = match &r.event {
             Event::PurgeRequested(p) => {
+                // Decoding checked the target (PurgeTarget's constructors).
                 let objects = self.edge.purge(&p.target, p.soft).await?;
                 let done = Event::PurgeApplied(PurgeApplied {
                     edge: self.edge.edge_id().to_string(),

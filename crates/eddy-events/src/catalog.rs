@@ -23,26 +23,98 @@ pub const INTERACTION: &str = "dev.eddy.interaction.v1";
 /// `dev.eddy.segment.published.v1`.
 pub const SEGMENT_PUBLISHED: &str = "dev.eddy.segment.published.v1";
 
-/// What a purge reaches. JSON: `{"url": "host/path"}`, `{"prefix": "host/dir/"}` or
-/// `{"key": "surrogate-key"}`.
+/// What a purge reaches. JSON: `{"url": "host/path"}`, `{"prefix": "host/dir/"}`,
+/// `{"key": "surrogate-key"}` or `"all"`.
+///
+/// Every door builds it through [`PurgeTarget::url`], [`PurgeTarget::prefix`] or
+/// [`PurgeTarget::key`], and decoding an event does too (a target that fails them makes the event
+/// undecodable: it is counted and dead-lettered, never applied). URLs and prefixes are kept in the
+/// canonical form cache keys have ([`eddy_url`]), so a purge reaches every spelling a viewer
+/// could have used. An empty prefix never means "everything": that is [`PurgeTarget::All`], a
+/// command of its own that the front doors accept only with a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "RawPurgeTarget")]
 pub enum PurgeTarget {
     /// One URL (every stored variant), as `host/path?query`.
     Url(String),
-    /// Every URL under a prefix.
+    /// Every URL under a prefix, `host/path`.
     Prefix(String),
     /// Every object tagged with a surrogate key.
+    Key(String),
+    /// Everything in the cache.
+    All,
+}
+
+/// The wire form of a [`PurgeTarget`] before it is checked.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawPurgeTarget {
+    Url(String),
+    Prefix(String),
+    Key(String),
+    All,
+}
+
+impl TryFrom<RawPurgeTarget> for PurgeTarget {
+    type Error = TargetError;
+    fn try_from(raw: RawPurgeTarget) -> Result<Self, TargetError> {
+        match raw {
+            RawPurgeTarget::Url(u) => PurgeTarget::url(&u),
+            RawPurgeTarget::Prefix(p) => PurgeTarget::prefix(&p),
+            RawPurgeTarget::Key(k) => PurgeTarget::key(&k),
+            RawPurgeTarget::All => Ok(PurgeTarget::All),
+        }
+    }
+}
+
+/// Longest surrogate key accepted (Fastly's limit is 1024 bytes).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Why a purge target was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// A URL that does not normalise.
+    #[error("purge url: {0}")]
+    Url(eddy_url::UrlError),
+    /// A prefix that does not normalise (an empty prefix included).
+    #[error("purge prefix: {0} (to purge everything, send the purge-all command with a token)")]
+    Prefix(eddy_url::UrlError),
+    /// A surrogate key that is empty, too long, or has spaces or controls.
+    #[error("surrogate key {0:?} is not 1-{MAX_KEY_BYTES} visible ASCII characters without spaces")]
     Key(String),
 }
 
 impl PurgeTarget {
+    /// A URL target, `http://Host/a/../b` or `host/b`, in canonical form.
+    pub fn url(u: &str) -> Result<PurgeTarget, TargetError> {
+        eddy_url::content_url(u, |_| Default::default())
+            .map(PurgeTarget::Url)
+            .map_err(TargetError::Url)
+    }
+
+    /// A prefix target, `host/dir/` (a bare host is its whole site, `host/`), in canonical form.
+    pub fn prefix(p: &str) -> Result<PurgeTarget, TargetError> {
+        eddy_url::content_prefix(p, |_| Default::default())
+            .map(PurgeTarget::Prefix)
+            .map_err(TargetError::Prefix)
+    }
+
+    /// A surrogate key target.
+    pub fn key(k: &str) -> Result<PurgeTarget, TargetError> {
+        if k.is_empty() || k.len() > MAX_KEY_BYTES || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            let shown: String = k.chars().take(80).collect();
+            return Err(TargetError::Key(shown));
+        }
+        Ok(PurgeTarget::Key(k.to_string()))
+    }
+
     /// A stable text form, used as the ordering key.
     pub fn as_key(&self) -> String {
         match self {
             PurgeTarget::Url(u) => format!("url:{u}"),
             PurgeTarget::Prefix(p) => format!("prefix:{p}"),
             PurgeTarget::Key(k) => format!("key:{k}"),
+            PurgeTarget::All => "all".to_string(),
         }
     }
 }
@@ -353,6 +425,46 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn purge_event(target: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "specversion": "1.0", "id": "1", "source": "/t", "type": PURGE_REQUESTED,
+            "data": {"target": target},
+        }))
+        .unwrap_or_default()
+    }
+
+    /// Issue 11 item 6: an event whose purge target fails the constructor does not decode, so it
+    /// is dead-lettered and never applied; a good one decodes in canonical form.
+    #[test]
+    fn purge_targets_are_checked_when_an_event_is_decoded() {
+        for bad in [
+            serde_json::json!({"prefix": ""}),
+            serde_json::json!({"prefix": "/obj"}),
+            serde_json::json!({"url": ""}),
+            serde_json::json!({"url": "h/a b"}),
+            serde_json::json!({"key": ""}),
+            serde_json::json!({"key": "a b"}),
+            serde_json::json!({"key": "x".repeat(MAX_KEY_BYTES + 1)}),
+        ] {
+            assert!(Event::decode(&purge_event(bad.clone())).is_err(), "{bad}");
+        }
+        let ok = Event::decode(&purge_event(
+            serde_json::json!({"url": "http://H:80/a/../%62"}),
+        ));
+        assert!(
+            matches!(&ok, Ok((_, Event::PurgeRequested(p))) if p.target == PurgeTarget::Url("h/b".into())),
+            "{ok:?}"
+        );
+        let all = Event::decode(&purge_event(serde_json::json!("all")));
+        assert!(matches!(&all, Ok((_, Event::PurgeRequested(p))) if p.target == PurgeTarget::All));
+        assert_eq!(
+            PurgeTarget::prefix("Example.com"),
+            Ok(PurgeTarget::Prefix("example.com/".into()))
+        );
+        let msg = PurgeTarget::prefix("").map_or_else(|e| e.to_string(), |_| String::new());
+        assert!(msg.contains("purge-all"), "{msg}");
+    }
 
     #[test]
     fn every_type_round_trips() -> Result<(), EventError> {

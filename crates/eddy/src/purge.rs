@@ -6,7 +6,7 @@ use clap::Args;
 
 /// `eddy purge` flags.
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["url", "prefix", "key"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["url", "prefix", "key", "all"])))]
 pub struct PurgeArgs {
     /// One URL (`http://host/path` or `host/path`), every stored variant.
     #[arg(long)]
@@ -17,6 +17,9 @@ pub struct PurgeArgs {
     /// Every object tagged with this surrogate key.
     #[arg(long)]
     key: Option<String>,
+    /// Everything in every cache (the admin API must have a token, given with --token).
+    #[arg(long)]
+    all: bool,
     /// Mark stale (revalidate) instead of removing.
     #[arg(long)]
     soft: bool,
@@ -35,6 +38,9 @@ pub fn run(a: PurgeArgs) -> anyhow::Result<()> {
         if let Some(v) = v {
             body.insert(k.into(), serde_json::Value::String(v.clone()));
         }
+    }
+    if a.all {
+        body.insert("all".into(), serde_json::Value::Bool(true));
     }
     body.insert("soft".into(), serde_json::Value::Bool(a.soft));
     let url = format!("http://{}/purge", a.admin);
