@@ -9,11 +9,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use eddy_control::purge::CommandError;
 use eddy_events::{CloudEvent, Event, PurgeTarget};
 use std::sync::Arc;
 
 fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+/// Whether the request presented the configured admin token (false when none is configured).
+fn with_token(state: &EdgeState, headers: &HeaderMap) -> bool {
+    state.config.edge.admin_token.is_some() && authorized(state, headers)
 }
 
 fn authorized(state: &EdgeState, headers: &HeaderMap) -> bool {
@@ -38,10 +44,14 @@ async fn purge(
             "missing or wrong bearer token (Authorization: Bearer <edge.admin_token>)",
         );
     }
-    let (scope, soft) = match eddy_control::purge::command(&body, |h| headers.get(h)?.to_str().ok())
-    {
-        Ok((t, soft)) => (Purge::from(&t), soft),
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    let (scope, soft) = match eddy_control::purge::command(
+        &body,
+        |h| headers.get(h)?.to_str().ok(),
+        with_token(&state, &headers),
+    ) {
+        Ok((t, soft)) => (Purge::of(&t, &state.config), soft),
+        Err(e @ CommandError::NeedsToken) => return error(StatusCode::FORBIDDEN, &e.to_string()),
+        Err(CommandError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, &m),
     };
     match apply_or_publish(&state, vec![(scope.clone(), soft)]).await {
         Ok(Outcome::Published(ids)) => Json(serde_json::json!({
@@ -69,6 +79,7 @@ impl From<&Purge> for PurgeTarget {
             Purge::Url(u) => PurgeTarget::Url(u.clone()),
             Purge::Prefix(p) => PurgeTarget::Prefix(p.clone()),
             Purge::Key(k) => PurgeTarget::Key(k.clone()),
+            Purge::All => PurgeTarget::All,
         }
     }
 }
@@ -173,12 +184,26 @@ async fn events(
         Ok(c) => c,
         Err((status, msg)) => return error(status, &msg),
     };
+    // Every target goes through PurgeTarget's constructors (decoding checks a purge.requested;
+    // purges_for checks a content.updated); one that fails is refused and nothing is applied.
     let purges: Vec<(Purge, bool)> = match Event::from_cloud(&cloud) {
-        Ok(Event::ContentUpdated(c)) => eddy_control::content::purges_for(&c)
-            .iter()
-            .map(|p| (Purge::from(&p.target), p.soft))
-            .collect(),
-        Ok(Event::PurgeRequested(p)) => vec![(Purge::from(&p.target), p.soft)],
+        Ok(Event::ContentUpdated(c)) => match eddy_control::content::purges_for(&c) {
+            Ok(p) => p
+                .iter()
+                .map(|p| (Purge::of(&p.target, &state.config), p.soft))
+                .collect(),
+            Err(e) => {
+                state.metrics.events_refused.inc();
+                return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+            }
+        },
+        Ok(Event::PurgeRequested(p))
+            if p.target == PurgeTarget::All && !with_token(&state, &headers) =>
+        {
+            state.metrics.events_refused.inc();
+            return error(StatusCode::FORBIDDEN, &CommandError::NeedsToken.to_string());
+        }
+        Ok(Event::PurgeRequested(p)) => vec![(Purge::of(&p.target, &state.config), p.soft)],
         Ok(other) => {
             return (
                 StatusCode::ACCEPTED,
@@ -186,7 +211,10 @@ async fn events(
             )
                 .into_response();
         }
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Err(e) => {
+            state.metrics.events_refused.inc();
+            return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+        }
     };
     if let Some(bus) = &state.bus {
         let ev = Bytes::from(cloud.encode());
@@ -221,6 +249,10 @@ async fn events(
 
 async fn metrics(State(state): State<Arc<EdgeState>>) -> Response {
     let c = &state.config.cache;
+    state
+        .metrics
+        .open_connections
+        .set(i64::try_from(state.conns.open()).unwrap_or(i64::MAX));
     let text = state.metrics.render(
         state.storage.cache(),
         c.memory_bytes,

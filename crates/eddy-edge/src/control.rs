@@ -10,12 +10,18 @@ use std::sync::Arc;
 /// [`EdgeControl`] for one edge.
 pub struct EdgeHandle(pub Arc<EdgeState>);
 
-impl From<&PurgeTarget> for Purge {
-    fn from(t: &PurgeTarget) -> Purge {
+impl Purge {
+    /// The purge a (checked, canonical) target asks of this edge, with its sites' path options
+    /// applied (a site that merges `//` purges the merged form, as its keys have it).
+    pub fn of(t: &PurgeTarget, config: &eddy_config::Config) -> Purge {
+        let site = |u: &str| {
+            eddy_url::content_url(u, |h| config.path_options(h)).unwrap_or_else(|_| u.to_string())
+        };
         match t {
-            PurgeTarget::Url(u) => Purge::Url(crate::proxy::normalise_url(u)),
-            PurgeTarget::Prefix(p) => Purge::Prefix(eddy_control::content::normalise_prefix(p)),
+            PurgeTarget::Url(u) => Purge::Url(site(u)),
+            PurgeTarget::Prefix(p) => Purge::Prefix(site(p)),
             PurgeTarget::Key(k) => Purge::Key(k.clone()),
+            PurgeTarget::All => Purge::All,
         }
     }
 }
@@ -28,7 +34,7 @@ impl EdgeControl for EdgeHandle {
 
     async fn purge(&self, target: &PurgeTarget, soft: bool) -> Result<u64, ControlError> {
         let state = self.0.clone();
-        let purge = Purge::from(target);
+        let purge = Purge::of(target, &self.0.config);
         let id = self.0.config.edge.id.clone();
         let edge_err = move |detail: String| ControlError::Edge { edge: id, detail };
         match tokio::task::spawn_blocking(move || state.purge(&purge, soft)).await {

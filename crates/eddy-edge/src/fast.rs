@@ -7,12 +7,11 @@
 //! costs one parse of the request head (`httparse`, no allocation), one cache key hash, one
 //! sharded lookup, and the stored head copied into a per-connection buffer.
 //!
-//! What qualifies, decided by [`plan`] and then by the stored object:
-//! - a complete HTTP/1.1 request head in the bytes already read, `GET` or `HEAD`, origin-form
-//!   target made of URI characters only, one `Host`, no body framing, within
-//!   `edge.max_header_bytes`, and none of the fields that change what a cache must do: `Range`,
-//!   conditionals (`If-*`), `Authorization`, request `Cache-Control` / `Pragma`, `Connection`
-//!   other than `keep-alive`, `Upgrade`, `Expect`;
+//! What qualifies, decided by [`eligible`] and then by the stored object:
+//! - a request the gate accepted ([`crate::request::judge`]: strict parse, valid `Host`,
+//!   canonical URL), HTTP/1.1 `GET` or `HEAD`, no body framing, and none of the fields that change
+//!   what a cache must do: `Range`, conditionals (`If-*`), `Authorization`, request
+//!   `Cache-Control` / `Pragma`, `Connection` other than `keep-alive`, `Upgrade`, `Expect`;
 //! - a complete object in the memory tier, not soft-purged, fresh now, without `Vary`, with a
 //!   `Content-Length` equal to its body, no in-flight fill of the same key.
 //!
@@ -23,7 +22,8 @@
 //! and cache counters. `edge.fast_hits = false` turns it off.
 
 use crate::metrics::Outcome;
-use crate::proxy::{EdgeState, encoded_control, key_url};
+use crate::proxy::EdgeState;
+use crate::request::{Body, Head, Method, Request};
 use crate::storage::{HeadView, micros, primary_of};
 use bytes::Buf;
 use pingora_core::protocols::Stream;
@@ -34,86 +34,31 @@ use std::time::{Instant, SystemTime};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncWriteExt, Interest};
 
-/// Request header fields the fast path reads at most; a request with more goes the full way.
-const MAX_FIELDS: usize = 48;
-
 /// Bodies up to this size are copied behind the head and sent in one write; larger ones are
 /// sent from the cached buffer with a vectored write.
 const COPY_BODY: usize = 16 * 1024;
 
-/// A request the fast path may answer, read from the bytes at the head of the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Bytes of the request head (the request has no body).
-    pub len: usize,
-    /// `HEAD`: no body in the answer.
-    pub head: bool,
-    /// The cache key URL, as the full proxy builds it (`host/path?query`, host lower-cased,
-    /// `:80` dropped).
-    pub url: String,
-}
-
-/// Decide whether the request at the start of `buf` is one the fast path may answer. `None`
-/// means "not here": incomplete, malformed, or anything the full proxy must judge.
-pub fn plan(buf: &[u8], max_header_bytes: usize) -> Option<Plan> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
+/// Whether the fast path may answer an accepted request: HTTP/1.1 `GET` or `HEAD` without a body
+/// and without any field a cache must judge. Returns its cache key URL and whether it is `HEAD`.
+pub fn eligible(req: &Request) -> Option<(&str, bool)> {
+    let head = match req.method {
+        Method::Get => false,
+        Method::Head => true,
         _ => return None,
     };
-    if len > max_header_bytes || req.version != Some(1) {
+    if !req.http11 || !req.plain || req.body != Body::None {
         return None;
     }
-    let head = match req.method? {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return None,
-    };
-    let path = req.path?;
-    if !path.starts_with('/') || !path.bytes().all(uri_byte) || encoded_control(path.as_bytes()) {
-        return None;
-    }
-    let mut host = None;
-    for f in req.headers.iter() {
-        let name = f.name.as_bytes();
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if is("host") {
-            if host.is_some() || f.value.is_empty() || !f.value.iter().all(u8::is_ascii_graphic) {
-                return None;
-            }
-            host = Some(f.value);
-        } else if is("connection") {
-            if !f.value.eq_ignore_ascii_case(b"keep-alive") {
-                return None;
-            }
-        } else if is("content-length")
-            || is("transfer-encoding")
-            || is("range")
-            || is("if-range")
-            || is("if-match")
-            || is("if-none-match")
-            || is("if-modified-since")
-            || is("if-unmodified-since")
-            || is("authorization")
-            || is("cache-control")
-            || is("pragma")
-            || is("upgrade")
-            || is("expect")
-        {
-            return None;
-        }
-    }
-    Some(Plan {
-        len,
-        head,
-        url: key_url(std::str::from_utf8(host?).ok()?, path),
-    })
+    Some((req.url.as_ref()?.as_str(), head))
 }
 
-/// RFC 3986 characters of an origin-form target: unreserved, sub-delims, `:@/?%`.
-fn uri_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
+/// The fast path's view of the request at the start of `buf`: its key URL and whether it is
+/// `HEAD`, or `None` when it is incomplete, refused, or not for the fast path.
+pub fn plan(buf: &[u8], max_header_bytes: usize) -> Option<(String, bool)> {
+    match crate::request::judge(buf, max_header_bytes, |_| Default::default()) {
+        Head::Complete(r) => eligible(&r).map(|(u, h)| (u.to_string(), h)),
+        _ => None,
+    }
 }
 
 /// Response fields the fast path never serves from a stored head: hop-by-hop framing it cannot
@@ -150,11 +95,11 @@ pub struct FastHits {
     state: Arc<EdgeState>,
 }
 
-/// What [`FastHits::serve`] did with the request at the head of the buffer.
+/// What [`FastHits::serve`] did with a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Served {
-    /// Answered; this many bytes of the buffer were the request.
-    Hit(usize),
+    /// Answered.
+    Hit,
     /// Not for the fast path: hand the bytes to the full proxy.
     Pass,
 }
@@ -165,11 +110,11 @@ impl FastHits {
         FastHits { state }
     }
 
-    /// Answer the request at the start of `buf` from the memory tier if it qualifies, writing to
-    /// `out`. `scratch` is the connection's reusable head buffer; `peer` the client's address.
+    /// Answer an accepted request from the memory tier if it qualifies, writing to `out`.
+    /// `scratch` is the connection's reusable head buffer; `peer` the client's address.
     pub async fn serve(
         &self,
-        buf: &[u8],
+        req: &Request,
         peer: Option<std::net::IpAddr>,
         out: &mut Stream,
         scratch: &mut Vec<u8>,
@@ -177,10 +122,10 @@ impl FastHits {
     ) -> std::io::Result<Served> {
         let start = Instant::now();
         let st = &self.state;
-        let Some(plan) = plan(buf, st.config.edge.max_header_bytes) else {
+        let Some((url, head)) = eligible(req) else {
             return Ok(Served::Pass);
         };
-        let key = primary_of(&plan.url);
+        let key = primary_of(url);
         if st.storage.filling(&key) {
             return Ok(Served::Pass);
         }
@@ -253,11 +198,11 @@ impl FastHits {
         scratch.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
         scratch.extend_from_slice(b"\r\nConnection: keep-alive\r\n\r\n");
         if let Some(w) = &st.spikes {
-            w.observe(&plan.url, &st.metrics);
+            w.observe(url, &st.metrics);
         }
         // Counted when the answer is committed, before its bytes can reach the client.
         st.metrics.fast_hits.inc();
-        let sent = if plan.head {
+        let sent = if head {
             out.write_all(scratch).await?;
             out.flush().await?;
             0
@@ -282,8 +227,14 @@ impl FastHits {
         };
         st.metrics
             .record(Outcome::Hit, start.elapsed().as_secs_f64(), sent as u64);
-        tracing::debug!(method = if plan.head { "HEAD" } else { "GET" }, url = %plan.url, cache = "HIT", fast = true, "request");
-        Ok(Served::Hit(plan.len))
+        tracing::debug!(
+            method = if head { "HEAD" } else { "GET" },
+            url,
+            cache = "HIT",
+            fast = true,
+            "request"
+        );
+        Ok(Served::Hit)
     }
 }
 
@@ -382,29 +333,38 @@ mod tests {
     use proptest::prelude::*;
 
     fn url(req: &str) -> Option<String> {
-        plan(req.as_bytes(), 65_536).map(|p| p.url)
+        plan(req.as_bytes(), 65_536).map(|p| p.0)
     }
 
     #[test]
     fn plain_gets_and_heads_qualify_with_the_proxy_s_key() {
-        let p = plan(
-            b"GET /a/b?x=1 HTTP/1.1\r\nHost: Example.COM:80\r\n\r\nGET",
-            65_536,
+        assert_eq!(
+            plan(
+                b"GET /a/b?x=1 HTTP/1.1\r\nHost: Example.COM:80\r\n\r\nGET",
+                65_536,
+            ),
+            Some(("example.com/a/b?x=1".into(), false))
         );
         assert_eq!(
-            p,
-            Some(Plan {
-                len: 47,
-                head: false,
-                url: "example.com/a/b?x=1".into()
-            })
-        );
-        assert_eq!(
-            plan(b"HEAD / HTTP/1.1\r\nhost: h:8080\r\n\r\n", 65_536).map(|p| (p.head, p.url)),
-            Some((true, "h:8080/".into()))
+            plan(b"HEAD / HTTP/1.1\r\nhost: h:8080\r\n\r\n", 65_536),
+            Some(("h:8080/".into(), true))
         );
         assert!(url("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n").is_some());
         assert!(url("GET /%20x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n").is_some());
+        // Spellings of one path take the fast path under one key.
+        assert_eq!(
+            url("GET /a/../%62 HTTP/1.1\r\nHost: h\r\n\r\n").as_deref(),
+            Some("h/b")
+        );
+        assert_eq!(
+            url("GET /a\"b HTTP/1.1\r\nHost: h\r\n\r\n").as_deref(),
+            Some("h/a%22b")
+        );
+        // Absolute form: the same key as origin form.
+        assert_eq!(
+            url("GET http://h/b HTTP/1.1\r\nHost: h\r\n\r\n").as_deref(),
+            Some("h/b")
+        );
     }
 
     #[test]
@@ -422,11 +382,9 @@ mod tests {
             "GET / HTTP/1.0\r\nHost: h\r\n\r\n",                     // HTTP/1.0
             "POST / HTTP/1.1\r\nHost: h\r\n\r\n",                    // unsafe method
             "PURGE / HTTP/1.1\r\nHost: h\r\n\r\n",                   // purge
-            "GET / HTTP/1.1\r\n\r\n",                                // no host
-            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",          // two hosts
-            "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",             // absolute form
-            "GET /a%00 HTTP/1.1\r\nHost: h\r\n\r\n",                 // encoded control
-            "GET /a\"b HTTP/1.1\r\nHost: h\r\n\r\n",                 // not a URI character
+            "GET / HTTP/1.1\r\n\r\n",                                // no host (refused)
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",          // two hosts (refused)
+            "GET /a%00 HTTP/1.1\r\nHost: h\r\n\r\n",                 // encoded control (refused)
             "GET / HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", // range
             "GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n", // conditional
             "GET / HTTP/1.1\r\nHost: h\r\nCache-Control: no-cache\r\n\r\n",
@@ -439,24 +397,20 @@ mod tests {
         ] {
             assert_eq!(url(req), None, "{req:?}");
         }
-        // Over the header limit: the full proxy answers 431.
+        // Over the header limit: refused with 431.
         assert_eq!(plan(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 10), None);
     }
 
     proptest! {
         #[test]
-        fn never_panics_and_never_reads_past_the_head(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            if let Some(p) = plan(&bytes, 65_536) {
-                prop_assert!(p.len <= bytes.len());
-                prop_assert!(bytes[..p.len].ends_with(b"\r\n\r\n") || bytes[..p.len].ends_with(b"\n\n"));
-            }
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = plan(&bytes, 65_536);
         }
 
         #[test]
-        fn any_plain_path_keys_like_the_proxy(path in "/[a-zA-Z0-9._~/-]{0,40}(\\?[a-z0-9=&]{0,20})?", host in "[a-zA-Z0-9.-]{1,20}") {
+        fn any_plain_path_keys_like_the_proxy(path in "/[a-zA-Z0-9_~-]{1,10}(/[a-zA-Z0-9_~-]{1,10}){0,3}(\\?[a-z0-9=&]{0,20})?", host in "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){0,2}") {
             let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-            let p = plan(req.as_bytes(), 65_536);
-            prop_assert_eq!(p.map(|p| p.url), Some(format!("{}{path}", host.to_ascii_lowercase())));
+            prop_assert_eq!(url(&req), Some(format!("{host}{path}")));
         }
     }
 }

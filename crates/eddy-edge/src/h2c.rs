@@ -7,14 +7,31 @@
 //! forever: a client gets no answer and a slowloris gets a free socket. [`H2cGate`] reads only
 //! until the bytes stop matching the preface (one byte, for any HTTP/1 method), puts them back,
 //! and hands the connection to one of two otherwise identical pingora apps: one with h2c off
-//! (HTTP/1, whose parser answers malformed requests with 400) or one with h2c on. A connection
-//! that has sent neither a mismatch nor the whole preface within [`FIRST_BYTES`] is closed.
+//! (HTTP/1) or one with h2c on. A connection that has sent neither a mismatch nor the whole
+//! preface within `edge.head_timeout_ms` of its accept is closed.
 //!
-//! An HTTP/1 connection then stays here for its keep-alive requests: each request is offered to
-//! the hit fast path ([`crate::fast`]) first, and what it declines goes to the HTTP/1 app as a
-//! one-request session with its bytes put back; the connection returns here after it.
+//! An HTTP/1 connection then stays here for its keep-alive requests, and this is where the edge
+//! bounds what a client may hold (see [`crate::conn`] and [`crate::request`]):
+//! - a connection over `edge.max_connections`, or over `edge.max_client_connections` from its
+//!   address, is closed at accept;
+//! - each request head must be complete within `edge.head_timeout_ms` of the connection's accept
+//!   (first request) or of its first byte (later ones), else 408 and close: a slowloris holds a
+//!   socket for that long at most, never 60 s per byte;
+//! - an idle connection between requests is closed after `edge.keepalive_timeout_ms`;
+//! - every head is judged strictly once ([`crate::request::judge`]), so the hit fast path and the
+//!   full proxy refuse the same bytes with the same status.
+//!
+//! Each accepted request is offered to the hit fast path ([`crate::fast`]) first. What it
+//! declines goes to the HTTP/1 app as a one-request session with exactly that request's bytes
+//! put back; bytes after it (pipelined requests) stay here for the next turn, because pingora
+//! drops a connection whose buffer holds more than one request. The connection returns here
+//! after each request the app answers with keep-alive.
 
+use crate::conn::Refused;
+use crate::date::KeepDate;
 use crate::fast::{FastHits, Served};
+use crate::proxy::EdgeState;
+use crate::request::{self, Head, Rejection};
 use async_trait::async_trait;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora_core::protocols::Stream;
@@ -23,13 +40,11 @@ use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// How long a new connection may take to show whether it speaks HTTP/1 or HTTP/2.
-pub const FIRST_BYTES: Duration = Duration::from_secs(60);
 
 /// Where the first bytes of a connection point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,15 +69,15 @@ pub fn verdict(first: &[u8]) -> Verdict {
     }
 }
 
-/// Idle keep-alive time of an HTTP/1 connection handed to the app, in seconds (pingora's).
-const KEEPALIVE_SECS: u64 = 60;
-
 /// Bytes read at once from a viewer connection: a request head of this size or less is judged in
 /// one read.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// Sends each connection to the HTTP/1 or the HTTP/2 app by its first bytes; HTTP/1 requests go
-/// to the hit fast path first, when there is one.
+/// Longest time spent writing a refusal (400, 408, 431) to a client before closing anyway.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+/// Sends each connection to the HTTP/1 or the HTTP/2 app by its first bytes; HTTP/1 requests are
+/// judged here and go to the hit fast path first, when there is one.
 pub struct H2cGate<A> {
     /// The app with h2c off.
     pub h1: Arc<A>,
@@ -70,38 +85,61 @@ pub struct H2cGate<A> {
     pub h2: Arc<A>,
     /// The hit fast path for HTTP/1 requests (see [`crate::fast`]), unless turned off.
     pub fast: Option<Arc<FastHits>>,
+    /// The edge's state: config, metrics, connection caps.
+    pub state: Arc<EdgeState>,
 }
 
-/// Read more bytes into `buf`, waiting at most `limit` and not past shutdown. `None` when the
-/// peer closed, failed, was too slow, or the server is stopping.
-async fn read_more(
+/// What a bounded read got.
+enum Read {
+    /// Some bytes.
+    Data,
+    /// The time was up.
+    TimedOut,
+    /// The peer closed or failed, or the server is stopping.
+    Closed,
+}
+
+/// Read more bytes into `buf` until `deadline`, not past shutdown.
+async fn read_until(
     stream: &mut Stream,
     buf: &mut Vec<u8>,
-    limit: Duration,
+    deadline: Instant,
     shutdown: &ShutdownWatch,
-) -> Option<usize> {
+) -> Read {
     buf.reserve(READ_CHUNK);
     let mut stop = shutdown.clone();
     tokio::select! {
-        r = tokio::time::timeout(limit, stream.read_buf(buf)) => match r {
-            Ok(Ok(n)) if n > 0 => Some(n),
-            _ => None,
+        r = tokio::time::timeout_at(deadline, stream.read_buf(buf)) => match r {
+            Ok(Ok(n)) if n > 0 => Read::Data,
+            Ok(_) => Read::Closed,
+            Err(_) => Read::TimedOut,
         },
-        _ = stop.wait_for(|s| *s) => None,
+        _ = stop.wait_for(|s| *s) => Read::Closed,
     }
 }
 
+/// Answer a refused request and close: the refusal is written within [`REFUSAL_WRITE`].
+async fn refuse(stream: &mut Stream, rejection: &Rejection) {
+    let _ = tokio::time::timeout(REFUSAL_WRITE, async {
+        stream.write_all(&rejection.response()).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
-    /// Serve an HTTP/1 connection whose first bytes are in `buf`, one request at a time: each
-    /// goes to the fast path first, and what it declines to the HTTP/1 app as a one-request
-    /// session with its bytes put back. The connection comes back here after every request the
-    /// app answers with keep-alive (pingora's own loop would keep it to the end).
+    /// Serve an HTTP/1 connection whose first bytes are in `buf`, one request at a time (see the
+    /// module doc). `deadline` is when the first request head must be complete.
     async fn http1(
         &self,
         mut stream: Stream,
         mut buf: Vec<u8>,
+        mut deadline: Instant,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let st = &self.state;
+        let edge = &st.config.edge;
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
@@ -111,34 +149,83 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
         loop {
             if buf.is_empty() {
                 // Between keep-alive requests.
-                read_more(&mut stream, &mut buf, FIRST_BYTES, shutdown).await?;
+                let idle_until = Instant::now() + edge.keepalive_timeout;
+                match read_until(&mut stream, &mut buf, idle_until, shutdown).await {
+                    Read::Data => {}
+                    Read::TimedOut => {
+                        st.metrics.closed("idle_timeout");
+                        return None;
+                    }
+                    Read::Closed => return None,
+                }
+                deadline = Instant::now() + edge.head_timeout;
             }
+            let started = std::time::Instant::now();
+            let req = loop {
+                match request::judge(&buf, edge.max_header_bytes, |h| st.config.path_options(h)) {
+                    Head::Complete(r) => break r,
+                    Head::Rejected(rejection) => {
+                        st.metrics
+                            .rejected(&rejection, started.elapsed().as_secs_f64());
+                        tracing::info!(status = rejection.status, reason = %rejection.reason, client = ?peer, "refused a request");
+                        refuse(&mut stream, &rejection).await;
+                        return None;
+                    }
+                    Head::Partial => {}
+                }
+                match read_until(&mut stream, &mut buf, deadline, shutdown).await {
+                    Read::Data => {}
+                    Read::TimedOut => {
+                        st.metrics.closed("head_timeout");
+                        let rejection = Rejection {
+                            status: 408,
+                            reason: format!(
+                                "the request head did not arrive within {} ms (edge.head_timeout_ms)",
+                                edge.head_timeout.as_millis()
+                            ),
+                        };
+                        refuse(&mut stream, &rejection).await;
+                        return None;
+                    }
+                    Read::Closed => return None,
+                }
+            };
             if let Some(fast) = &self.fast {
                 match fast
-                    .serve(&buf, peer, &mut stream, &mut scratch, &mut socket)
+                    .serve(&req, peer, &mut stream, &mut scratch, &mut socket)
                     .await
                 {
-                    Ok(Served::Hit(n)) => {
-                        buf.drain(..n);
+                    Ok(Served::Hit) => {
+                        buf.drain(..req.head_len);
+                        deadline = Instant::now() + edge.head_timeout;
                         continue;
                     }
                     Ok(Served::Pass) => {}
                     Err(_) => return None,
                 }
             }
+            // Only this request's bytes go to the app, its target in canonical form; what follows
+            // is the next request's.
+            let end = request::request_end(&req, &buf).unwrap_or(buf.len());
             let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-            l4.rewind(&buf);
-            buf.clear();
-            let mut session = ServerSession::new_http1(l4);
+            match request::canonical_head(&req, &buf) {
+                Some(mut head) => {
+                    head.extend_from_slice(&buf[req.head_len..end]);
+                    l4.rewind(&head);
+                }
+                None => l4.rewind(&buf[..end]),
+            }
+            buf.drain(..end);
+            let mut session = ServerSession::new_http1(Box::new(KeepDate::new(l4)));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
-                // As pingora sets up a new HTTP/1 connection.
                 None if *shutdown.borrow() => session.set_keepalive(None),
-                None => session.set_keepalive(Some(KEEPALIVE_SECS)),
+                None => session.set_keepalive(Some(edge.keepalive_timeout.as_secs().max(1))),
             }
             let (s, next) = self.h1.process_new_http(session, shutdown).await?.consume();
-            stream = s;
+            stream = s.into_any().downcast::<KeepDate>().ok()?.into_inner();
             settings = next;
+            deadline = Instant::now() + edge.head_timeout;
             if *shutdown.borrow() {
                 return None;
             }
@@ -153,30 +240,47 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let accepted = Instant::now();
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _permit = match self.state.conns.admit(peer) {
+            Ok(p) => p,
+            Err(refused) => {
+                self.state.metrics.closed(match refused {
+                    Refused::Total => "max_connections",
+                    Refused::Client => "max_client_connections",
+                });
+                return None;
+            }
+        };
         // Only a plain TCP stream can take bytes back; anything else keeps pingora's detection.
         if !stream.as_any().is::<L4Stream>() {
             return self.h2.process_new(stream, shutdown).await;
         }
         let mut stream = stream;
         let mut buf = Vec::with_capacity(READ_CHUNK);
-        let v = tokio::time::timeout(FIRST_BYTES, async {
-            loop {
-                read_more(&mut stream, &mut buf, FIRST_BYTES, shutdown).await?;
-                match verdict(&buf) {
-                    Verdict::Undecided => continue,
-                    v => return Some(v),
+        let deadline = accepted + self.state.config.edge.head_timeout;
+        let v = loop {
+            match read_until(&mut stream, &mut buf, deadline, shutdown).await {
+                Read::Data => {}
+                Read::TimedOut => {
+                    self.state.metrics.closed("head_timeout");
+                    return None;
                 }
+                Read::Closed => return None,
             }
-        })
-        .await
-        .ok()
-        .flatten()?;
+            match verdict(&buf) {
+                Verdict::Undecided => continue,
+                v => break v,
+            }
+        };
         if v == Verdict::H2 {
             let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
             l4.rewind(&buf);
             return self.h2.process_new(l4, shutdown).await;
         }
-        self.http1(stream, buf, shutdown).await
+        self.http1(stream, buf, deadline, shutdown).await
     }
 
     async fn cleanup(&self) {

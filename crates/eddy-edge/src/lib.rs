@@ -9,6 +9,9 @@
 //! - [`proxy`]: the `ProxyHttp` phases: purge, cache key, RFC 9111 decisions, Vary, origin
 //!   failover, `X-Cache` / `Cache-Status`, invalidation after unsafe methods.
 //! - [`h2c`]: tells HTTP/1.1 from h2c on the one viewer port by the first bytes, never waiting.
+//! - [`request`]: what the edge accepts of a request (strict head, `Host`, target forms, framing),
+//!   judged once for both paths, with the canonical URL from `eddy-url`.
+//! - [`conn`]: caps on viewer connections, in total and per client address.
 //! - [`fast`]: the hit fast path: fresh memory hits of plain HTTP/1.1 GET/HEAD answered before
 //!   pingora's session machinery; everything else goes the full way through [`proxy`].
 //! - [`admin`]: the admin API (`/purge`, `/metrics`, `/healthz`, `/stats`).
@@ -20,12 +23,16 @@
 
 pub mod admin;
 pub mod client;
+pub mod conn;
 pub mod control;
+pub mod date;
 pub mod fast;
+pub mod fields;
 pub mod h2c;
 pub mod health;
 pub mod metrics;
 pub mod proxy;
+pub mod request;
 pub mod slice;
 pub mod spike;
 pub mod storage;
@@ -218,6 +225,13 @@ impl Edge {
             &config.edge.shields,
             config.edge.origin_fail_threshold,
         );
+        let config_conns = (
+            config.edge.max_connections,
+            config.edge.max_client_connections,
+        );
+        if config.edge.insecure_admin {
+            tracing::warn!(admin = %admin_addr, "the admin API listens on a non-loopback address without a token (--insecure-admin): anyone who reaches it can purge");
+        }
         let state = Arc::new(EdgeState {
             config,
             storage,
@@ -230,6 +244,7 @@ impl Edge {
             origin_limiter,
             health,
             shield_health,
+            conns: conn::ConnLimits::new(config_conns.0, config_conns.1),
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -263,6 +278,9 @@ impl Edge {
 
         let conf = ServerConf {
             threads: state.config.edge.threads,
+            // Attempts per request: one per shield and origin for connect failover, plus the one
+            // retry error_while_proxy allows (pingora's default is 16).
+            max_retries: state.config.edge.shields.len() + state.config.edge.origins.len() + 1,
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(1),
             ..Default::default()
@@ -274,6 +292,7 @@ impl Edge {
             pingora_proxy::http_proxy(&server.configuration, EdgeProxy::new(state.clone()));
         let mut opts = HttpServerOptions::default();
         opts.h2c = true;
+        opts.h2_idle_timeout = Some(state.config.edge.keepalive_timeout);
         h2.server_options = Some(opts);
         let mut svc = pingora_core::services::listening::Service::new(
             "eddy-edge".to_string(),
@@ -285,6 +304,7 @@ impl Edge {
                     .edge
                     .fast_hits
                     .then(|| Arc::new(fast::FastHits::new(state.clone()))),
+                state: state.clone(),
             },
         );
         svc.add_listener(
@@ -584,7 +604,10 @@ async fn watch_shields(
     let mut backoff = Duration::from_millis(50);
     loop {
         let next = tokio::select! {
-            _ = shutdown.wait_for(|v| *v) => return,
+            _ = shutdown.wait_for(|v| *v) => {
+                tracing::info!("shield heartbeat follower stopped: shutting down");
+                return;
+            }
             _ = tick.tick() => None,
             r = consumer.next() => Some(r),
         };
@@ -773,7 +796,13 @@ async fn publish_each<T>(
     loop {
         let item = tokio::select! {
             _ = shutdown.wait_for(|v| *v) => return,
-            i = rx.recv() => match i { Some(i) => i, None => return },
+            i = rx.recv() => match i {
+                Some(i) => i,
+                None => {
+                    tracing::warn!(topic, "event publisher stopped: its queue closed");
+                    return;
+                }
+            },
         };
         observe(&item);
         let Some(bus) = &state.bus else { continue };

@@ -81,6 +81,20 @@ pub struct PurgeLabel {
     pub mode: &'static str,
 }
 
+/// Label: why the edge closed a viewer connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabel {
+    /// head_timeout, idle_timeout, max_connections, max_client_connections.
+    pub reason: &'static str,
+}
+
+/// Label: the status of a refused request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabel {
+    /// 400, 408, 431.
+    pub status: u16,
+}
+
 /// Label of per-origin series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OriginLabel {
@@ -128,6 +142,17 @@ pub struct Metrics {
     pub origin_limited: Counter,
     /// Client addresses the per-client limiter holds state for.
     pub client_limiter_keys: Gauge,
+    /// Viewer connections the edge closed on its own, by reason.
+    pub closed_connections: Family<ClosedLabel, Counter>,
+    /// Viewer connections open now (set when rendered).
+    pub open_connections: Gauge,
+    /// Requests refused by the gate before either path, by status.
+    pub refused: Family<RefusedLabel, Counter>,
+    /// Origin requests retried once on a fresh connection after a reused one failed.
+    pub origin_retries: Counter,
+    /// Events refused at the `/events` ingest (undecodable, or a purge target that fails its
+    /// checks): counted and dropped, never applied.
+    pub events_refused: Counter,
     origin_up: Family<OriginLabel, Gauge>,
     shield_up: Family<ShieldLabel, Gauge>,
     tier_bytes: Family<TierLabel, Gauge>,
@@ -277,6 +302,36 @@ impl Metrics {
             "Client addresses held by the per-client limiter",
             client_limiter_keys.clone(),
         );
+        let closed_connections = Family::<ClosedLabel, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Viewer connections the edge closed itself: head_timeout (edge.head_timeout_ms), idle_timeout (edge.keepalive_timeout_ms), max_connections and max_client_connections (refused at accept)",
+            closed_connections.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Viewer connections open now",
+            open_connections.clone(),
+        );
+        let refused = Family::<RefusedLabel, Counter>::default();
+        registry.register(
+            "requests_refused",
+            "HTTP/1 requests refused by the gate before the fast path or the proxy saw them (malformed, bad Host or target, framing, too large)",
+            refused.clone(),
+        );
+        let origin_retries = Counter::default();
+        registry.register(
+            "origin_retries",
+            "Idempotent origin requests retried once on a fresh connection after a reused connection closed without answering",
+            origin_retries.clone(),
+        );
+        let events_refused = Counter::default();
+        registry.register(
+            "events_refused",
+            "Events refused at the /events ingest (undecodable, or a purge target that fails its checks): never applied",
+            events_refused.clone(),
+        );
         let tier_bytes = Family::<TierLabel, Gauge>::default();
         registry.register(
             "cache_used_bytes",
@@ -355,6 +410,11 @@ impl Metrics {
             fast_sendfile,
             origin_limited,
             client_limiter_keys,
+            closed_connections,
+            open_connections,
+            refused,
+            origin_retries,
+            events_refused,
             origin_up,
             shield_up,
             tier_bytes,
@@ -380,6 +440,23 @@ impl Metrics {
             h.observe(seconds);
         }
         self.bytes_sent.inc_by(body_bytes);
+    }
+
+    /// Count a viewer connection the edge closed itself, and why.
+    pub fn closed(&self, reason: &'static str) {
+        self.closed_connections
+            .get_or_create(&ClosedLabel { reason })
+            .inc();
+    }
+
+    /// Count a request the gate refused (it also counts as a `REJECTED` request).
+    pub fn rejected(&self, rejection: &crate::request::Rejection, seconds: f64) {
+        self.refused
+            .get_or_create(&RefusedLabel {
+                status: rejection.status,
+            })
+            .inc();
+        self.record(Outcome::Rejected, seconds, 0);
     }
 
     /// The counters a heartbeat carries, read now.

@@ -12,7 +12,9 @@
 //!   methods.
 //! - `logging`: metrics.
 
+use crate::fields::{header_str, joined, merge_not_modified, strip_response_hops};
 use crate::metrics::{Metrics, Outcome, PurgeLabel};
+use crate::request;
 use crate::slice::{self, Slice};
 use crate::storage::{EddyStorage, hit_from_disk, primary_of};
 use async_trait::async_trait;
@@ -59,6 +61,8 @@ pub struct EdgeState {
     pub health: crate::health::OriginHealth,
     /// Which shields are up (passive errors plus their heartbeats on the bus).
     pub shield_health: crate::health::OriginHealth,
+    /// Open viewer connections and their caps.
+    pub conns: Arc<crate::conn::ConnLimits>,
 }
 
 /// One token bucket for all origin fetches of this edge.
@@ -89,12 +93,14 @@ pub fn client_limiter(rate: u32, burst: u32) -> Option<ClientLimiter> {
 /// What an operator (or, later, the event bus) asks an edge to purge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purge {
-    /// Every variant of one URL, as `host/path?query` (see [`normalise_url`]).
+    /// Every variant of one URL, as `host/path?query` (canonical, see [`eddy_url`]).
     Url(String),
     /// Every object whose URL starts with this.
     Prefix(String),
     /// Every object tagged with this surrogate key.
     Key(String),
+    /// Everything (an explicit command; an empty prefix is refused before it gets here).
+    All,
 }
 
 impl Purge {
@@ -103,6 +109,7 @@ impl Purge {
             Purge::Url(_) => "url",
             Purge::Prefix(_) => "prefix",
             Purge::Key(_) => "key",
+            Purge::All => "all",
         }
     }
 
@@ -112,6 +119,8 @@ impl Purge {
             Purge::Url(u) => PurgeScope::Primary(primary_of(u)),
             Purge::Prefix(p) => PurgeScope::Prefix(p.clone()),
             Purge::Key(k) => PurgeScope::SurrogateKey(k.clone()),
+            // Every URL starts with the empty prefix: a ban on all of it, disk included.
+            Purge::All => PurgeScope::Prefix(String::new()),
         }
     }
 }
@@ -166,6 +175,10 @@ pub struct Ctx {
     via_shield: bool,
     /// Index of the shield the current attempt went to.
     shield: usize,
+    /// Retries after a reused origin connection failed (at most one).
+    retries: u8,
+    /// The next attempt must use a new connection, not a pooled one.
+    fresh_conn: bool,
 }
 
 /// The edge proxy.
@@ -200,74 +213,6 @@ pub fn shield_order(shields: &[eddy_config::Origin], url: &str) -> Vec<usize> {
         .collect();
     scored.sort_unstable_by(|a, b| b.cmp(a));
     scored.into_iter().map(|(_, i)| i).collect()
-}
-
-/// The URL used for cache keys and purge: lower-case host without default port, then path?query.
-pub fn url_key(req: &RequestHeader) -> String {
-    let host = req
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            req.headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    key_url(&host, pq)
-}
-
-/// The cache-key URL of a host and a path?query: host lower-cased, `:80` dropped.
-pub fn key_url(host: &str, path_and_query: &str) -> String {
-    let host = host.to_ascii_lowercase();
-    let host = host.strip_suffix(":80").unwrap_or(&host);
-    format!("{host}{path_and_query}")
-}
-
-/// Normalise a purge target the way [`url_key`] builds keys: `http://Host:80/p` → `host/p`.
-pub fn normalise_url(u: &str) -> String {
-    eddy_control::content::normalise(u)
-}
-
-/// Checks pingora's parser is lenient about (it repairs them) but a CDN must refuse: both
-/// `Content-Length` and `Transfer-Encoding` (request smuggling, RFC 9112 §6.1), and control
-/// characters in the request target, raw or percent-encoded.
-pub fn framing_violation(raw: &[u8]) -> Option<&'static str> {
-    let mut lines = raw.split(|b| *b == b'\n');
-    let request_line = lines.next()?;
-    let request_line = request_line.strip_suffix(b"\r").unwrap_or(request_line);
-    if request_line.iter().any(|b| *b < 0x20 || *b == 0x7f) {
-        return Some("control character in the request line");
-    }
-    // pingora percent-encodes raw control characters in the target before we see it (it
-    // "repairs" the request, which RFC 9112 §3.2 advises against), so they arrive as %00-%1F or
-    // %7F. A content URL never needs one: refuse them encoded too.
-    if encoded_control(request_line) {
-        return Some("control character (raw or percent-encoded) in the request target");
-    }
-    let (mut cl, mut te) = (false, false);
-    for line in lines {
-        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
-        if name.eq_ignore_ascii_case(b"content-length") {
-            cl = true;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te = true;
-        }
-    }
-    (cl && te).then_some("both Content-Length and Transfer-Encoding (request smuggling)")
-}
-
-/// A percent-encoded control character (`%00`-`%1F` or `%7F`) anywhere in `bytes`.
-pub fn encoded_control(bytes: &[u8]) -> bool {
-    bytes.windows(3).any(|w| {
-        w[0] == b'%'
-            && std::str::from_utf8(&w[1..])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .is_some_and(|b| b < 0x20 || b == 0x7f)
-    })
 }
 
 fn allowed(nets: &[IpNet], session: &Session) -> bool {
@@ -307,20 +252,6 @@ async fn respond_with(
         .await
 }
 
-fn header_str<'a>(h: &'a ResponseHeader, name: &str) -> Option<&'a str> {
-    h.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn joined(h: &ResponseHeader, name: header::HeaderName) -> Option<String> {
-    let parts: Vec<&str> = h
-        .headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
 /// Rewrite a block-relative `Content-Range` to absolute offsets in the whole object.
 fn slice_content_range(resp: &mut ResponseHeader, s: &Slice, total: u64) -> Result<()> {
     match resp.status.as_u16() {
@@ -356,8 +287,10 @@ impl EdgeProxy {
         let Some(parsed) = range.to_str().ok().and_then(slice::parse_single_range) else {
             return Ok(());
         };
-        let url = url_key(session.req_header());
-        if self.state.storage.cache().contains(&primary_of(&url)) {
+        let Some(url) = ctx.url.as_deref() else {
+            return Ok(());
+        };
+        if self.state.storage.cache().contains(&primary_of(url)) {
             return Ok(()); // cached whole: serve the range from it
         }
         if let Some((s, relative)) = slice::plan(parsed, size) {
@@ -415,34 +348,6 @@ impl EdgeProxy {
     }
 }
 
-/// RFC 9111 §3.2: a 304's fields replace the stored ones, except framing and connection fields.
-fn merge_not_modified(stored: &ResponseHeader, fresh: &http::HeaderMap) -> Result<ResponseHeader> {
-    let mut out = stored.clone();
-    for name in fresh.keys() {
-        if matches!(
-            name.as_str(),
-            "content-length"
-                | "transfer-encoding"
-                | "connection"
-                | "keep-alive"
-                | "proxy-connection"
-                | "te"
-                | "trailer"
-                | "upgrade"
-                | "content-encoding"
-                | "content-range"
-                | "vary"
-        ) {
-            continue;
-        }
-        out.remove_header(name);
-        for v in fresh.get_all(name) {
-            out.append_header(name.clone(), v.clone())?;
-        }
-    }
-    Ok(out)
-}
-
 fn ttl_secs(meta: &CacheMeta) -> i64 {
     let now = SystemTime::now();
     match meta.fresh_until().duration_since(now) {
@@ -475,6 +380,8 @@ impl ProxyHttp for EdgeProxy {
             shield_tries: 0,
             via_shield: false,
             shield: 0,
+            retries: 0,
+            fresh_conn: false,
         }
     }
 
@@ -482,7 +389,7 @@ impl ProxyHttp for EdgeProxy {
         let header_bytes = match session.as_downstream() {
             pingora_core::protocols::http::ServerSession::H1(h1) => {
                 let raw = h1.get_headers_raw_bytes();
-                if let Some(why) = framing_violation(&raw) {
+                if let Some(why) = request::framing_violation(&raw) {
                     Err(why)
                 } else {
                     Ok(raw.len())
@@ -516,6 +423,33 @@ impl ProxyHttp for EdgeProxy {
             respond(session, 400, body, "application/json").await?;
             return Ok(true);
         }
+        // One canonical URL for the key, purge and the origin request (see crate::request).
+        let judged = match request::judge_header(session.req_header(), &self.state.config) {
+            Ok(r) => r,
+            Err(rejection) => {
+                ctx.outcome = Outcome::Rejected;
+                tracing::info!(status = rejection.status, reason = %rejection.reason, client = ?session.client_addr().map(|a| a.to_string()), "refused a request");
+                session.set_keepalive(None);
+                let body = serde_json::json!({ "error": rejection.reason }).to_string() + "\n";
+                respond(session, rejection.status, body, "application/json").await?;
+                return Ok(true);
+            }
+        };
+        if let Some(url) = &judged.url {
+            let req = session.req_header_mut();
+            let uri = http::Uri::try_from(url.path()).map_err(|e| {
+                Error::because(ErrorType::InternalError, "canonical path is not a URI", e)
+            })?;
+            req.set_uri(uri);
+            req.insert_header(header::HOST, url.host())?;
+        }
+        if let (true, request::Body::Length(n)) = (judged.length_list, judged.body) {
+            // RFC 9110 §8.6: a list of one repeated length goes on as that length.
+            session
+                .req_header_mut()
+                .insert_header(header::CONTENT_LENGTH, n)?;
+        }
+        ctx.url = judged.url.map(eddy_url::Canonical::into_string);
         if let Some(limiter) = &self.state.client_limiter
             && let Some(ip) = session
                 .client_addr()
@@ -558,7 +492,7 @@ impl ProxyHttp for EdgeProxy {
                 .await?;
                 return Ok(true);
             }
-            let url = url_key(session.req_header());
+            let url = ctx.url.clone().unwrap_or_default();
             let soft = ["fastly-soft-purge", "eddy-soft-purge"].iter().any(|h| {
                 session
                     .req_header()
@@ -581,14 +515,10 @@ impl ProxyHttp for EdgeProxy {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        if matches!(method, Method::GET | Method::HEAD) {
-            // Computed once per request: the spike detector, the cache key and the shield choice
-            // all use it.
-            let url = url_key(session.req_header());
-            if let Some(w) = &self.state.spikes {
-                w.observe(&url, &self.state.metrics);
-            }
-            ctx.url = Some(url);
+        if matches!(method, Method::GET | Method::HEAD)
+            && let (Some(w), Some(url)) = (&self.state.spikes, &ctx.url)
+        {
+            w.observe(url, &self.state.metrics);
         }
         if method == Method::GET {
             self.plan_slice(session, ctx)?;
@@ -616,11 +546,8 @@ impl ProxyHttp for EdgeProxy {
         Ok(())
     }
 
-    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
-        let url = ctx
-            .url
-            .clone()
-            .unwrap_or_else(|| url_key(session.req_header()));
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        let url = ctx.url.clone().unwrap_or_default();
         Ok(match &ctx.slice {
             Some((s, _)) => CacheKey::new(url + &slice::key_suffix(s.index), ""),
             None => CacheKey::new(url, ""),
@@ -633,6 +560,15 @@ impl ProxyHttp for EdgeProxy {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // RFC 9110 §7.6.1: what the client's Connection names is for this hop only. An upgrade
+        // (WebSocket) keeps its Connection and Upgrade: pingora relays the 101.
+        if !upstream.headers.contains_key(header::UPGRADE) {
+            let mut names = crate::fields::connection_listed(&upstream.headers);
+            names.extend(["keep-alive", "proxy-connection", "trailer"].map(String::from));
+            for n in names {
+                upstream.remove_header(n.as_str());
+            }
+        }
         if let Some((s, _)) = &ctx.slice {
             upstream.insert_header(
                 header::RANGE,
@@ -663,6 +599,29 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let status = resp.status.as_u16();
+        if (100..200).contains(&status) && status != 101 {
+            // An interim response is forwarded as it is, never stored, never stamped. pingora
+            // 0.9.1 drops a 1xx that arrives in one read with a storable final response (the
+            // cache's miss handler then serves the client and the batch is discarded), so it is
+            // written here and pingora's own copy ignored. A 100 is left to pingora: it answers
+            // `Expect: 100-continue` itself.
+            if status != 100 {
+                strip_response_hops(resp);
+                resp.remove_header("eddy-cdn-cache-control");
+                let info = Box::new(resp.clone());
+                let downstream = session.as_downstream_mut();
+                downstream.set_ignore_info_resp(false);
+                let written = session.write_response_header(info, false).await;
+                session.as_downstream_mut().set_ignore_info_resp(true);
+                written?;
+            }
+            return Ok(());
+        }
+        if status != 101 {
+            // RFC 9110 §7.6.1: never stored, never forwarded.
+            strip_response_hops(resp);
+        }
         if ctx.via_shield {
             self.state
                 .shield_health
@@ -704,6 +663,12 @@ impl ProxyHttp for EdgeProxy {
         };
         let req = session.req_header();
         let cc = joined(resp, header::CACHE_CONTROL);
+        // RFC 8941 §4.2: a structured field's lines are parsed as one.
+        let cdn_cc = joined(resp, header::HeaderName::from_static("cdn-cache-control"));
+        let eddy_cc = joined(
+            resp,
+            header::HeaderName::from_static("eddy-cdn-cache-control"),
+        );
         let vary_star = resp
             .headers
             .get_all(header::VARY)
@@ -718,8 +683,8 @@ impl ProxyHttp for EdgeProxy {
         let facts = ResponseFacts {
             status: resp.status.as_u16(),
             cache_control: cc.as_deref(),
-            cdn_cache_control: header_str(resp, "cdn-cache-control"),
-            eddy_cdn_cache_control: header_str(resp, "eddy-cdn-cache-control"),
+            cdn_cache_control: cdn_cc.as_deref(),
+            eddy_cdn_cache_control: eddy_cc.as_deref(),
             expires: header_str(resp, "expires"),
             date: header_str(resp, "date"),
             last_modified: header_str(resp, "last-modified"),
@@ -781,35 +746,34 @@ impl ProxyHttp for EdgeProxy {
         names.dedup();
         let mut vb = VarianceBuilder::new();
         for n in names {
-            let value: Vec<u8> = req
-                .headers
-                .get_all(n.as_str())
-                .iter()
-                .flat_map(|v| v.as_bytes().iter().copied().chain(std::iter::once(b',')))
-                .collect();
+            let lines = req.headers.get_all(n.as_str()).into_iter();
+            let value = crate::fields::vary_value(&n, lines.map(http::HeaderValue::as_bytes));
             vb.add_owned_name_value(n, value);
         }
         vb.finalize()
     }
 
-    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let edge = &self.state.config.edge;
+        let fresh = ctx.fresh_conn;
         let peer_for = |o: &eddy_config::Origin| {
             let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
             peer.options.connection_timeout = Some(edge.origin_connect_timeout);
             peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
             peer.options.read_timeout = Some(edge.origin_read_timeout);
+            if fresh {
+                // The pool is keyed by the peer's hash, group key included: no pooled connection
+                // matches this one, so the retry dials, and it is not pooled afterwards.
+                peer.group_key = u64::MAX;
+                peer.options.idle_timeout = Some(Duration::ZERO);
+            }
             Box::new(peer)
         };
         // Shield tier first: the owner of this object, then the other shields (a request that
         // already came through an edge goes to the origins, so a misconfigured ring can't loop).
         if !edge.shields.is_empty() && !ctx.from_edge {
             if ctx.shield_order.is_empty() {
-                let url = match &ctx.url {
-                    Some(u) => std::borrow::Cow::Borrowed(u.as_str()),
-                    None => std::borrow::Cow::Owned(url_key(session.req_header())),
-                };
-                ctx.shield_order = shield_order(&edge.shields, &url);
+                ctx.shield_order = shield_order(&edge.shields, ctx.url.as_deref().unwrap_or(""));
             }
             // Shields known to be down are skipped: no connect timeout per request.
             while let Some(&i) = ctx.shield_order.get(ctx.shield_tries) {
@@ -866,6 +830,40 @@ impl ProxyHttp for EdgeProxy {
         e
     }
 
+    /// An error after the origin connection was made (or reused). A pooled connection the
+    /// origin closed before answering (the keep-alive race) is retried once, on a new
+    /// connection, for an idempotent request whose body pingora still holds and of which nothing
+    /// reached the client; nothing else is retried (pingora's default allows up to
+    /// `max_retries` attempts on one pooled connection after another).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let candidate = match e.retry {
+            pingora_error::RetryType::ReusedOnly => client_reused,
+            pingora_error::RetryType::Decided(b) => b && client_reused,
+        };
+        let retry = candidate
+            && ctx.retries == 0
+            && e.esource() == &ErrorSource::Upstream
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none();
+        if retry {
+            ctx.retries += 1;
+            ctx.fresh_conn = true;
+            self.state.metrics.origin_retries.inc();
+            tracing::info!(origin = %peer, error = %e, "a reused origin connection failed before answering; retrying once on a new connection");
+        }
+        e.set_retry(retry);
+        e
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -874,6 +872,10 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         // RFC 9213: the Eddy-targeted field is for us only.
         resp.remove_header("eddy-cdn-cache-control");
+        if resp.status.is_informational() {
+            // No X-Cache or Cache-Status on an interim response; it decides nothing.
+            return Ok(());
+        }
         let total = resp
             .remove_header(slice::TOTAL_HEADER)
             .and_then(|v| v.to_str().ok().and_then(|t| t.parse::<u64>().ok()));
@@ -931,27 +933,48 @@ impl ProxyHttp for EdgeProxy {
             ),
         };
         ctx.outcome = outcome;
+        // RFC 9110 §6.6.1: the response keeps its own Date, stored or fresh from the origin
+        // (pingora would stamp the current time over it; see crate::date).
+        if let Some(d) = header_str(resp, "date") {
+            crate::date::keep(session.as_downstream().stream(), d);
+        }
         resp.insert_header("x-cache", outcome.as_str())?;
         resp.insert_header("cache-status", cache_status)?;
 
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
         // same-host Location / Content-Location.
-        if ctx.unsafe_method && (200..400).contains(&status) {
-            let req = session.req_header();
-            let target = url_key(req);
+        if ctx.unsafe_method
+            && (200..400).contains(&status)
+            && let Some(target) = ctx.url.clone()
+        {
+            let config = &self.state.config;
             let host = target.split('/').next().unwrap_or("").to_string();
             let mut urls = vec![target];
             for h in [header::LOCATION, header::CONTENT_LOCATION] {
-                if let Some(v) = resp.headers.get(&h).and_then(|v| v.to_str().ok()) {
-                    if v.starts_with('/') {
-                        urls.push(format!("{host}{v}"));
-                    } else {
-                        let n = normalise_url(v);
-                        if n.split('/').next() == Some(host.as_str()) {
-                            urls.push(n);
-                        }
-                    }
-                }
+                let Some(v) = resp.headers.get(&h).map(http::HeaderValue::as_bytes) else {
+                    continue;
+                };
+                // A path on this host, or an absolute URL that names this host; both in the
+                // canonical form the cache keys by.
+                let same_host = if v.starts_with(b"/") && !v.starts_with(b"//") {
+                    eddy_url::Canonical::new(host.as_bytes(), v, eddy_url::HTTP_PORT, |h| {
+                        config.path_options(h)
+                    })
+                    .ok()
+                    .map(eddy_url::Canonical::into_string)
+                } else {
+                    std::str::from_utf8(v)
+                        .ok()
+                        .filter(|v| {
+                            v.get(..7)
+                                .is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+                                || v.get(..8)
+                                    .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+                        })
+                        .and_then(|v| eddy_url::content_url(v, |h| config.path_options(h)).ok())
+                        .filter(|n| n.split('/').next() == Some(host.as_str()))
+                };
+                urls.extend(same_host);
             }
             for u in urls {
                 match self

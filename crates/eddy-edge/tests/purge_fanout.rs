@@ -100,17 +100,21 @@ fn fan_out_and_catch_up(connect: &dyn Fn(&tokio::runtime::Runtime) -> Arc<dyn Bu
             StartFrom::Latest,
         ))
         .unwrap();
+    // Viewers ask both edges for one site, so both hold `cdn.test/show/1`.
+    let site = [("host", "cdn.test")];
     for rig in [&a, &b] {
-        rig.get("/show/1");
-        assert_eq!(rig.get("/show/1").x_cache(), "HIT");
+        rig.get_h("/show/1", &site);
+        assert_eq!(rig.get_h("/show/1", &site).x_cache(), "HIT");
     }
     // One purge by prefix through edge a's admin API reaches both edges.
-    let r = a.admin_post("/purge", r#"{"prefix":"127.0.0.1:","soft":false}"#, &[]);
+    let r = a.admin_post("/purge", r#"{"prefix":"CDN.test/show/","soft":false}"#, &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("\"published\":true"), "{}", r.text());
     for rig in [&a, &b] {
         assert!(
-            eddy_testkit::wait_until(Duration::from_secs(5), || rig.get("/show/1").x_cache()
+            eddy_testkit::wait_until(Duration::from_secs(5), || rig
+                .get_h("/show/1", &site)
+                .x_cache()
                 == "MISS"),
             "purge reached {}",
             rig.listen
@@ -147,7 +151,7 @@ fn fan_out_and_catch_up(connect: &dyn Fn(&tokio::runtime::Runtime) -> Arc<dyn Bu
         "a purged object was never served after restart"
     );
     // An object not purged survives the restart as a hit from disk.
-    assert_eq!(b.get("/show/1").x_cache(), "HIT");
+    assert_eq!(b.get_h("/show/1", &site).x_cache(), "HIT");
 }
 
 #[test]

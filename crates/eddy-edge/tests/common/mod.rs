@@ -2,6 +2,8 @@
 //! 127.0.0.1 ephemeral ports, and an HTTP client on its own runtime.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod raw;
+
 use eddy_config::Overrides;
 use eddy_edge::Edge;
 use eddy_testkit::origin::{Origin, Reply, Seen};
