@@ -5,6 +5,10 @@
 #
 #   bash bench/run.sh [seconds-per-run (default 10)] [connections (default 64)]
 #
+# A/B against another build in the same run: BASE=<commit> builds that commit's eddy (release, in
+# a worktree with its own target directory under target/bench-base) and runs it beside this one;
+# BASE_EDDY=<binary> BASE_REV=<label> runs an eddy already built.
+#
 # Not a test: numbers depend on the machine. Compare ratios within one run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +21,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.5
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  [ -d "$WORK/base" ] && git worktree remove --force "$WORK/base" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -35,6 +40,15 @@ VARNISHD=$(command -v varnishd || echo /usr/sbin/varnishd)
 bash scripts/prereqs.sh
 cargo build --release --locked -q -p eddy
 EDDY=target/release/eddy
+BASE_EDDY=${BASE_EDDY:-}
+BASE_REV=${BASE_REV:-base}
+if [ -z "$BASE_EDDY" ] && [ -n "${BASE:-}" ]; then
+  BASE_REV=$(git rev-parse --short "$BASE")
+  git worktree add -q --detach "$WORK/base" "$BASE_REV"
+  echo "building eddy at $BASE_REV for the A/B (target/bench-base)" >&2
+  (cd "$WORK/base" && CARGO_TARGET_DIR="$OLDPWD/target/bench-base" cargo build --release --locked -q -p eddy)
+  BASE_EDDY=target/bench-base/release/eddy
+fi
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
@@ -100,6 +114,14 @@ NAMES=(eddy nginx varnish "eddy, fast path off")
 PORTS=("$EDDY_P" "$NGINX_P" "$VARNISH_P" "$FULL_P")
 ROOTS=("$EDDY_PID" "$NGINX_PID" "$VARNISH_PID" "$FULL_PID")
 SERVERS=(0 1 2 3)
+if [ -n "$BASE_EDDY" ]; then
+  BASE_P=$(port); BASE_ADMIN=$(port)
+  RUST_LOG=warn "$BASE_EDDY" edge --listen 127.0.0.1:"$BASE_P" --admin 127.0.0.1:"$BASE_ADMIN" \
+    --origin http://127.0.0.1:"$ORIGIN" --memory-size "512 MiB" >"$WORK/eddy-base.log" 2>&1 & PIDS+=($!)
+  BASE_PID=$!
+  wait_port "$BASE_P"
+  NAMES+=("eddy @$BASE_REV (A/B base)"); PORTS+=("$BASE_P"); ROOTS+=("$BASE_PID"); SERVERS+=(4)
+fi
 
 # Warm every cache and check each answers a hit.
 for i in "${SERVERS[@]}"; do

@@ -6,13 +6,16 @@ memory, and what does a normal client see meanwhile?
 
 Opens --conns connections from 127.0.0.2-127.0.0.9 (spread over addresses, so the per-client cap
 does not refuse them at once), each sending one byte of a request head every --every seconds, as
-the attack in issue 11 did. Meanwhile one normal client asks for one cached object every 10 ms
-over keep-alive. Prints when the edge closed the attackers (seconds after their connect), the
-edge's RSS before, at the peak and after, and the normal client's latency percentiles.
+the attack in issue 11 did. Throughout, --viewers normal clients each ask for one cached object
+every 10 ms (a new keep-alive connection every 50 requests). Prints when the edge closed the
+attackers (seconds after their connect), the edge's RSS under normal traffic before the attack,
+at its peak and --settle seconds after the last attacker was closed, and the normal clients'
+latency percentiles during the attack.
 """
 
 import argparse
 import asyncio
+import multiprocessing
 import resource
 import socket
 import statistics
@@ -59,22 +62,43 @@ async def attacker(host, port, src, every, head, lifetimes, failures):
     s.close()
 
 
-async def normal_client(host, port, path, stop, latencies):
-    reader, writer = await asyncio.open_connection(host, port)
+async def normal_client(host, port, path, stop, latencies, per_conn=50):
+    """A viewer: one request every 10 ms, a new keep-alive connection every `per_conn` requests."""
     req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     while not stop.is_set():
-        t = time.monotonic()
-        writer.write(req)
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        latencies.append((time.monotonic() - t) * 1000)
-        await asyncio.sleep(0.01)
-    writer.close()
+        reader, writer = await asyncio.open_connection(host, port)
+        for _ in range(per_conn):
+            if stop.is_set():
+                break
+            t = time.monotonic()
+            writer.write(req)
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            latencies.append((t, (time.monotonic() - t) * 1000))
+            await asyncio.sleep(0.01)
+        writer.close()
+
+
+def viewers_process(host, port, path, n, conn, stop_flag):
+    """The normal clients, in a process of their own so the attackers' event loop never delays
+    them: sends back (start, ms) of every request when told to stop."""
+
+    async def run():
+        stop = asyncio.Event()
+        lat = []
+        tasks = [asyncio.create_task(normal_client(host, port, path, stop, lat)) for _ in range(n)]
+        while not stop_flag.is_set():
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*tasks)
+        return lat
+
+    conn.send(asyncio.run(run()))
 
 
 async def main():
@@ -84,26 +108,26 @@ async def main():
     ap.add_argument("--conns", type=int, default=2000)
     ap.add_argument("--every", type=float, default=5.0)
     ap.add_argument("--path", default="/index.html")
-    ap.add_argument("--settle", type=float, default=5.0, help="seconds after the last close before the final RSS")
+    ap.add_argument("--settle", type=float, default=10.0, help="seconds of normal traffic after the last close before the final RSS")
+    ap.add_argument("--viewers", type=int, default=4, help="normal clients, each a request every 10 ms")
     a = ap.parse_args()
     host, port = a.edge.rsplit(":", 1)
     port = int(port)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    # Warm the object and the edge, then the baseline.
-    warm = []
-    stop = asyncio.Event()
-    t = asyncio.create_task(normal_client(host, port, a.path, stop, warm))
-    await asyncio.sleep(2)
-    stop.set()
-    await t
+    # Normal traffic from a process of its own throughout; the baseline after 5 s of it.
+    parent, child = multiprocessing.Pipe()
+    stop_flag = multiprocessing.Event()
+    viewers = multiprocessing.Process(
+        target=viewers_process, args=(host, port, a.path, a.viewers, child, stop_flag)
+    )
+    viewers.start()
+    await asyncio.sleep(5)
     base = rss_kib(a.pid)
 
     head = f"GET {a.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: slowloris\r\nX-a: ".encode() + b"b" * 4000
-    lifetimes, failures, latencies = [], [], []
-    stop = asyncio.Event()
-    normal = asyncio.create_task(normal_client(host, port, a.path, stop, latencies))
+    lifetimes, failures = [], []
     start = time.monotonic()
     tasks = [
         asyncio.create_task(
@@ -117,15 +141,18 @@ async def main():
         await asyncio.sleep(0.2)
         if time.monotonic() - start > 120:
             break
-    all_closed = time.monotonic() - start
+    end = time.monotonic()
+    all_closed = end - start
     await asyncio.sleep(a.settle)
-    stop.set()
-    await normal
     after = rss_kib(a.pid)
+    stop_flag.set()
+    samples = parent.recv()
+    viewers.join()
+    during = sorted(ms for t, ms in samples if start <= t <= end)
     for t in tasks:
         t.cancel()
 
-    latencies.sort()
+    latencies = during
     pct = lambda p: latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else float("nan")
     print(f"attack: {a.conns} connections, one head byte every {a.every:g} s, from 8 addresses")
     print(f"connect failures: {len(failures)} {sorted(set(failures))[:3]}")
@@ -138,11 +165,11 @@ async def main():
         )
     print(
         f"edge RSS: baseline {base / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, "
-        f"{a.settle:g} s after the last close {after / 1024:.1f} MiB "
+        f"{a.settle:g} s of normal traffic after the last close {after / 1024:.1f} MiB "
         f"({(after - base) / base * 100:+.1f} % of baseline)"
     )
     print(
-        f"normal client during the attack: {len(latencies)} requests, "
+        f"{a.viewers} normal clients during the attack: {len(latencies)} requests, "
         f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, max {latencies[-1] if latencies else float('nan'):.2f} ms"
     )
 

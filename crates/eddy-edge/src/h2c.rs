@@ -69,9 +69,10 @@ pub fn verdict(first: &[u8]) -> Verdict {
     }
 }
 
-/// Bytes read at once from a viewer connection: a request head of this size or less is judged in
-/// one read.
-const READ_CHUNK: usize = 8 * 1024;
+/// A connection's read buffer starts this large: a usual request head fits, and a connection that
+/// trickles bytes (or idles) costs no more. It doubles when nearly full, up to what the head
+/// limit allows.
+const FIRST_READ: usize = 2 * 1024;
 
 /// Longest time spent writing a refusal (400, 408, 431) to a client before closing anyway.
 const REFUSAL_WRITE: Duration = Duration::from_secs(1);
@@ -106,7 +107,10 @@ async fn read_until(
     deadline: Instant,
     shutdown: &ShutdownWatch,
 ) -> Read {
-    buf.reserve(READ_CHUNK);
+    // Room for one more read: double when nearly full, never for a byte at a time.
+    if buf.capacity() - buf.len() < FIRST_READ / 4 {
+        buf.reserve(buf.len().max(FIRST_READ));
+    }
     let mut stop = shutdown.clone();
     tokio::select! {
         r = tokio::time::timeout_at(deadline, stream.read_buf(buf)) => match r {
@@ -130,14 +134,18 @@ async fn refuse(stream: &mut Stream, rejection: &Rejection) {
 
 impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
     /// Serve an HTTP/1 connection whose first bytes are in `buf`, one request at a time (see the
-    /// module doc). `deadline` is when the first request head must be complete.
+    /// module doc). `first_deadline` is when the first request head must be complete.
     async fn http1(
         &self,
         mut stream: Stream,
         mut buf: Vec<u8>,
-        mut deadline: Instant,
+        first_deadline: Instant,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // When the head being read must be complete: from the accept for the first request, else
+        // set when a head turns out to need a second read (its first bytes came just before). A
+        // head that arrives whole never reads the clock for it.
+        let mut deadline = Some(first_deadline);
         let st = &self.state;
         let edge = &st.config.edge;
         let peer = stream
@@ -158,22 +166,26 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                     }
                     Read::Closed => return None,
                 }
-                deadline = Instant::now() + edge.head_timeout;
             }
-            let started = std::time::Instant::now();
             let req = loop {
                 match request::judge(&buf, edge.max_header_bytes, |h| st.config.path_options(h)) {
                     Head::Complete(r) => break r,
                     Head::Rejected(rejection) => {
-                        st.metrics
-                            .rejected(&rejection, started.elapsed().as_secs_f64());
+                        let took = deadline.map_or(0.0, |d| {
+                            (edge
+                                .head_timeout
+                                .saturating_sub(d.saturating_duration_since(Instant::now())))
+                            .as_secs_f64()
+                        });
+                        st.metrics.rejected(&rejection, took);
                         tracing::info!(status = rejection.status, reason = %rejection.reason, client = ?peer, "refused a request");
                         refuse(&mut stream, &rejection).await;
                         return None;
                     }
                     Head::Partial => {}
                 }
-                match read_until(&mut stream, &mut buf, deadline, shutdown).await {
+                let until = *deadline.get_or_insert_with(|| Instant::now() + edge.head_timeout);
+                match read_until(&mut stream, &mut buf, until, shutdown).await {
                     Read::Data => {}
                     Read::TimedOut => {
                         st.metrics.closed("head_timeout");
@@ -197,7 +209,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                 {
                     Ok(Served::Hit) => {
                         buf.drain(..req.head_len);
-                        deadline = Instant::now() + edge.head_timeout;
+                        deadline = None;
                         continue;
                     }
                     Ok(Served::Pass) => {}
@@ -225,7 +237,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             let (s, next) = self.h1.process_new_http(session, shutdown).await?.consume();
             stream = s.into_any().downcast::<KeepDate>().ok()?.into_inner();
             settings = next;
-            deadline = Instant::now() + edge.head_timeout;
+            deadline = None;
             if *shutdown.borrow() {
                 return None;
             }
@@ -259,7 +271,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
             return self.h2.process_new(stream, shutdown).await;
         }
         let mut stream = stream;
-        let mut buf = Vec::with_capacity(READ_CHUNK);
+        let mut buf = Vec::with_capacity(FIRST_READ);
         let deadline = accepted + self.state.config.edge.head_timeout;
         let v = loop {
             match read_until(&mut stream, &mut buf, deadline, shutdown).await {

@@ -307,9 +307,13 @@ impl Edge {
                 state: state.clone(),
             },
         );
+        // No L4 read buffer: the gate reads each connection into its own buffer (and pingora into
+        // its own), so pingora's default 64 KiB BufReader per connection would only add a copy
+        // and 64 KiB of memory to every open connection, idle or trickling.
         svc.add_listener(
             pingora_core::listeners::ListenerConfig::tcp(listen.to_string()).l4_buffer(
                 pingora_core::protocols::l4::stream::L4BufferSettings::default()
+                    .read(0)
                     .write(state.config.edge.write_buffer_bytes),
             ),
         );

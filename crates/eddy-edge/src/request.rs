@@ -152,9 +152,11 @@ fn too_large(limit: usize) -> Rejection {
 /// Judge the request head at the start of `buf`: parse it strictly, then apply the edge's rules.
 /// `sites` gives a host's path options.
 pub fn judge(buf: &[u8], max_header_bytes: usize, sites: impl FnOnce(&str) -> PathOptions) -> Head {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut req = httparse::Request::new(&mut fields);
-    let len = match req.parse(buf) {
+    // Uninitialised slots: httparse writes the ones it uses, so a request pays for its own
+    // fields, not for all MAX_FIELDS.
+    let mut fields = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut fields) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > max_header_bytes => {
             return Head::Rejected(too_large(max_header_bytes));

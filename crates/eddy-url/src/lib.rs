@@ -102,23 +102,62 @@ pub fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// RFC 3986 §2.2 sub-delims.
-fn sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
-}
-
 /// Characters a path keeps as they are: pchar and `/` (RFC 3986 §3.3).
 fn path_char(b: u8) -> bool {
-    unreserved(b) || sub_delim(b) || matches!(b, b':' | b'@' | b'/')
+    PATH_KEEP[usize::from(b)]
 }
 
 /// Characters a query keeps as they are: pchar, `/` and `?` (RFC 3986 §3.4).
 fn query_char(b: u8) -> bool {
-    path_char(b) || b == b'?'
+    QUERY_KEEP[usize::from(b)]
 }
+
+/// A byte class as a table, built at compile time: one load per byte on the hot path. Unreserved
+/// characters (RFC 3986 §2.3), sub-delims (§2.2), `:`, `@` and `/` (§3.3), and `?` for a query
+/// (§3.4).
+const fn table(query: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            )
+            || (query && c == b'?');
+        b += 1;
+    }
+    t
+}
+
+const PATH_KEEP: [bool; 256] = table(false);
+/// Characters of a reg-name other than `.`: unreserved and sub-delims (RFC 3986 §3.2.2).
+const HOST_KEEP: [bool; 256] = {
+    let mut t = table(false);
+    t[b':' as usize] = false;
+    t[b'@' as usize] = false;
+    t[b'/' as usize] = false;
+    t[b'.' as usize] = false;
+    t
+};
+const QUERY_KEEP: [bool; 256] = table(true);
 
 /// A control character or space, never allowed raw.
 fn control(b: u8) -> bool {
@@ -166,36 +205,56 @@ pub fn push_host(raw: &[u8], default_port: u16, out: &mut String) -> Result<(), 
         };
         let name = name.strip_suffix(b".").unwrap_or(name);
         // RFC 3986 reg-name characters, in dot-separated labels none of which is empty (as DNS
-        // names are: `.a`, `a..b` and `a..` name nothing).
-        if name.split(|&b| b == b'.').any(<[u8]>::is_empty)
-            || !name.iter().all(|&b| unreserved(b) || sub_delim(b))
-        {
+        // names are: `.a`, `a..b` and `a..` name nothing). One pass.
+        let mut after_dot = true;
+        for &b in name {
+            if b == b'.' {
+                if after_dot {
+                    return Err(bad());
+                }
+                after_dot = true;
+            } else if HOST_KEEP[usize::from(b)] {
+                after_dot = false;
+            } else {
+                return Err(bad());
+            }
+        }
+        if after_dot {
             return Err(bad());
         }
         (None, name, port)
     };
-    let port = match port {
+    // The port's digits without leading zeros, when it is not the default.
+    let port: Option<&[u8]> = match port {
         None | Some([]) => None,
         Some(p) if p.len() <= 5 && p.iter().all(u8::is_ascii_digit) => {
             let n = p.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
             match u16::try_from(n) {
                 Ok(0) | Err(_) => return Err(bad()),
-                Ok(n) => Some(n),
+                Ok(n) if n == default_port => None,
+                Ok(_) => Some(&p[p.iter().take_while(|d| **d == b'0').count()..]),
             }
         }
         Some(_) => return Err(bad()),
     };
+    let start = out.len();
     match v6 {
         Some(ip) => {
             out.push('[');
             out.push_str(&ip.to_string());
             out.push(']');
         }
-        None => out.extend(name.iter().map(|b| b.to_ascii_lowercase() as char)),
+        None => {
+            // Checked above: reg-name characters only, all ASCII.
+            out.push_str(std::str::from_utf8(name).map_err(|_| bad())?);
+            if name.iter().any(u8::is_ascii_uppercase) {
+                out[start..].make_ascii_lowercase();
+            }
+        }
     }
-    if let Some(p) = port.filter(|p| *p != default_port) {
+    if let Some(p) = port {
         out.push(':');
-        out.push_str(&p.to_string());
+        out.push_str(std::str::from_utf8(p).map_err(|_| bad())?);
     }
     Ok(())
 }
@@ -216,8 +275,23 @@ fn push_component(
     whole: &[u8],
     out: &mut String,
 ) -> Result<(), UrlError> {
+    // Text once, so runs are copied as str slices (a run of kept characters is ASCII and starts
+    // at a character boundary); bytes that are not UTF-8 go the slow way, per run.
+    let text = std::str::from_utf8(raw).ok();
     let mut i = 0;
     while i < raw.len() {
+        // The usual case: a run of characters kept as they are, copied at once.
+        let run = raw[i..].iter().take_while(|&&b| keep(b)).count();
+        if run > 0 {
+            let piece = match text.and_then(|t| t.get(i..i + run)) {
+                Some(p) => p,
+                None => std::str::from_utf8(&raw[i..i + run])
+                    .map_err(|_| UrlError::Control(Shown::of(whole)))?,
+            };
+            out.push_str(piece);
+            i += run;
+            continue;
+        }
         let b = raw[i];
         if b == b'%' {
             let (Some(h), Some(l)) = (
@@ -244,11 +318,7 @@ fn push_component(
         if b == b'#' {
             return Err(UrlError::Fragment(Shown::of(whole)));
         }
-        if keep(b) {
-            out.push(b as char);
-        } else {
-            push_encoded(out, b);
-        }
+        push_encoded(out, b);
         i += 1;
     }
     Ok(())
