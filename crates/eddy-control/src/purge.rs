@@ -133,6 +133,12 @@ impl PurgeFollower {
         })
     }
 
+    /// The consumer's counters: events delivered and applied, duplicates, and dead letters (events
+    /// that do not decode, a purge target that fails its checks included: never applied).
+    pub fn stats(&self) -> Arc<eddy_bus::consumer::ConsumerStats> {
+        self.consumer.stats.clone()
+    }
+
     /// Apply every purge published so far (while this edge was down). Call before serving.
     /// Returns how many were applied.
     pub async fn catch_up(&mut self) -> Result<u64, ControlError> {

@@ -263,6 +263,7 @@ impl Edge {
                         handle.clone(),
                     ))
                     .map_err(EdgeError::CatchUp)?;
+                state.metrics.watch_purge_consumer(f.stats());
                 rt.block_on(f.catch_up()).map_err(EdgeError::CatchUp)?;
                 let p = rt
                     .block_on(eddy_control::prewarm::PrewarmFollower::start(

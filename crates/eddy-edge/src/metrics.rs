@@ -161,6 +161,11 @@ pub struct Metrics {
     tier_evictions: Family<TierLabel, Counter>,
     tier_hits: Family<TierLabel, Counter>,
     disk_errors: Counter,
+    /// Purge events dead-lettered by this edge's follower (undecodable, or a target that fails its
+    /// checks): never applied.
+    purge_dead_letters: Counter,
+    last_purge_dead_letters: AtomicU64,
+    purge_consumer: parking_lot::Mutex<Option<std::sync::Arc<eddy_bus::consumer::ConsumerStats>>>,
     seal_errors: Counter,
     last_seal_errors: AtomicU64,
     sealed_bodies: Gauge,
@@ -326,6 +331,12 @@ impl Metrics {
             "Idempotent origin requests retried once on a fresh connection after a reused connection closed without answering",
             origin_retries.clone(),
         );
+        let purge_dead_letters = Counter::default();
+        registry.register(
+            "purge_events_dead_lettered",
+            "Purge events from the bus that did not decode or named a target that fails its checks: moved to the dead-letter topic, never applied",
+            purge_dead_letters.clone(),
+        );
         let events_refused = Counter::default();
         registry.register(
             "events_refused",
@@ -429,6 +440,9 @@ impl Metrics {
             last_evictions: [AtomicU64::new(0), AtomicU64::new(0)],
             last_hits: [AtomicU64::new(0), AtomicU64::new(0)],
             last_disk_errors: AtomicU64::new(0),
+            purge_dead_letters,
+            last_purge_dead_letters: AtomicU64::new(0),
+            purge_consumer: parking_lot::Mutex::new(None),
         }
     }
 
@@ -440,6 +454,11 @@ impl Metrics {
             h.observe(seconds);
         }
         self.bytes_sent.inc_by(body_bytes);
+    }
+
+    /// Report the purge follower's counters on `/metrics` from now on.
+    pub fn watch_purge_consumer(&self, stats: std::sync::Arc<eddy_bus::consumer::ConsumerStats>) {
+        *self.purge_consumer.lock() = Some(stats);
     }
 
     /// Count a viewer connection the edge closed itself, and why.
@@ -537,6 +556,13 @@ impl Metrics {
             cache.counters.seal_errors.load(Ordering::Relaxed),
         );
         self.sealed_bodies.set(cache.sealed_bodies() as i64);
+        if let Some(c) = self.purge_consumer.lock().as_ref() {
+            Self::sync_counter(
+                &self.purge_dead_letters,
+                &self.last_purge_dead_letters,
+                c.dead_lettered.load(Ordering::Relaxed),
+            );
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

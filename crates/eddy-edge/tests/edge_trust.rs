@@ -689,3 +689,47 @@ fn events_that_would_wipe_the_cache_are_refused_and_counted() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(once(&guarded, &get("/k", "h")).h("x-cache"), Some("MISS"));
 }
+
+#[test]
+fn a_purge_event_with_a_bad_target_on_the_bus_is_dead_lettered_never_applied() {
+    let bus_dir = tempfile::tempdir().unwrap();
+    let bus = common::embedded_bus(bus_dir.path());
+    let mut rig = start_with(counting("max-age=60"), |_| {}, "");
+    let o = eddy_config::Overrides {
+        listen: Some(rig.listen.to_string()),
+        admin: Some(rig.admin.to_string()),
+        origins: vec![rig.origin.url()],
+        memory_size: Some("64 MiB".into()),
+        ..Default::default()
+    };
+    rig.stop_edge();
+    rig.start_edge_with_bus(&o, "", Some(bus.clone()));
+    once(&rig, &get("/keep", "h"));
+    assert_eq!(once(&rig, &get("/keep", "h")).h("x-cache"), Some("HIT"));
+    // Item 6, the bus door: a producer that skips the constructors publishes an empty prefix.
+    let publish = |data: serde_json::Value| {
+        let body = event("dev.eddy.purge.requested.v1", data);
+        rig.rt
+            .block_on(bus.publish(
+                eddy_control::PURGE_REQUESTED_TOPIC,
+                "k",
+                bytes::Bytes::from(body),
+            ))
+            .unwrap();
+    };
+    publish(serde_json::json!({"target": {"prefix": ""}}));
+    assert_eq!(
+        rig.metric_becomes("eddy_purge_events_dead_lettered_total", 1),
+        1
+    );
+    assert_eq!(
+        once(&rig, &get("/keep", "h")).h("x-cache"),
+        Some("HIT"),
+        "never applied"
+    );
+    // The follower goes on: a good purge after it is applied.
+    publish(serde_json::json!({"target": {"url": "http://H/./keep"}}));
+    assert!(eddy_testkit::wait_until(Duration::from_secs(5), || {
+        once(&rig, &get("/keep", "h")).h("x-cache") == Some("MISS")
+    }));
+}
