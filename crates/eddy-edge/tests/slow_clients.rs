@@ -109,14 +109,15 @@ fn connect_from(ip: [u8; 4], rig: &Rig) -> RawConn {
 #[test]
 fn connections_are_capped_per_client_address_and_in_total() {
     let rig = rig("max_connections = 3\nmax_client_connections = 2\n");
-    let mut a1 = connect_from([127, 0, 0, 1], &rig);
-    let mut a2 = connect_from([127, 0, 0, 1], &rig);
+    // Addresses nothing else in the test uses (the rig's own probes come from 127.0.0.1).
+    let mut a1 = connect_from([127, 0, 0, 4], &rig);
+    let mut a2 = connect_from([127, 0, 0, 4], &rig);
     for c in [&mut a1, &mut a2] {
         c.send(&get("/", "h"));
         assert_eq!(c.read(false).map(|r| r.status), Some(200));
     }
     // A third from the same address is closed at accept.
-    let mut a3 = connect_from([127, 0, 0, 1], &rig);
+    let mut a3 = connect_from([127, 0, 0, 4], &rig);
     a3.send(&get("/", "h"));
     assert!(a3.read(false).is_none(), "over the per-client cap");
     assert_eq!(
@@ -127,10 +128,10 @@ fn connections_are_capped_per_client_address_and_in_total() {
         1
     );
     // Another address gets the last place in total; a fourth connection is over the total cap.
-    let mut b1 = connect_from([127, 0, 0, 2], &rig);
+    let mut b1 = connect_from([127, 0, 0, 5], &rig);
     b1.send(&get("/", "h"));
     assert_eq!(b1.read(false).map(|r| r.status), Some(200));
-    let mut c1 = connect_from([127, 0, 0, 3], &rig);
+    let mut c1 = connect_from([127, 0, 0, 6], &rig);
     c1.send(&get("/", "h"));
     assert!(c1.read(false).is_none(), "over the total cap");
     assert_eq!(
@@ -144,7 +145,7 @@ fn connections_are_capped_per_client_address_and_in_total() {
     // A closed connection frees its place at once.
     drop(a1);
     assert!(eddy_testkit::wait_until(Duration::from_secs(5), || {
-        let mut again = connect_from([127, 0, 0, 1], &rig);
+        let mut again = connect_from([127, 0, 0, 4], &rig);
         again.send(&get("/", "h"));
         again.read(false).is_some_and(|r| r.status == 200)
     }));

@@ -83,6 +83,29 @@ pub fn start_with(
     rig
 }
 
+/// Whether a connection to `addr` that sends nothing is accepted and then closed by the edge
+/// (it reads the end of the stream and lets go): proof that the edge has handled the probe.
+fn probe_closed(addr: std::net::SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    if s.shutdown(std::net::Shutdown::Write).is_err()
+        || s.set_read_timeout(Some(Duration::from_secs(5))).is_err()
+    {
+        return false;
+    }
+    let mut chunk = [0u8; 256];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 impl Rig {
     pub fn start_edge(&mut self, o: &Overrides, toml: &str) {
         self.start_edge_with_bus(o, toml, None);
@@ -110,9 +133,12 @@ impl Rig {
         self.listen = edge.listen_addr();
         self.admin = edge.admin_addr();
         assert!(
-            eddy_testkit::wait_for_listener(self.listen, Duration::from_secs(10)),
+            eddy_testkit::wait_until(Duration::from_secs(10), || probe_closed(self.listen)),
             "edge did not listen"
         );
+        // The probe held a place under the connection caps until the edge let go of it; a test
+        // that counts connections starts once it has.
+        assert_eq!(self.metric_becomes("eddy_connections_open", 0), 0);
         self.edge = Some(edge);
     }
 
