@@ -1,0 +1,20 @@
+//! # eddy-streaming: what an edge knows of streaming, with no I/O
+//!
+//! Players tell the delivery tier what they are doing with CMCD (CTA-5004, Common Media Client
+//! Data) and a CDN answers with CMSD (CTA-5006, Common Media Server Data). This crate reads the
+//! one and writes the other; the edge decides what to do with them.
+//!
+//! - [`cmcd`]: CMCD v1 and v2 from the `CMCD=` query parameter, from the four `CMCD-*` headers and
+//!   from v2 event reports (`POST`, `application/cmcd`, a report per line), into one typed
+//!   [`cmcd::Cmcd`]. Both versions are RFC 8941 dictionaries, parsed with `sfv`. Every input is
+//!   bounded (bytes, strings, lines) and every refusal names the key and what it must be.
+//!   [`cmcd::Cmcd::next_paths`] resolves `nor` against the request path through `eddy-url`, so a
+//!   prefetch asks for the canonical name of the next object.
+//! - [`cmsd`]: `CMSD-Static` and `CMSD-Dynamic` field values, the latter appended to what the
+//!   hops before us wrote.
+//!
+//! Must not touch: sockets, clocks, caches, tokio or pingora. Everything here is a pure function
+//! of its input, so it is fuzzed (`fuzz/fuzz_targets/cmcd.rs`) and property-tested.
+
+pub mod cmcd;
+pub mod cmsd;
