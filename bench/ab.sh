@@ -14,9 +14,10 @@ WORK=$(mktemp -d /tmp/eddy-ab.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Distinct free ports at once (one call per port could hand the same freed port out twice).
+ports() { python3 -c 'import socket,sys; ss=[socket.socket() for _ in range(int(sys.argv[1]))]; [s.bind(("127.0.0.1",0)) for s in ss]; print(*[s.getsockname()[1] for s in ss])' "$1"; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-ORIGIN=$(port); AP=$(port); AA=$(port); BP=$(port); BA=$(port)
+read -r ORIGIN AP AA BP BA < <(ports 5)
 RUST_LOG=warn "$A" origin --listen 127.0.0.1:"$ORIGIN" >"$WORK/o.log" 2>&1 & PIDS+=($!)
 wait_port "$ORIGIN"
 RUST_LOG=warn "$A" edge --listen 127.0.0.1:"$AP" --admin 127.0.0.1:"$AA" --origin http://127.0.0.1:"$ORIGIN" \

@@ -5,8 +5,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let merge = data.first().is_some_and(|b| b & 1 == 1);
+    let drop = [String::from("sid")];
     let opts = eddy_url::PathOptions {
         merge_slashes: merge,
+        drop_params: if data.first().is_some_and(|b| b & 2 == 2) { &drop } else { &[] },
     };
     if let Ok(p) = eddy_url::path(data, opts) {
         assert!(p.bytes().all(|b| b > 0x20 && b < 0x7f));

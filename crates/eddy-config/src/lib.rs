@@ -166,11 +166,12 @@ impl Config {
     /// The path options of the site `host`, or the defaults for a host without a
     /// `[sites."<host>"]` table. `host` is canonical, as `eddy_url` makes it (the host half of a
     /// cache key; what `eddy_url::Canonical::new` and `eddy_url::content_url` pass their `opts`).
-    pub fn path_options(&self, host: &str) -> eddy_url::PathOptions {
+    pub fn path_options(&self, host: &str) -> eddy_url::PathOptions<'_> {
         self.sites
             .get(host)
             .map(|s| eddy_url::PathOptions {
                 merge_slashes: s.merge_slashes,
+                drop_params: &s.ignore_query,
             })
             .unwrap_or_default()
     }

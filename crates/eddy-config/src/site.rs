@@ -18,6 +18,10 @@ pub struct SiteFile {
     /// origin that treats `/a//b` as `/a/b` (nginx's `merge_slashes`). Off by default (false)
     /// because RFC 3986 treats them as different resources.
     pub merge_slashes: Option<bool>,
+    /// Query parameters that never name this site's content (session ids, tokens a player
+    /// adds): dropped from cache keys, purges and origin requests, as `CMCD` always is. Names
+    /// match exactly, after the same percent-encoding normalisation as URLs.
+    pub ignore_query: Option<Vec<String>>,
 }
 
 /// Validated options of one site.
@@ -25,6 +29,26 @@ pub struct SiteFile {
 pub struct SiteConfig {
     /// Merge runs of `/` in paths (cache keys, purges, origin requests).
     pub merge_slashes: bool,
+    /// Query parameter names dropped from canonical URLs, normalised.
+    pub ignore_query: Vec<String>,
+}
+
+/// Longest query parameter name `ignore_query` takes.
+const MAX_PARAM_NAME: usize = 128;
+
+/// A parameter name as canonical URLs spell it, or why it cannot be one.
+fn param_name(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > MAX_PARAM_NAME || raw.contains(['&', '=', '#', '?']) {
+        return Err(format!(
+            "a query parameter name of 1 to {MAX_PARAM_NAME} characters without &, =, ? or #, as in ignore_query = [\"sid\", \"token\"]"
+        ));
+    }
+    let normalised = eddy_url::path(
+        format!("/?{raw}").as_bytes(),
+        eddy_url::PathOptions::default(),
+    )
+    .map_err(|e| format!("a query parameter name: {e}"))?;
+    Ok(normalised.trim_start_matches("/?").to_owned())
 }
 
 /// Validate `[sites]`: every key a valid `host[:port]`, each host once, keyed by its canonical
@@ -57,11 +81,26 @@ pub(crate) fn sites(
                 ),
             ));
         }
+        let mut ignore_query = Vec::new();
+        for raw in f.ignore_query.unwrap_or_default() {
+            let name = param_name(&raw).map_err(|why| {
+                invalid(
+                    name,
+                    "sites.ignore_query",
+                    &format!("{raw:?} in [sites.{key:?}]"),
+                    &why,
+                )
+            })?;
+            if !ignore_query.contains(&name) {
+                ignore_query.push(name);
+            }
+        }
         written.insert(host.clone(), key);
         out.insert(
             host,
             SiteConfig {
                 merge_slashes: f.merge_slashes.unwrap_or(false),
+                ignore_query,
             },
         );
     }
@@ -127,6 +166,38 @@ mod tests {
             dup.contains("A.example") && dup.contains("a.example.") && dup.contains("once"),
             "{dup}"
         );
+    }
+
+    #[test]
+    fn a_site_names_query_parameters_its_keys_ignore() -> Result<(), ConfigError> {
+        let c = from_text(
+            &format!(
+                "{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"sid\", \"%74oken\", \"sid\"]\n"
+            ),
+            &Overrides::default(),
+        )?;
+        assert_eq!(c.sites["v.example"].ignore_query, ["sid", "token"]);
+        let key = eddy_url::content_url("v.example/a.m3u8?token=1&sid=2&CMCD=3&q=4", |h| {
+            c.path_options(h)
+        })
+        .map_err(|e| ConfigError::Parse {
+            file: "url".into(),
+            message: e.to_string(),
+        })?;
+        assert_eq!(key, "v.example/a.m3u8?q=4");
+        let cases = [
+            format!("{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"\"]\n"),
+            format!("{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"a=b\"]\n"),
+            format!("{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"a&b\"]\n"),
+            format!("{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"a b\"]\n"),
+            format!("{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"%zz\"]\n"),
+        ];
+        let cases: Vec<(&str, &str)> = cases
+            .iter()
+            .map(|t| (t.as_str(), "sites.ignore_query"))
+            .collect();
+        each_fails_naming_its_key(&cases);
+        Ok(())
     }
 
     #[test]

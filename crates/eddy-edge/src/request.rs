@@ -151,7 +151,11 @@ fn too_large(limit: usize) -> Rejection {
 
 /// Judge the request head at the start of `buf`: parse it strictly, then apply the edge's rules.
 /// `sites` gives a host's path options.
-pub fn judge(buf: &[u8], max_header_bytes: usize, sites: impl FnOnce(&str) -> PathOptions) -> Head {
+pub fn judge<'s>(
+    buf: &[u8],
+    max_header_bytes: usize,
+    sites: impl FnOnce(&str) -> PathOptions<'s>,
+) -> Head {
     // Uninitialised slots: httparse writes the ones it uses, so a request pays for its own
     // fields, not for all MAX_FIELDS.
     let mut fields = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
@@ -235,12 +239,12 @@ fn content_length(
 
 /// Judge a request from its parts: method, raw target, HTTP/1.1 or not, and its fields (name,
 /// value). The head length of the result is 0 (unknown here).
-pub fn judge_parts<'a>(
+pub fn judge_parts<'a, 's>(
     method: &str,
     target: &[u8],
     http11: bool,
     fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-    sites: impl FnOnce(&str) -> PathOptions,
+    sites: impl FnOnce(&str) -> PathOptions<'s>,
 ) -> Result<Request, Rejection> {
     let m = Method::of(method);
     let mut f = Fields {

@@ -86,11 +86,20 @@ pub enum UrlError {
 
 /// How a site wants its paths normalised beyond RFC 3986.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PathOptions {
+pub struct PathOptions<'a> {
     /// Merge runs of `/` into one (nginx's `merge_slashes`): for an origin that treats `/a//b`
     /// as `/a/b`. Off by default: to RFC 3986 they are different resources.
     pub merge_slashes: bool,
+    /// Query parameters that never name content on this site (session ids, tokens), dropped
+    /// from the canonical URL beside [`ALWAYS_DROPPED`]. Names are matched after normalisation,
+    /// exactly (case matters, as it does to an origin).
+    pub drop_params: &'a [String],
 }
+
+/// Query parameters dropped from every canonical URL. `CMCD` (CTA-5004) is one player's
+/// telemetry about one request: every hls.js segment URL carries a different value, and the
+/// object is the same without it.
+pub const ALWAYS_DROPPED: &[&str] = &["CMCD"];
 
 /// The default port of plain HTTP, dropped from keys.
 pub const HTTP_PORT: u16 = 80;
@@ -381,10 +390,7 @@ pub fn push_path(raw: &[u8], opts: PathOptions, out: &mut String) -> Result<(), 
             out.push_str(&resolved);
         }
         match query {
-            Some(q) => {
-                out.push('?');
-                push_component(q, query_char, raw, out)
-            }
+            Some(q) => push_query(q, raw, opts, out),
             None => Ok(()),
         }
     });
@@ -392,6 +398,45 @@ pub fn push_path(raw: &[u8], opts: PathOptions, out: &mut String) -> Result<(), 
         out.truncate(start);
     }
     done
+}
+
+/// Append `?query` in canonical form, without the parameters `opts` drops (and without the `?`
+/// when none is left). The query keeps its order and its shape otherwise: to an origin, `a=1&b=2`
+/// and `b=2&a=1` may differ. A dropped parameter's value is never read: a CMCD value is a few
+/// hundred bytes of percent-encoding on every segment request.
+fn push_query(q: &[u8], whole: &[u8], opts: PathOptions, out: &mut String) -> Result<(), UrlError> {
+    let mark = out.len();
+    out.push('?');
+    let mut kept = 0usize;
+    let mut from = 0;
+    while from <= q.len() {
+        // memchr: a dropped value is skipped at memory speed, never looked at byte by byte.
+        let end = memchr::memchr(b'&', &q[from..]).map_or(q.len(), |i| from + i);
+        let pair = &q[from..end];
+        from = end + 1;
+        let pair_start = out.len();
+        if kept > 0 {
+            out.push('&');
+        }
+        let name_start = out.len();
+        let (name, rest) = match memchr::memchr(b'=', pair) {
+            Some(i) => pair.split_at(i),
+            None => (pair, &[][..]),
+        };
+        push_component(name, query_char, whole, out)?;
+        let n = &out[name_start..];
+        if ALWAYS_DROPPED.contains(&n) || opts.drop_params.iter().any(|d| d == n) {
+            out.truncate(pair_start);
+            continue;
+        }
+        push_component(rest, query_char, whole, out)?;
+        kept += 1;
+    }
+    if kept == 0 && out.len() == mark + 1 && !q.is_empty() {
+        // Every parameter was dropped: no query at all.
+        out.truncate(mark);
+    }
+    Ok(())
 }
 
 /// [`push_path`] into a new string.
@@ -464,11 +509,11 @@ pub struct Canonical {
 impl Canonical {
     /// Build from a raw authority and a raw path (empty or starting with `?` means `/`), with the
     /// options of the site `opts` picks by the normalised host.
-    pub fn new(
+    pub fn new<'a>(
         authority: &[u8],
         path_and_query: &[u8],
         default_port: u16,
-        opts: impl FnOnce(&str) -> PathOptions,
+        opts: impl FnOnce(&str) -> PathOptions<'a>,
     ) -> Result<Canonical, UrlError> {
         let mut url = String::with_capacity(authority.len() + path_and_query.len() + 1);
         push_host(authority, default_port, &mut url)?;
@@ -479,8 +524,7 @@ impl Canonical {
             None => url.push('/'),
             Some(b'?') => {
                 url.push('/');
-                url.push('?');
-                push_component(&path_and_query[1..], query_char, path_and_query, &mut url)?;
+                push_query(&path_and_query[1..], path_and_query, o, &mut url)?;
             }
             Some(_) => return Err(UrlError::Target(Shown::of(path_and_query))),
         }
@@ -534,7 +578,10 @@ fn split_named(s: &str) -> (&[u8], &[u8], u16) {
 
 /// A URL as a purge names it (`http://Host:80/a/../b`, `host/b`, or a bare `host` for its root),
 /// in the form keys have (`host/b`), with the site's options.
-pub fn content_url(s: &str, opts: impl FnOnce(&str) -> PathOptions) -> Result<String, UrlError> {
+pub fn content_url<'a>(
+    s: &str,
+    opts: impl FnOnce(&str) -> PathOptions<'a>,
+) -> Result<String, UrlError> {
     if s.is_empty() || s.bytes().any(control) {
         return Err(UrlError::Url(Shown::of(s.as_bytes())));
     }
@@ -546,7 +593,10 @@ pub fn content_url(s: &str, opts: impl FnOnce(&str) -> PathOptions) -> Result<St
 /// all of it), in the form keys have, with the site's options. Its path is normalised like any
 /// path (a prefix `host/a/../b/` is `host/b/`); a bare host gets its root, `host/`, so a prefix
 /// never reaches past its own host.
-pub fn content_prefix(s: &str, opts: impl FnOnce(&str) -> PathOptions) -> Result<String, UrlError> {
+pub fn content_prefix<'a>(
+    s: &str,
+    opts: impl FnOnce(&str) -> PathOptions<'a>,
+) -> Result<String, UrlError> {
     content_url(s, opts)
 }
 

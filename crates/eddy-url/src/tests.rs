@@ -5,9 +5,11 @@ use proptest::prelude::*;
 
 const PLAIN: PathOptions = PathOptions {
     merge_slashes: false,
+    drop_params: &[],
 };
 const MERGE: PathOptions = PathOptions {
     merge_slashes: true,
+    drop_params: &[],
 };
 
 fn p(raw: &str) -> Result<String, UrlError> {
@@ -67,6 +69,47 @@ fn the_query_keeps_its_shape_but_not_its_spelling() {
     assert_eq!(p("/a?").as_deref(), Ok("/a?"));
     assert_eq!(p("/a?b?c").as_deref(), Ok("/a?b?c"));
     assert_eq!(p("/a?x=1+2").as_deref(), Ok("/a?x=1+2"));
+}
+
+#[test]
+fn cmcd_and_the_site_s_dropped_parameters_never_name_content() {
+    // What hls.js sends: every segment URL carries a different CMCD value.
+    let seg = "/v/seg_1.m4s?CMCD=bl%3D0%2Cbr%3D2306%2Csid%3D%22abc%22";
+    assert_eq!(p(seg).as_deref(), Ok("/v/seg_1.m4s"));
+    assert_eq!(
+        p("/v/seg_1.m4s?a=1&CMCD=x&b=2").as_deref(),
+        Ok("/v/seg_1.m4s?a=1&b=2")
+    );
+    assert_eq!(
+        p("/v/seg_1.m4s?CMCD=x&a=1").as_deref(),
+        Ok("/v/seg_1.m4s?a=1")
+    );
+    assert_eq!(
+        p("/v/seg_1.m4s?a=1&CMCD=x").as_deref(),
+        Ok("/v/seg_1.m4s?a=1")
+    );
+    assert_eq!(p("/v/seg_1.m4s?CMCD").as_deref(), Ok("/v/seg_1.m4s"));
+    // Spelled with percent-encoding, it is still CMCD once normalised.
+    assert_eq!(p("/v/seg_1.m4s?%43MCD=x").as_deref(), Ok("/v/seg_1.m4s"));
+    // Other spellings are other parameters, to an origin too.
+    assert_eq!(p("/s?cmcd=x&xCMCD=y").as_deref(), Ok("/s?cmcd=x&xCMCD=y"));
+    let names = [String::from("sid"), String::from("token")];
+    let site = PathOptions {
+        merge_slashes: false,
+        drop_params: &names,
+    };
+    assert_eq!(
+        path(b"/v/a.m3u8?token=abc&q=1&sid=9&CMCD=x", site).as_deref(),
+        Ok("/v/a.m3u8?q=1")
+    );
+    assert_eq!(path(b"/v/a.m3u8?%73id=9", site).as_deref(), Ok("/v/a.m3u8"));
+    // The same for a request target that is only a query, and for purge URLs.
+    let c = Canonical::new(b"h", b"?CMCD=1&k=2", HTTP_PORT, |_| PathOptions::default()).unwrap();
+    assert_eq!(c.as_str(), "h/?k=2");
+    assert_eq!(
+        content_url("http://h/v/a.m3u8?sid=1&k=2", |_| site).as_deref(),
+        Ok("h/v/a.m3u8?k=2")
+    );
 }
 
 #[test]
@@ -266,7 +309,10 @@ proptest! {
     fn normalising_twice_changes_nothing(raw in proptest::collection::vec(any::<u8>(), 0..80), merge in any::<bool>()) {
         let mut bytes = vec![b'/'];
         bytes.extend(raw);
-        let opts = PathOptions { merge_slashes: merge };
+        let opts = PathOptions {
+            merge_slashes: merge,
+            drop_params: &[],
+        };
         if let Ok(once) = path(&bytes, opts) {
             prop_assert_eq!(path(once.as_bytes(), opts), Ok(once.clone()));
             prop_assert!(once.is_ascii());

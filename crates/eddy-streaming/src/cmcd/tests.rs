@@ -3,7 +3,7 @@
 use super::*;
 use proptest::prelude::*;
 
-fn opts() -> eddy_url::PathOptions {
+fn opts() -> eddy_url::PathOptions<'static> {
     eddy_url::PathOptions::default()
 }
 
