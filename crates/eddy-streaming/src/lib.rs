@@ -12,9 +12,13 @@
 //!   prefetch asks for the canonical name of the next object.
 //! - [`cmsd`]: `CMSD-Static` and `CMSD-Dynamic` field values, the latter appended to what the
 //!   hops before us wrote.
+//! - [`hls`]: media playlists with the LL-HLS tags (ours: `m3u8-rs` has none of them), the
+//!   multivariant rewrite that caps hls.js sessions (`m3u8-rs`), delivery directives, and the
+//!   kind of a playlist for TTL classes.
 //!
 //! Must not touch: sockets, clocks, caches, tokio or pingora. Everything here is a pure function
 //! of its input, so it is fuzzed (`fuzz/fuzz_targets/cmcd.rs`) and property-tested.
 
 pub mod cmcd;
 pub mod cmsd;
+pub mod hls;
