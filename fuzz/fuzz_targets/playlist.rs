@@ -1,7 +1,7 @@
 #![no_main]
 //! HLS playlists from an origin never panic the edge: a media playlist that reads writes back to
 //! one that reads the same; a capped multivariant playlist still reads and keeps a variant;
-//! delivery directives read or refuse.
+//! delivery directives read or refuse; a capped MPD reads.
 use eddy_streaming::hls::{self, directives::Directives, media::MediaPlaylist, multivariant};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,5 +20,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = Directives::from_query(s);
+    }
+    if let Ok(m) = eddy_streaming::dash::Mpd::parse(data)
+        && let Ok(Some(c)) = m.cap(1_000_000)
+    {
+        eddy_streaming::dash::Mpd::parse(c.as_bytes()).expect("a capped MPD reads");
     }
 });

@@ -15,10 +15,13 @@
 //! - [`hls`]: media playlists with the LL-HLS tags (ours: `m3u8-rs` has none of them), the
 //!   multivariant rewrite that caps hls.js sessions (`m3u8-rs`), delivery directives, and the
 //!   kind of a playlist for TTL classes.
+//! - [`dash`]: MPDs through `dash-mpd-core`: static or dynamic, `minimumUpdatePeriod`, the
+//!   video bitrates, and the capped copy.
 //!
 //! Must not touch: sockets, clocks, caches, tokio or pingora. Everything here is a pure function
 //! of its input, so it is fuzzed (`fuzz/fuzz_targets/cmcd.rs`) and property-tested.
 
 pub mod cmcd;
 pub mod cmsd;
+pub mod dash;
 pub mod hls;

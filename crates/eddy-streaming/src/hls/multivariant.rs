@@ -72,5 +72,12 @@ pub fn cap(body: &[u8], max_bps: u64) -> Result<Option<Vec<u8>>, PlaylistError> 
     let mut out = Vec::with_capacity(body.len());
     m.write_to(&mut out)
         .map_err(|e| PlaylistError::Multivariant(e.to_string()))?;
-    Ok(Some(out))
+    // m3u8-rs reads some broken playlists leniently and then writes what it cannot read back.
+    // A player must never get that: the rewrite stands only if it reads as what we meant.
+    match variants(&out) {
+        Ok(v) if v.len() == m.variants.len() => Ok(Some(out)),
+        _ => Err(PlaylistError::Multivariant(
+            "the capped playlist does not read back; serve the origin's".into(),
+        )),
+    }
 }
