@@ -1,7 +1,8 @@
 //! # eddy-testkit: helpers for tests that run real servers on 127.0.0.1
 //!
 //! - [`origin`]: a scriptable HTTP/1.1 origin on port 0 that records every request it gets and can
-//!   stream a body slowly, fail, or answer conditionally. Also powers `eddy up`'s demo origin.
+//!   stream a body slowly, fail, or answer conditionally. It lives in `eddy-demo` (the shipped
+//!   binary's demo origin runs on it, and the binary must not depend on a test kit).
 //! - [`wait_until`]: poll a condition until it holds or a deadline passes (never sleep-and-hope).
 //! - [`free_port`]: an ephemeral loopback port for servers that must be given an address;
 //!   [`free_fixed_port`] one outside the ephemeral range, for slow-starting or restarting brokers.
@@ -10,7 +11,7 @@
 
 pub mod alloc;
 pub mod brokers;
-pub mod origin;
+pub use eddy_demo::server as origin;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};

@@ -6,7 +6,6 @@
 //!
 //! Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
 
-mod demo;
 mod purge;
 mod status;
 
@@ -479,8 +478,8 @@ fn origin_only(listen: &str) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = listen
         .parse()
         .with_context(|| format!("--listen {listen:?} is not an address"))?;
-    let origin =
-        demo::start(addr).with_context(|| format!("starting the demo origin on {addr}"))?;
+    let origin = eddy_demo::site::start(addr)
+        .with_context(|| format!("starting the demo origin on {addr}"))?;
     println!("demo origin on {}", origin.url());
     wait_for_ctrl_c()?;
     drop(origin);
@@ -525,7 +524,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     println!("state in {} (--state-dir to change)", state_dir.display());
-    let origin = demo::start(origin_addr)
+    let origin = eddy_demo::site::start(origin_addr)
         .with_context(|| format!("starting the demo origin on {origin_addr}"))?;
     // One embedded bus for every node in this process: purges, spikes and health reach all.
     let bus_dir = state_dir.join("bus");
@@ -636,6 +635,14 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         "  curl -s --http2-prior-knowledge -o /dev/null -w '%{{http_version}}\\n' {e}/index.html"
     );
     println!("  curl -si -H 'Range: bytes=0-99' {e}/video/seg-1.ts | head -5");
+    println!(
+        "\nVideo (12 s, three renditions; play in any HLS or DASH player, e.g. VLC or ffplay):"
+    );
+    println!("  HLS   {e}/vod/master.m3u8");
+    println!("  DASH  {e}/vod/manifest.mpd");
+    println!(
+        "  curl -s '{e}/vod/seg-0-001.m4s?CMCD=bl%3D0%2Cbr%3D1200' -o /dev/null -D - | grep -i x-cache   # CMCD is not in the key"
+    );
     println!(
         "  curl -s -o /dev/null -w '%{{time_total}}s\\n' {e}/slow.bin          # 8 MiB over 4 s, then instant"
     );

@@ -201,6 +201,20 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
     let (status, x, body) = get(&url);
     assert_eq!((status, x.as_str()), (200, "HIT"));
     assert!(String::from_utf8_lossy(&body).contains("Hello"));
+    // The demo video, HLS and DASH over the same segments, through the edge; a segment asked for
+    // with CMCD is the same object.
+    let (status, _, master) = get(&format!("http://{e}/vod/master.m3u8"));
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&master).contains("#EXT-X-STREAM-INF"));
+    let (status, _, mpd) = get(&format!("http://{e}/vod/manifest.mpd"));
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&mpd).contains("<MPD"));
+    let seg = format!("http://{e}/vod/seg-0-001.m4s");
+    let (status, _, first) = get(&format!("{seg}?CMCD=bl%3D0%2Cbr%3D1200%2Csu"));
+    assert_eq!(status, 200);
+    assert!(first.len() > 10_000);
+    let (status, x, again) = get(&format!("{seg}?CMCD=bl%3D2000%2Cbr%3D1200"));
+    assert_eq!((status, x.as_str(), again.len()), (200, "HIT", first.len()));
     // Every node of the topology serves; edge 1's miss went through the shield.
     let e2_listen = e2.split(',').next().unwrap().to_string();
     assert!(wait_for_listener(

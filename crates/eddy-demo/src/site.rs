@@ -1,6 +1,7 @@
-//! The demo origin behind `eddy up`: a handful of objects with realistic cache headers.
+//! The demo origin behind `eddy up`: a handful of objects with realistic cache headers, and the
+//! demo video under `/vod/`.
 
-use eddy_testkit::origin::{Origin, Reply, Seen};
+use crate::server::{Origin, Reply, Seen};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -67,6 +68,22 @@ pub fn start(addr: SocketAddr) -> std::io::Result<Origin> {
                     .header("content-type", "video/mp2t")
                     .header("cache-control", "public, max-age=86400")
                     .header("surrogate-key", "video show-1")
+            }
+            p if p.starts_with("/vod/") => {
+                let name = &p["/vod/".len()..];
+                match crate::media::vod(name) {
+                    Some(body) => {
+                        let (ct, cc) = crate::media::headers_for(name);
+                        Reply::ok(bytes::Bytes::from_static(body))
+                            .header("content-type", ct)
+                            .header("cache-control", cc)
+                            .header("access-control-allow-origin", "*")
+                            .header("surrogate-key", "vod")
+                    }
+                    None => Reply::status(404)
+                        .body("no such file in the demo video\n")
+                        .header("cache-control", "max-age=10"),
+                }
             }
             _ => Reply::status(404)
                 .body("not found\n")
