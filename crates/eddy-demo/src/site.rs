@@ -22,6 +22,7 @@ fn etag_reply(req: &Seen, body: &'static str, etag: &str, cc: &str) -> Reply {
 /// Start the demo origin on `addr`.
 pub fn start(addr: SocketAddr) -> std::io::Result<Origin> {
     let started = SystemTime::now();
+    let live = crate::live::Live::new();
     Origin::start_on(addr, move |req: &Seen| {
         let path = req.path.split('?').next().unwrap_or("/");
         let date = httpdate::fmt_http_date(SystemTime::now());
@@ -69,6 +70,15 @@ pub fn start(addr: SocketAddr) -> std::io::Result<Origin> {
                     .header("cache-control", "public, max-age=86400")
                     .header("surrogate-key", "video show-1")
             }
+            p if p.starts_with("/live/") => match &live {
+                Some(live) => {
+                    let query = req.path.split_once('?').map_or("", |(_, q)| q);
+                    live.answer(&p["/live/".len()..], query, std::time::Instant::now())
+                        .header("access-control-allow-origin", "*")
+                }
+                None => Reply::status(503)
+                    .body("the live stream could not be cut from the demo video\n"),
+            },
             p if p.starts_with("/vod/") => {
                 let name = &p["/vod/".len()..];
                 match crate::media::vod(name) {

@@ -641,6 +641,9 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("  HLS   {e}/vod/master.m3u8");
     println!("  DASH  {e}/vod/manifest.mpd");
     println!(
+        "  live  {e}/live/master.m3u8   (LL-HLS cut from it on a clock: 0.5 s parts, 2 s segments)"
+    );
+    println!(
         "  curl -s '{e}/vod/seg-0-001.m4s?CMCD=bl%3D0%2Cbr%3D1200' -o /dev/null -D - | grep -i x-cache   # CMCD is not in the key"
     );
     println!(
