@@ -33,6 +33,10 @@ pub const TRAFFIC_SPIKE_TOPIC: &str = "eddy.traffic.spike";
 pub const ORIGIN_HEALTH_TOPIC: &str = "eddy.origin.health";
 /// Topic of `dev.eddy.edge.health.v1`: every edge and shield publishes its heartbeat here.
 pub const EDGE_HEALTH_TOPIC: &str = "eddy.edge.health";
+/// Topic of `dev.eddy.segment.published.v1`: a packager announces each new segment and LL-HLS
+/// part here (keyed by its stream, the media playlist's path), so edges can answer held
+/// playlist requests the moment a part exists.
+pub const SEGMENT_TOPIC: &str = "eddy.segment.published";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]

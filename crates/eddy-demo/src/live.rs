@@ -116,13 +116,16 @@ impl Live {
         })
     }
 
+    /// The number of renditions.
+    pub const RENDITIONS: usize = RENDITIONS.len();
+
     /// Parts made by `now`.
-    fn made(&self, now: Instant) -> u64 {
+    pub fn made(&self, now: Instant) -> u64 {
         (now.saturating_duration_since(self.start).as_millis() / PART.as_millis()) as u64
     }
 
     /// When the `n`th part (counting from 1) is made.
-    fn when(&self, n: u64) -> Instant {
+    pub fn when(&self, n: u64) -> Instant {
         self.start + PART * u32::try_from(n).unwrap_or(u32::MAX)
     }
 

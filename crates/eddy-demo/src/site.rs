@@ -1,8 +1,10 @@
 //! The demo origin behind `eddy up`: a handful of objects with realistic cache headers, and the
 //! demo video under `/vod/`.
 
+use crate::live::Live;
 use crate::server::{Origin, Reply, Seen};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const PAGE: &str = "<!doctype html><title>Eddy demo</title><h1>Hello from the demo origin</h1>\n";
@@ -19,10 +21,9 @@ fn etag_reply(req: &Seen, body: &'static str, etag: &str, cc: &str) -> Reply {
         .header("cache-control", cc)
 }
 
-/// Start the demo origin on `addr`.
-pub fn start(addr: SocketAddr) -> std::io::Result<Origin> {
+/// Start the demo origin on `addr`, serving `live` under `/live/` (503 there without one).
+pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origin> {
     let started = SystemTime::now();
-    let live = crate::live::Live::new();
     Origin::start_on(addr, move |req: &Seen| {
         let path = req.path.split('?').next().unwrap_or("/");
         let date = httpdate::fmt_http_date(SystemTime::now());

@@ -478,7 +478,7 @@ fn origin_only(listen: &str) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = listen
         .parse()
         .with_context(|| format!("--listen {listen:?} is not an address"))?;
-    let origin = eddy_demo::site::start(addr)
+    let origin = eddy_demo::site::start(addr, eddy_demo::live::Live::new().map(Arc::new))
         .with_context(|| format!("starting the demo origin on {addr}"))?;
     println!("demo origin on {}", origin.url());
     wait_for_ctrl_c()?;
@@ -524,7 +524,8 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     println!("state in {} (--state-dir to change)", state_dir.display());
-    let origin = eddy_demo::site::start(origin_addr)
+    let live = eddy_demo::live::Live::new().map(Arc::new);
+    let origin = eddy_demo::site::start(origin_addr, live.clone())
         .with_context(|| format!("starting the demo origin on {origin_addr}"))?;
     // One embedded bus for every node in this process: purges, spikes and health reach all.
     let bus_dir = state_dir.join("bus");
@@ -532,6 +533,11 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
         EmbeddedBus::open(EmbeddedOptions::new(&bus_dir))
             .with_context(|| format!("opening the embedded bus in {}", bus_dir.display()))?,
     );
+    // The live stream announces each new part on the bus (dev.eddy.segment.published.v1).
+    let announcer = live
+        .map(|l| eddy_demo::announce::Announcer::start(l, bus.clone(), "eddy-up/origin".into()))
+        .transpose()
+        .context("starting the live stream's announcer")?;
     let node = |id: &str, listen: &str, admin: &str, shield: Option<&str>, is_shield: bool| {
         let overrides = Overrides {
             listen: Some(listen.to_string()),
@@ -671,6 +677,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     router.stop();
     control.stop();
     dash.stop();
+    drop(announcer);
     drop(origin);
     Ok(())
 }

@@ -215,6 +215,14 @@ fn eddy_up_serves_and_stops_on_ctrl_c() {
     assert!(first.len() > 10_000);
     let (status, x, again) = get(&format!("{seg}?CMCD=bl%3D2000%2Cbr%3D1200"));
     assert_eq!((status, x.as_str(), again.len()), (200, "HIT", first.len()));
+    // The live LL-HLS stream, through the edge.
+    let (status, _, live) = get(&format!("http://{e}/live/0/live.m3u8"));
+    assert_eq!(status, 200);
+    let live = String::from_utf8_lossy(&live).to_string();
+    assert!(
+        live.contains("#EXT-X-PART-INF:PART-TARGET=0.5") && live.contains("#EXT-X-PRELOAD-HINT"),
+        "{live}"
+    );
     // Every node of the topology serves; edge 1's miss went through the shield.
     let e2_listen = e2.split(',').next().unwrap().to_string();
     assert!(wait_for_listener(
