@@ -185,14 +185,20 @@ impl Live {
             independent_segments: true,
             segments,
             parts_in_progress: (0..in_progress).map(|i| part(complete, i)).collect(),
+            // The segment being made starts a new loop: its parts and hint are discontinuous
+            // with the segment before, as the complete segment will be.
+            in_progress_discontinuity: complete > first && complete.is_multiple_of(LOOP),
+            // Before the first segment completes, its parts still need their init segment.
+            in_progress_map: (complete == 0).then(|| "init.m4s".to_owned()),
             preload_hints: vec![PreloadHint {
                 part: true,
                 uri: format!("part-{complete}-{in_progress}.m4s"),
                 byterange_start: None,
                 byterange_length: None,
             }],
+            // Reports name the newest part of each other rendition: none before the first.
             rendition_reports: (0..RENDITIONS.len())
-                .filter(|o| *o != r)
+                .filter(|o| *o != r && made > 0)
                 .map(|o| RenditionReport {
                     uri: format!("../{o}/live.m3u8"),
                     last_msn: Some(if in_progress > 0 {
@@ -247,11 +253,13 @@ impl Live {
             .strip_prefix("seg-")
             .and_then(|f| f.strip_suffix(".m4s"))
         {
-            let Ok(msn) = msn.parse::<u64>() else {
+            let Some(msn) = number(msn) else {
                 return not_found();
             };
             // Complete once its last part is made; the segment being made is answered then.
-            let needed = (msn + 1) * PARTS;
+            let Some(needed) = msn.checked_add(1).and_then(|n| n.checked_mul(PARTS)) else {
+                return not_found();
+            };
             return self.when_made(needed, made, now, || {
                 media(vod_segment(r, msn % LOOP).unwrap_or_default())
             });
@@ -263,13 +271,15 @@ impl Live {
             let Some((msn, i)) = p.split_once('-') else {
                 return not_found();
             };
-            let (Ok(msn), Ok(i)) = (msn.parse::<u64>(), i.parse::<u64>()) else {
+            let (Some(msn), Some(i)) = (number(msn), number(i)) else {
                 return not_found();
             };
             if i >= PARTS {
                 return not_found();
             }
-            let needed = msn * PARTS + i + 1;
+            let Some(needed) = msn.checked_mul(PARTS).and_then(|n| n.checked_add(i + 1)) else {
+                return not_found();
+            };
             return self.when_made(needed, made, now, || {
                 let seg = vod_segment(r, msn % LOOP).unwrap_or_default();
                 let range = self.parts[r][(msn % LOOP) as usize][i as usize].clone();
@@ -309,9 +319,12 @@ impl Live {
         }
         let (at, wait) = match d.msn {
             Some(msn) if !current.has(msn, d.part) => {
+                // `check` bounds msn to two segments ahead; a part index past the segment's
+                // last waits only until the segment is complete (then `has` holds).
+                let whole = (msn + 1) * PARTS;
                 let needed = match d.part {
-                    Some(p) => msn * PARTS + p + 1,
-                    None => (msn + 1) * PARTS,
+                    Some(p) => (msn * PARTS + p + 1).min(whole),
+                    None => whole,
                 };
                 (needed, self.when(needed).saturating_duration_since(now))
             }
@@ -322,6 +335,14 @@ impl Live {
             .header("cache-control", "no-cache")
             .delay(wait)
     }
+}
+
+/// A number in a path, in its one canonical spelling (no sign, no leading zeros), so one part
+/// has one URL.
+fn number(s: &str) -> Option<u64> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
 }
 
 fn media(body: &'static [u8]) -> Reply {
@@ -371,6 +392,16 @@ mod tests {
         // A loop boundary inside the window is a discontinuity.
         assert!(read.segments.iter().any(|s| s.msn == 6 && s.discontinuity));
         assert_eq!(read.discontinuity_sequence, 0);
+        assert!(!read.in_progress_discontinuity);
+        // While segment 12 (a loop's first) is made, its parts are marked discontinuous.
+        let looping = MediaPlaylist::parse(live.playlist(1, 49, false).write().as_bytes()).unwrap();
+        assert_eq!(looping.next_msn(), 12);
+        assert!(looping.in_progress_discontinuity);
+        // Before the first segment completes, the parts still have their init segment.
+        let start = MediaPlaylist::parse(live.playlist(0, 2, false).write().as_bytes()).unwrap();
+        assert_eq!(start.in_progress_map.as_deref(), Some("init.m4s"));
+        assert_eq!(start.parts_in_progress.len(), 2);
+        assert!(live.playlist(0, 0, false).rendition_reports.is_empty());
         // A delta update skips what is older than CAN-SKIP-UNTIL and numbers the rest the same.
         let delta = MediaPlaylist::parse(live.playlist(1, 53, true).write().as_bytes()).unwrap();
         assert_eq!(delta.skipped_segments, 4);
@@ -405,6 +436,27 @@ mod tests {
         assert_eq!((made.status, made.head_delay), (200, Duration::ZERO));
         assert!(made.body_len() > 1000);
         assert_eq!(live.answer("3/live.m3u8", "", now).status, 404);
+        // One spelling per part; numbers that would overflow are not found.
+        assert_eq!(live.answer("2/part-+12-3.m4s", "", now).status, 404);
+        assert_eq!(live.answer("2/part-012-3.m4s", "", now).status, 404);
+        assert_eq!(
+            live.answer("2/seg-18446744073709551615.m4s", "", now)
+                .status,
+            404
+        );
+        assert_eq!(
+            live.answer("2/part-18446744073709551615-0.m4s", "", now)
+                .status,
+            404
+        );
+        // A part index past the segment's last waits only until the segment is complete:
+        // newest part 13.1, and 13.4 (within the Advance Part Limit) is segment 13's end.
+        let later = live.start + PART * 54 + Duration::from_millis(100);
+        let past = live.answer("0/live.m3u8", "_HLS_msn=13&_HLS_part=4", later);
+        assert_eq!(
+            (past.status, past.head_delay),
+            (200, Duration::from_millis(900))
+        );
         assert_eq!(live.answer("0/part-1-4.m4s", "", now).status, 404);
         assert!(Live::master().contains("2/live.m3u8"));
     }

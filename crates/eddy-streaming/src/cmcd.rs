@@ -719,6 +719,12 @@ fn next_objects(entry: &ListEntry) -> Result<Vec<NextObject>, CmcdError> {
 /// Resolve `rel` against `base` (RFC 3986 §5.2.2 for a relative reference without authority) and
 /// normalise the result. `None` for an absolute URL, a network path, or what does not normalise.
 fn resolve(base: &str, rel: &str, opts: eddy_url::PathOptions) -> Option<String> {
+    // CTA-5004: `nor` is URL-encoded (hls.js applies encodeURIComponent), so `../480p/x.m4s`
+    // arrives as `..%2F480p%2Fx.m4s`. Decode once, then judge the path it names.
+    let decoded = percent_encoding::percent_decode_str(rel)
+        .decode_utf8()
+        .ok()?;
+    let rel = decoded.as_ref();
     if rel.is_empty() || rel.starts_with("//") || has_scheme(rel) || rel.contains('#') {
         return None;
     }

@@ -206,6 +206,14 @@ fn next_paths_resolve_against_the_request_and_stay_on_the_site() {
     );
     let c = Cmcd::parse(b"nor=(\"%2e%2e/%2e%2e/%2e%2e/x\" \"data:x\" \"a#b\" \"\")").unwrap();
     assert_eq!(c.next_paths("/v/seg.m4s", opts()), vec!["/x"]);
+    // As hls.js sends it: encodeURIComponent of the relative path.
+    let c = Cmcd::parse(b"nor=\"..%2F480p%2Fseg_4.m4s\"").unwrap();
+    assert_eq!(
+        c.next_paths("/v/720p/seg_3.m4s", opts()),
+        vec!["/v/480p/seg_4.m4s"]
+    );
+    let c = Cmcd::parse(b"nor=(\"%2F%2Fevil.test%2Fx\" \"https%3A%2F%2Fevil.test%2Fx\")").unwrap();
+    assert!(c.next_paths("/v/a.m4s", opts()).is_empty());
 }
 
 /// Percent-encode as encodeURIComponent does.

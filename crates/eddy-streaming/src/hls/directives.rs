@@ -103,16 +103,25 @@ impl Directives {
             return Err(DirectiveError::MsnTooFar { asked: msn, last });
         }
         let Some(part) = self.part else { return Ok(()) };
-        // Parts per segment, from the targets; the newest part as (msn, index).
-        let per_segment = match playlist.part_target {
-            Some(t) if t > 0.0 => ((playlist.target_duration as f64 / t).ceil() as u64).max(1),
-            _ => return Ok(()),
+        if playlist.has(msn, Some(part)) {
+            return Ok(());
+        }
+        // How many parts ahead of the newest the request is, at the least: segments can end
+        // with fewer parts than TARGETDURATION / PART-TARGET, so a segment between the newest
+        // part and the one asked for counts one part (a lower bound never refuses a valid ask).
+        let Some((newest_msn, newest_part)) = playlist.last_part() else {
+            return Ok(());
         };
-        let (newest_msn, newest_part) = playlist.last_part().unwrap_or((next, 0));
-        let at = |m: u64, p: u64| m.saturating_mul(per_segment).saturating_add(p);
-        if at(msn, part) > at(newest_msn, newest_part).saturating_add(ADVANCE_PART_LIMIT)
-            && !playlist.has(msn, Some(part))
-        {
+        let ahead = if msn == newest_msn {
+            part.saturating_sub(newest_part)
+        } else if msn > newest_msn {
+            (msn - newest_msn - 1)
+                .saturating_add(part)
+                .saturating_add(1)
+        } else {
+            0
+        };
+        if ahead > ADVANCE_PART_LIMIT {
             return Err(DirectiveError::PartTooFar { msn, part });
         }
         Ok(())

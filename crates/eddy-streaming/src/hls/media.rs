@@ -88,6 +88,10 @@ pub struct MediaPlaylist {
     pub segments: Vec<Segment>,
     /// Parts of the segment being made ([`MediaPlaylist::next_msn`]).
     pub parts_in_progress: Vec<Part>,
+    /// An `EXT-X-DISCONTINUITY` before the segment being made (its parts and hints).
+    pub in_progress_discontinuity: bool,
+    /// An `EXT-X-MAP` before the segment being made (a playlist with no complete segment yet).
+    pub in_progress_map: Option<String>,
     pub preload_hints: Vec<PreloadHint>,
     pub rendition_reports: Vec<RenditionReport>,
     /// `EXT-X-ENDLIST`.
@@ -95,6 +99,10 @@ pub struct MediaPlaylist {
     /// Tags read but not modelled (counted, not kept).
     pub other_tags: usize,
 }
+
+/// Largest media sequence number read (2^53: exact in every player's arithmetic), so sums of
+/// sequence numbers and counts never overflow.
+pub const MAX_SEQUENCE: u64 = 1 << 53;
 
 fn line_err(line: usize, what: impl Into<String>) -> PlaylistError {
     PlaylistError::Line {
@@ -175,7 +183,9 @@ impl MediaPlaylist {
                     target = Some(integer(value).ok_or_else(|| bad("whole seconds"))?);
                 }
                 "-X-MEDIA-SEQUENCE" | "-X-DISCONTINUITY-SEQUENCE" | "-X-VERSION" => {
-                    let v = integer(value).ok_or_else(|| bad("an integer"))?;
+                    let v = integer(value)
+                        .filter(|v| *v <= MAX_SEQUENCE)
+                        .ok_or_else(|| bad("an integer up to 2^53"))?;
                     if !p.segments.is_empty() && name != "-X-VERSION" {
                         return Err(bad("must come before the first segment"));
                     }
@@ -233,6 +243,7 @@ impl MediaPlaylist {
                     }
                     p.skipped_segments = attr(&a, "SKIPPED-SEGMENTS")
                         .and_then(|v| integer(v.as_str()))
+                        .filter(|v| *v <= MAX_SEQUENCE)
                         .ok_or_else(|| bad("SKIPPED-SEGMENTS is required"))?;
                 }
                 "-X-PART" => {
@@ -296,6 +307,14 @@ impl MediaPlaylist {
         }
         p.target_duration = target.ok_or(PlaylistError::Missing("#EXT-X-TARGETDURATION"))?;
         p.parts_in_progress = parts;
+        p.in_progress_discontinuity = discontinuity;
+        p.in_progress_map = if map_changed { map } else { None };
+        if p.next_msn() > MAX_SEQUENCE {
+            return Err(PlaylistError::Line {
+                line: 0,
+                what: format!("media sequence numbers past {MAX_SEQUENCE}"),
+            });
+        }
         Ok(p)
     }
 
@@ -391,6 +410,12 @@ impl MediaPlaylist {
             }
             write_parts(&mut o, &s.parts);
             let _ = writeln!(o, "#EXTINF:{},\n{}", num(s.duration), s.uri);
+        }
+        if let Some(m) = &self.in_progress_map {
+            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{m}\"");
+        }
+        if self.in_progress_discontinuity {
+            o.push_str("#EXT-X-DISCONTINUITY\n");
         }
         write_parts(&mut o, &self.parts_in_progress);
         for h in &self.preload_hints {

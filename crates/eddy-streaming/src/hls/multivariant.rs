@@ -53,6 +53,14 @@ pub fn variants(body: &[u8]) -> Result<Vec<Variant>, PlaylistError> {
 /// would be removed, so the origin's bytes are served as they are.
 pub fn cap(body: &[u8], max_bps: u64) -> Result<Option<Vec<u8>>, PlaylistError> {
     let mut m = read(body)?;
+    if !m.unknown_tags.is_empty() {
+        // m3u8-rs writes tags it does not model last, which would move an EXT-X-DEFINE after
+        // the URIs that use it: serve the origin's bytes instead.
+        return Err(PlaylistError::Multivariant(
+            "it carries tags a rewrite would move (EXT-X-DEFINE and others); serve the origin's"
+                .into(),
+        ));
+    }
     let lowest = m
         .variants
         .iter()

@@ -80,6 +80,23 @@ fn written_playlists_read_back_the_same() {
 }
 
 #[test]
+fn a_discontinuity_or_map_before_the_segment_being_made_is_kept() {
+    let body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MAP:URI=\"i.mp4\"\n#EXTINF:2,\na.m4s\n#EXT-X-MAP:URI=\"j.mp4\"\n#EXT-X-DISCONTINUITY\n#EXT-X-PART:DURATION=0.5,URI=\"b.0.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"b.1.m4s\"\n";
+    let p = MediaPlaylist::parse(body.as_bytes()).unwrap();
+    assert!(p.in_progress_discontinuity);
+    assert_eq!(p.in_progress_map.as_deref(), Some("j.mp4"));
+    assert_eq!(MediaPlaylist::parse(p.write().as_bytes()).unwrap(), p);
+    // Sequence numbers stay in range.
+    let huge = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:9999999999999999999\n";
+    assert!(MediaPlaylist::parse(huge.as_bytes()).is_err());
+    let sum = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{m}\n#EXT-X-SKIP:SKIPPED-SEGMENTS={m}\n",
+        m = media::MAX_SEQUENCE
+    );
+    assert!(MediaPlaylist::parse(sum.as_bytes()).is_err());
+}
+
+#[test]
 fn kinds_are_told_from_the_body() {
     let vod = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n#EXT-X-ENDLIST\n";
     assert_eq!(kind(vod.as_bytes()), Some(PlaylistKind::Vod));
@@ -190,18 +207,19 @@ fn directives_are_read_and_checked_as_the_spec_asks() {
             last: 11
         })
     );
-    // The newest part is 12.1; three ahead is 13.0 (four parts a segment).
-    assert!(
-        Directives::from_query("_HLS_msn=13&_HLS_part=0")
-            .unwrap()
-            .check(&p)
-            .is_ok()
-    );
+    // The newest part is 12.1. Three parts ahead is 12.4 at most, or 13.2 if segment 12 ended
+    // at once (segments may end short of TARGETDURATION / PART-TARGET parts): a lower bound on
+    // the distance never refuses a valid request.
+    let check = |q: &str| Directives::from_query(q).unwrap().check(&p);
+    assert!(check("_HLS_msn=12&_HLS_part=4").is_ok());
     assert_eq!(
-        Directives::from_query("_HLS_msn=13&_HLS_part=1")
-            .unwrap()
-            .check(&p),
-        Err(DirectiveError::PartTooFar { msn: 13, part: 1 })
+        check("_HLS_msn=12&_HLS_part=5"),
+        Err(DirectiveError::PartTooFar { msn: 12, part: 5 })
+    );
+    assert!(check("_HLS_msn=13&_HLS_part=2").is_ok());
+    assert_eq!(
+        check("_HLS_msn=13&_HLS_part=3"),
+        Err(DirectiveError::PartTooFar { msn: 13, part: 3 })
     );
     // Held requests share one key whatever else they carry.
     assert_eq!(
