@@ -480,12 +480,17 @@ fn item<'a>(
 }
 
 /// A non-negative number from an Integer or a Decimal, rounded, capped at `u32::MAX`.
+/// An Integer or a Decimal as a float; `None` for any other type.
+fn as_f64(b: &BareItem) -> Option<f64> {
+    match b {
+        BareItem::Integer(n) => Some(*n as f64),
+        BareItem::Decimal(d) => d.to_string().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
 fn one_number(b: &BareItem) -> Option<u32> {
-    let f = match b {
-        BareItem::Integer(n) => *n as f64,
-        BareItem::Decimal(d) => d.to_string().parse::<f64>().ok()?,
-        _ => return None,
-    };
+    let f = as_f64(b)?;
     (f >= 0.0).then(|| f.round().min(u32::MAX as f64) as u32)
 }
 
@@ -635,19 +640,12 @@ fn event_kind(entry: &ListEntry) -> Result<EventKind, CmcdError> {
 
 fn rate(entry: &ListEntry) -> Result<f64, CmcdError> {
     const E: &str = "a positive number";
-    let f = match item(entry, "pr", E)? {
-        BareItem::Integer(n) => *n as f64,
-        BareItem::Decimal(d) => d.to_string().parse::<f64>().unwrap_or(-1.0),
-        _ => -1.0,
-    };
-    if f > 0.0 {
-        Ok(f)
-    } else {
-        Err(CmcdError::Value {
+    as_f64(item(entry, "pr", E)?)
+        .filter(|f| *f > 0.0)
+        .ok_or(CmcdError::Value {
             key: "pr",
             expected: E,
         })
-    }
 }
 
 /// `first-last` or `first-`.
@@ -657,15 +655,11 @@ fn range(s: &str, key: &'static str) -> Result<(u64, Option<u64>), CmcdError> {
         expected: "a byte range first-last or first- (first <= last)",
     };
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let digits = |x: &str| !x.is_empty() && x.len() <= 19 && x.bytes().all(|c| c.is_ascii_digit());
-    if !digits(a) || !(b.is_empty() || digits(b)) {
-        return Err(bad());
-    }
-    let first: u64 = a.parse().map_err(|_| bad())?;
+    let first = crate::decimal_u64(a).ok_or_else(bad)?;
     let last = if b.is_empty() {
         None
     } else {
-        Some(b.parse::<u64>().map_err(|_| bad())?)
+        Some(crate::decimal_u64(b).ok_or_else(bad)?)
     };
     if last.is_some_and(|l| l < first) {
         return Err(bad());

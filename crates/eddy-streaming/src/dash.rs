@@ -98,14 +98,10 @@ impl Mpd {
 }
 
 fn write(m: &dash_mpd_core::MPD) -> Result<String, MpdError> {
-    quick_xml_string(m).ok_or(MpdError::Write)
-}
-
-fn quick_xml_string(m: &dash_mpd_core::MPD) -> Option<String> {
     use std::fmt::Write as _;
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    write!(s, "{m}").ok()?;
-    Some(s)
+    write!(s, "{m}").map_err(|_| MpdError::Write)?;
+    Ok(s)
 }
 
 fn is_video(a: &dash_mpd_core::AdaptationSet) -> bool {

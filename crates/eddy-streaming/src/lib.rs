@@ -25,3 +25,11 @@ pub mod cmcd;
 pub mod cmsd;
 pub mod dash;
 pub mod hls;
+
+/// A non-negative decimal integer written in ASCII digits only (no sign, no spaces), as
+/// playlists, delivery directives and byte ranges spell them.
+pub(crate) fn decimal_u64(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}

@@ -54,12 +54,7 @@ impl Directives {
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let int = |key: &'static str| {
-                (!value.is_empty()
-                    && value.len() <= 19
-                    && value.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| value.parse::<u64>().ok())
-                .flatten()
-                .ok_or(DirectiveError::NotANumber(key))
+                crate::decimal_u64(value).ok_or(DirectiveError::NotANumber(key))
             };
             match name {
                 "_HLS_msn" if d.msn.is_some() => return Err(DirectiveError::Twice("_HLS_msn")),

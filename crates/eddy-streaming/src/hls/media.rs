@@ -119,12 +119,6 @@ fn seconds(s: &str) -> Option<f64> {
         .filter(|f| f.is_finite())
 }
 
-fn integer(s: &str) -> Option<u64> {
-    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
 fn yes(v: Option<Value<'_>>) -> bool {
     matches!(v, Some(Value::Plain("YES")))
 }
@@ -180,10 +174,10 @@ impl MediaPlaylist {
                     pending = Some(seconds(d).ok_or_else(|| bad("a duration in seconds"))?);
                 }
                 "-X-TARGETDURATION" => {
-                    target = Some(integer(value).ok_or_else(|| bad("whole seconds"))?);
+                    target = Some(crate::decimal_u64(value).ok_or_else(|| bad("whole seconds"))?);
                 }
                 "-X-MEDIA-SEQUENCE" | "-X-DISCONTINUITY-SEQUENCE" | "-X-VERSION" => {
-                    let v = integer(value)
+                    let v = crate::decimal_u64(value)
                         .filter(|v| *v <= MAX_SEQUENCE)
                         .ok_or_else(|| bad("an integer up to 2^53"))?;
                     if !p.segments.is_empty() && name != "-X-VERSION" {
@@ -242,7 +236,7 @@ impl MediaPlaylist {
                         return Err(bad("must come before the first segment"));
                     }
                     p.skipped_segments = attr(&a, "SKIPPED-SEGMENTS")
-                        .and_then(|v| integer(v.as_str()))
+                        .and_then(|v| crate::decimal_u64(v.as_str()))
                         .filter(|v| *v <= MAX_SEQUENCE)
                         .ok_or_else(|| bad("SKIPPED-SEGMENTS is required"))?;
                 }
@@ -270,7 +264,8 @@ impl MediaPlaylist {
                     let int = |k: &str| -> Result<Option<u64>, PlaylistError> {
                         attr(&a, k)
                             .map(|v| {
-                                integer(v.as_str()).ok_or_else(|| bad(&format!("{k} an integer")))
+                                crate::decimal_u64(v.as_str())
+                                    .ok_or_else(|| bad(&format!("{k} an integer")))
                             })
                             .transpose()
                     };
@@ -286,7 +281,7 @@ impl MediaPlaylist {
                 }
                 "-X-RENDITION-REPORT" => {
                     let a = attributes(value).map_err(|e| bad(&e))?;
-                    let int = |k: &str| attr(&a, k).and_then(|v| integer(v.as_str()));
+                    let int = |k: &str| attr(&a, k).and_then(|v| crate::decimal_u64(v.as_str()));
                     p.rendition_reports.push(RenditionReport {
                         uri: attr(&a, "URI")
                             .ok_or_else(|| bad("URI is required"))?
