@@ -43,12 +43,7 @@ fn param_name(raw: &str) -> Result<String, String> {
             "a query parameter name of 1 to {MAX_PARAM_NAME} characters without &, =, ? or #, as in ignore_query = [\"sid\", \"token\"]"
         ));
     }
-    let normalised = eddy_url::path(
-        format!("/?{raw}").as_bytes(),
-        eddy_url::PathOptions::default(),
-    )
-    .map_err(|e| format!("a query parameter name: {e}"))?;
-    Ok(normalised.trim_start_matches("/?").to_owned())
+    eddy_url::query_component(raw.as_bytes()).map_err(|e| format!("a query parameter name: {e}"))
 }
 
 /// Validate `[sites]`: every key a valid `host[:port]`, each host once, keyed by its canonical
@@ -172,11 +167,12 @@ mod tests {
     fn a_site_names_query_parameters_its_keys_ignore() -> Result<(), ConfigError> {
         let c = from_text(
             &format!(
-                "{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"sid\", \"%74oken\", \"sid\"]\n"
+                "{ORIGIN}[sites.\"v.example\"]\nignore_query = [\"sid\", \"%74oken\", \"sid\", \"CMCD\"]\n"
             ),
             &Overrides::default(),
         )?;
-        assert_eq!(c.sites["v.example"].ignore_query, ["sid", "token"]);
+        // Normalised like a URL's query (CMCD, always dropped anyway, stays a name).
+        assert_eq!(c.sites["v.example"].ignore_query, ["sid", "token", "CMCD"]);
         let key = eddy_url::content_url("v.example/a.m3u8?token=1&sid=2&CMCD=3&q=4", |h| {
             c.path_options(h)
         })

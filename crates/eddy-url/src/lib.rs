@@ -439,6 +439,14 @@ fn push_query(q: &[u8], whole: &[u8], opts: PathOptions, out: &mut String) -> Re
     Ok(())
 }
 
+/// One query component (a parameter name, say) in canonical form, exactly as [`push_path`]
+/// writes it inside a query, so a configured name matches what a canonical URL carries.
+pub fn query_component(raw: &[u8]) -> Result<String, UrlError> {
+    let mut out = String::with_capacity(raw.len());
+    push_component(raw, query_char, raw, &mut out)?;
+    Ok(out)
+}
+
 /// [`push_path`] into a new string.
 pub fn path(raw: &[u8], opts: PathOptions) -> Result<String, UrlError> {
     let mut out = String::with_capacity(raw.len());
