@@ -159,8 +159,7 @@ impl Live {
         } else {
             0
         };
-        let rest = segments.split_off(skipped as usize);
-        let mut segments = rest;
+        segments.drain(..skipped as usize);
         if skipped > 0
             && let Some(s) = segments.first_mut()
         {
