@@ -297,6 +297,12 @@ pub struct ResponseFacts<'a> {
     pub request_authorized: bool,
     /// The request carried `Cache-Control: no-store`.
     pub request_no_store: bool,
+    /// A TTL the deployment sets for this kind of object (a streaming TTL class): it replaces
+    /// the freshness lifetime the response's fields give (`max-age`, `Expires`, the heuristic,
+    /// and `no-cache`), as a CDN's TTL rule does. What forbids storing (`no-store`, `private`,
+    /// `Vary: *`, `Authorization`) still wins, and so do `must-revalidate`/`proxy-revalidate`
+    /// for serving stale.
+    pub class_ttl: Option<Duration>,
 }
 
 /// Settings a deployment chooses.
@@ -447,20 +453,21 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
         .unwrap_or_default();
     let current_age = apparent.max(age_value);
 
-    let explicit = d
-        .s_maxage
-        .or(d.max_age)
-        .map(Duration::from_secs)
-        .or_else(|| {
-            if source != Source::CacheControl {
-                return None;
-            }
-            // Expires only counts with Cache-Control; an invalid Expires means "already expired".
-            f.expires.map(|e| match http_date(Some(e)) {
-                Some(exp) => exp.duration_since(date).unwrap_or_default(),
-                None => Duration::ZERO,
+    let explicit = f.class_ttl.or_else(|| {
+        d.s_maxage
+            .or(d.max_age)
+            .map(Duration::from_secs)
+            .or_else(|| {
+                if source != Source::CacheControl {
+                    return None;
+                }
+                // Expires only counts with Cache-Control; an invalid Expires means "already expired".
+                f.expires.map(|e| match http_date(Some(e)) {
+                    Some(exp) => exp.duration_since(date).unwrap_or_default(),
+                    None => Duration::ZERO,
+                })
             })
-        });
+    });
     let mut heuristic = false;
     let lifetime = match explicit {
         Some(l) => l,
@@ -483,12 +490,13 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
         }
     };
     let mut fresh_for = lifetime.saturating_sub(current_age);
-    if d.no_cache {
+    let no_cache = d.no_cache && f.class_ttl.is_none();
+    if no_cache {
         fresh_for = Duration::ZERO;
     }
     // Stale on arrival: the stale windows count from expiry, which was this long ago.
     let stale_since = current_age.saturating_sub(lifetime);
-    let no_stale = d.no_cache || d.must_revalidate || d.proxy_revalidate;
+    let no_stale = no_cache || d.must_revalidate || d.proxy_revalidate;
     let window = |v: Option<u64>| {
         if no_stale {
             Duration::ZERO
@@ -605,6 +613,35 @@ mod tests {
         assert_eq!(fr.fresh_for, Duration::ZERO);
         assert_eq!(fr.initial_age, secs(7200));
         assert!(!fr.heuristic);
+    }
+
+    #[test]
+    fn a_class_ttl_replaces_freshness_but_not_what_forbids_storing() {
+        let class = |cc: &'static str, ttl: u64| ResponseFacts {
+            class_ttl: Some(secs(ttl)),
+            ..ok(cc)
+        };
+        // It replaces max-age, no-cache and the lack of any freshness.
+        assert_eq!(store(&class("max-age=1", 3600)).fresh_for, secs(3600));
+        assert_eq!(store(&class("no-cache", 6)).fresh_for, secs(6));
+        assert_eq!(store(&class("", 30)).fresh_for, secs(30));
+        // It counts from the response's age, like any lifetime.
+        let aged = ResponseFacts {
+            age: Some("10"),
+            ..class("max-age=600", 30)
+        };
+        assert_eq!(store(&aged).fresh_for, secs(20));
+        // no-store and private still win.
+        assert_eq!(not_stored(&class("no-store", 3600)), "no-store");
+        assert_eq!(not_stored(&class("private, max-age=60", 3600)), "private");
+        // Zero with no validator is not stored.
+        assert_eq!(
+            not_stored(&class("max-age=60", 0)),
+            "no freshness and no validator"
+        );
+        // must-revalidate still forbids serving stale.
+        let fr = store(&class("must-revalidate, stale-if-error=60", 6));
+        assert_eq!(fr.stale_if_error, Duration::ZERO);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`site`]: `[sites."<host>"]`, per-site options such as path normalisation.
 //! - [`bus`]: `[bus]`, the event bus, shared by every role.
 //! - [`spike`]: `[spike]`, traffic-spike detection.
+//! - [`streaming`]: `[streaming]`, TTL classes of streaming objects and the LL-HLS hold.
 //! - [`router`], [`dashboard`], [`control`]: the other roles and their loaders.
 //! - [`topology`]: checks across the nodes of one deployment (`eddy check`).
 //!
@@ -35,6 +36,7 @@ pub mod edge;
 pub mod router;
 pub mod site;
 pub mod spike;
+pub mod streaming;
 pub mod topology;
 
 pub use bus::{BusConfig, BusFile, Fsync};
@@ -45,6 +47,7 @@ pub use edge::{EdgeConfig, EdgeFile, Origin, Role, parse_origin};
 pub use router::{RouterConfig, RouterFile, load_router};
 pub use site::{SiteConfig, SiteFile};
 pub use spike::{SpikeFile, SpikeSettings};
+pub use streaming::{StreamingFile, StreamingSettings};
 pub use topology::{check_topology, file_role};
 
 /// A configuration problem: which file, which key, what is wrong and what is allowed.
@@ -109,6 +112,9 @@ pub struct File {
     /// Traffic-spike detection.
     #[serde(default)]
     pub spike: SpikeFile,
+    /// Streaming: TTL classes and LL-HLS holds.
+    #[serde(default)]
+    pub streaming: StreamingFile,
     /// The request router role (`eddy router`).
     #[serde(default)]
     pub router: RouterFile,
@@ -158,6 +164,8 @@ pub struct Config {
     pub bus: Option<BusConfig>,
     /// Traffic-spike detection.
     pub spike: SpikeSettings,
+    /// Streaming: TTL classes and LL-HLS holds.
+    pub streaming: StreamingSettings,
     /// Per-site options, keyed by canonical host (`eddy_url::host` with default port 80).
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -207,7 +215,9 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
     };
     let spike = spike::spike_settings(name, file.spike)?;
     let sites = site::sites(name, file.sites)?;
+    let streaming = streaming::streaming_settings(name, file.streaming)?;
     Ok(Config {
+        streaming,
         edge,
         cache,
         bus,

@@ -22,6 +22,7 @@
 //! [`Edge::stop`] shuts both down and waits.
 
 pub mod admin;
+mod classes;
 pub mod client;
 pub mod conn;
 pub mod control;
@@ -175,8 +176,11 @@ impl Edge {
         })?;
         let has_disk = c.disk.is_some();
         // pingora wants &'static storage and lock: built once per edge, leaked once.
-        let storage: &'static EddyStorage =
-            Box::leak(Box::new(EddyStorage::new(Arc::new(cache), has_disk)));
+        let storage: &'static EddyStorage = Box::leak(Box::new(EddyStorage::new(
+            Arc::new(cache),
+            has_disk,
+            config.streaming.clone(),
+        )));
         let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(CacheLock::new(
             config.edge.coalesce_timeout + Duration::from_secs(1),
         )));

@@ -693,6 +693,16 @@ impl ProxyHttp for EdgeProxy {
             vary_star,
             request_authorized: req.headers.contains_key(header::AUTHORIZATION),
             request_no_store: rfc9111::Directives::parse_lenient(req_cc).no_store,
+            class_ttl: ctx.url.as_deref().and_then(|url| {
+                let streaming = &self.state.config.streaming;
+                let head = crate::classes::head(
+                    streaming,
+                    url,
+                    resp.status.as_u16(),
+                    header_str(resp, "content-type"),
+                );
+                crate::classes::ttl_at_head(streaming, head)
+            }),
         };
         if resp.headers.contains_key(header::SET_COOKIE) {
             ctx.no_store_reason = Some("set-cookie");

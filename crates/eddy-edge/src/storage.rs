@@ -8,6 +8,8 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use eddy_cache::{Cache, Object, ObjectKey, Tags};
+use eddy_config::StreamingSettings;
+use eddy_streaming::class::{Class, Head};
 use parking_lot::{Mutex, RwLock};
 use pingora_cache::key::{CacheHashKey, CompactCacheKey};
 use pingora_cache::storage::streaming_write::U64WriteId;
@@ -309,16 +311,19 @@ pub struct EddyStorage {
     fills: Arc<Fills>,
     next_fill: AtomicU64,
     has_disk: bool,
+    /// TTL classes: a manifest's fill settles its freshness from its body.
+    streaming: Arc<StreamingSettings>,
 }
 
 impl EddyStorage {
-    /// Wrap a cache.
-    pub fn new(cache: Arc<Cache>, has_disk: bool) -> Self {
+    /// Wrap a cache; `streaming` holds the TTL classes manifests are settled with.
+    pub fn new(cache: Arc<Cache>, has_disk: bool, streaming: StreamingSettings) -> Self {
         EddyStorage {
             cache,
             fills: Arc::new(Fills::new()),
             next_fill: AtomicU64::new(1),
             has_disk,
+            streaming: Arc::new(streaming),
         }
     }
 
@@ -436,6 +441,18 @@ impl Storage for EddyStorage {
     ) -> Result<MissHandler> {
         let k = object_key(key);
         let id = self.next_fill.fetch_add(1, Ordering::Relaxed);
+        let head = crate::classes::head(
+            &self.streaming,
+            crate::slice::strip_suffix(key.primary_key_str().unwrap_or("")),
+            meta.response_header().status.as_u16(),
+            meta.headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let settle = match head {
+            Head::Manifest { provisional } => Some((self.streaming.clone(), provisional)),
+            _ => None,
+        };
         let (tx, _rx) = watch::channel(Progress::Writing(0));
         let fill = Arc::new(Fill {
             meta: encode_meta(meta)?,
@@ -459,6 +476,7 @@ impl Storage for EddyStorage {
             fills: self.fills.clone(),
             finished: false,
             epoch: self.cache.epoch(),
+            settle,
         }))
     }
 
@@ -682,6 +700,32 @@ impl HandleHit for PartialHit {
     }
 }
 
+/// The stored head of a manifest with the freshness its body gives it (`crate::classes`).
+fn settled_meta(
+    blob: &Bytes,
+    settings: &StreamingSettings,
+    provisional: Class,
+    body: &[u8],
+) -> Result<Bytes> {
+    let meta = decode_meta(blob)?;
+    let epoch = meta.epoch_override().unwrap_or_else(|| meta.created());
+    let (_, fresh_until) = crate::classes::refined_fresh_until(settings, provisional, body, epoch);
+    let mut settled = CacheMeta::new(
+        fresh_until,
+        meta.created(),
+        meta.stale_while_revalidate_sec(),
+        meta.stale_if_error_sec(),
+        meta.response_header_copy(),
+    );
+    if let Some(v) = meta.variance() {
+        settled.set_variance(v);
+    }
+    if let Some(e) = meta.epoch_override() {
+        settled.set_epoch_override(e);
+    }
+    encode_meta(&settled)
+}
+
 struct EddyMiss {
     key: ObjectKey,
     id: u64,
@@ -693,6 +737,8 @@ struct EddyMiss {
     fills: Arc<Fills>,
     finished: bool,
     epoch: u32,
+    /// A manifest whose freshness its body settles, and its class until then.
+    settle: Option<(Arc<StreamingSettings>, Class)>,
 }
 
 impl EddyMiss {
@@ -741,7 +787,13 @@ impl HandleMiss for EddyMiss {
         self.fill
             .progress
             .send_replace(Progress::Done(chunks.len()));
-        let object = Object::new(self.fill.meta.clone(), body, self.tags.clone(), self.epoch);
+        let meta = match &self.settle {
+            Some((settings, provisional)) => {
+                settled_meta(&self.fill.meta, settings, *provisional, &body)?
+            }
+            None => self.fill.meta.clone(),
+        };
+        let object = Object::new(meta, body, self.tags.clone(), self.epoch);
         let cache = self.cache.clone();
         let key = self.key;
         let res = tokio::task::spawn_blocking(move || cache.insert(key, object)).await;

@@ -15,12 +15,15 @@
 //! - [`hls`]: media playlists with the LL-HLS tags (ours: `m3u8-rs` has none of them), the
 //!   multivariant rewrite that caps hls.js sessions (`m3u8-rs`), delivery directives, and the
 //!   kind of a playlist for TTL classes.
+//! - [`class`]: what a streaming object is (multivariant, live, LL-HLS or VOD playlist, MPD,
+//!   init, segment, part), from its response head and then its body, for the edge's TTL classes.
 //! - [`dash`]: MPDs through `dash-mpd-core`: static or dynamic, `minimumUpdatePeriod`, the
 //!   video bitrates, and the capped copy.
 //!
 //! Must not touch: sockets, clocks, caches, tokio or pingora. Everything here is a pure function
 //! of its input, so it is fuzzed (`fuzz/fuzz_targets/cmcd.rs`) and property-tested.
 
+pub mod class;
 pub mod cmcd;
 pub mod cmsd;
 pub mod dash;

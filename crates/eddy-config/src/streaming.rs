@@ -1,0 +1,172 @@
+//! `[streaming]`: what the edge does with video. Owns [`StreamingFile`] (the keys an operator
+//! writes) and [`StreamingSettings`]: the TTL class of each kind of streaming object
+//! (`eddy_streaming::class`) and how long a blocking LL-HLS playlist request may be held.
+//!
+//! A class's TTL replaces the freshness the origin's headers give (a CDN's TTL rule), except
+//! where the origin says `no-store` or `private`: those are never stored, whatever the class.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use eddy_streaming::class::Class;
+use serde::Deserialize;
+
+use crate::{ConfigError, invalid};
+
+/// `[streaming]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingFile {
+    /// Give streaming objects their class's TTL (default true). False: the origin's headers
+    /// alone decide, as for any other object.
+    pub ttl_classes: Option<bool>,
+    /// `[streaming.ttl]`: the TTL of a class, by name, such as `segment = "1h"` or
+    /// `ll_playlist = "0s"`. Classes: multivariant (default 30s), live_playlist (1s, and never
+    /// more than half the playlist's target duration), ll_playlist (0s: freshness comes from
+    /// blocking reload), blocking_reload (6s: the answer to one `_HLS_msn`/`_HLS_part`),
+    /// vod_playlist (1h), dynamic_mpd (1s, never more than its minimumUpdatePeriod), static_mpd
+    /// (1h), init (24h), segment (1h), part (1h).
+    pub ttl: Option<BTreeMap<String, String>>,
+    /// How long the edge holds an LL-HLS playlist request for a part that does not exist yet
+    /// before it answers 503 with `Retry-After`, such as "6s" (default 6 s, three 2 s target
+    /// durations; 100ms to 60s).
+    pub hold: Option<String>,
+}
+
+/// Validated `[streaming]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamingSettings {
+    /// TTL classes on.
+    pub ttl_classes: bool,
+    /// The TTL of every class.
+    pub ttl: BTreeMap<Class, Duration>,
+    /// The LL-HLS hold bound.
+    pub hold: Duration,
+}
+
+impl Default for StreamingSettings {
+    fn default() -> Self {
+        StreamingSettings {
+            ttl_classes: true,
+            ttl: Class::ALL
+                .into_iter()
+                .map(|c| (c, default_ttl(c)))
+                .collect(),
+            hold: Duration::from_secs(6),
+        }
+    }
+}
+
+impl StreamingSettings {
+    /// The TTL of `class`.
+    pub fn ttl_of(&self, class: Class) -> Duration {
+        self.ttl
+            .get(&class)
+            .copied()
+            .unwrap_or_else(|| default_ttl(class))
+    }
+}
+
+/// The TTL a class has unless configured (STREAMING.md, "Manifest TTLs").
+fn default_ttl(c: Class) -> Duration {
+    Duration::from_secs(match c {
+        Class::Multivariant => 30,
+        Class::LivePlaylist | Class::DynamicMpd => 1,
+        Class::LowLatencyPlaylist => 0,
+        Class::BlockingReload => 6,
+        Class::VodPlaylist | Class::StaticMpd | Class::Segment | Class::Part => 3600,
+        Class::Init => 86_400,
+    })
+}
+
+/// Longest TTL a class may be given.
+const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
+
+/// Validate `[streaming]`.
+pub(crate) fn streaming_settings(
+    name: &Path,
+    f: StreamingFile,
+) -> Result<StreamingSettings, ConfigError> {
+    let mut s = StreamingSettings {
+        ttl_classes: f.ttl_classes.unwrap_or(true),
+        ..StreamingSettings::default()
+    };
+    for (key, text) in f.ttl.unwrap_or_default() {
+        let Some(class) = Class::from_name(&key) else {
+            let names: Vec<_> = Class::ALL.iter().map(|c| c.name()).collect();
+            return Err(invalid(
+                name,
+                "streaming.ttl",
+                &key,
+                &format!("one of the classes {}", names.join(", ")),
+            ));
+        };
+        match humantime::parse_duration(&text) {
+            Ok(d) if d <= MAX_TTL => {
+                s.ttl.insert(class, d);
+            }
+            _ => {
+                return Err(invalid(
+                    name,
+                    "streaming.ttl",
+                    &format!("{key} = {text:?}"),
+                    "a duration of 0s to 365d, such as \"30s\" or \"1h\"",
+                ));
+            }
+        }
+    }
+    if let Some(text) = f.hold {
+        s.hold = match humantime::parse_duration(&text) {
+            Ok(d) if (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&d) => d,
+            _ => {
+                return Err(invalid(
+                    name,
+                    "streaming.hold",
+                    &text,
+                    "a duration of 100ms to 60s, such as \"6s\"",
+                ));
+            }
+        };
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::each_fails_naming_its_key;
+
+    #[test]
+    fn classes_default_and_override() -> Result<(), ConfigError> {
+        let file: crate::File = crate::parse(
+            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nhold = \"2s\"\n[streaming.ttl]\nsegment = \"10m\"\nll_playlist = \"0s\"\n",
+            Path::new("t.toml"),
+        )?;
+        let s = streaming_settings(Path::new("t.toml"), file.streaming)?;
+        assert_eq!(s.ttl_of(Class::Segment), Duration::from_secs(600));
+        assert_eq!(s.ttl_of(Class::Multivariant), Duration::from_secs(30));
+        assert_eq!(s.ttl_of(Class::LowLatencyPlaylist), Duration::ZERO);
+        assert_eq!(s.hold, Duration::from_secs(2));
+        assert!(s.ttl_classes);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_streaming_settings_name_the_key() {
+        each_fails_naming_its_key(&[
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming.ttl]\nsegments = \"1h\"",
+                "streaming.ttl",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming.ttl]\nsegment = \"forever\"",
+                "streaming.ttl",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nhold = \"5m\"",
+                "streaming.hold",
+            ),
+        ]);
+    }
+}
