@@ -22,7 +22,7 @@ const MANIFESTS: [Class; 6] = [
 ];
 
 /// Path and query of a canonical URL key (`host/path?query`).
-fn path_and_query(url: &str) -> (&str, &str) {
+pub(crate) fn path_and_query(url: &str) -> (&str, &str) {
     let path = url.find('/').map_or("", |i| &url[i..]);
     path.split_once('?').unwrap_or((path, ""))
 }

@@ -31,6 +31,7 @@ pub mod fast;
 pub mod fields;
 pub mod h2c;
 pub mod health;
+pub mod llhls;
 pub mod metrics;
 pub mod proxy;
 pub mod request;
@@ -248,6 +249,7 @@ impl Edge {
             origin_limiter,
             health,
             shield_health,
+            streams: Arc::new(llhls::Streams::default()),
             conns: conn::ConnLimits::new(config_conns.0, config_conns.1),
         });
         let (shutdown, rx) = watch::channel(false);
@@ -402,6 +404,15 @@ impl Edge {
                                 follower_rx.clone(),
                             ));
                         }
+                    }
+                    if let Some(bus) = health_state.bus.clone() {
+                        tokio::spawn(llhls::follow(
+                            bus,
+                            health_state.streams.clone(),
+                            health_state.metrics.clone(),
+                            health_state.config.edge.id.clone(),
+                            follower_rx.clone(),
+                        ));
                     }
                     tokio::spawn(prune_client_limiter(limiter_state, follower_rx.clone()));
                     let beat = tokio::spawn(heartbeat(

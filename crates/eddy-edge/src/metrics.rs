@@ -81,6 +81,13 @@ pub struct PurgeLabel {
     pub mode: &'static str,
 }
 
+/// Label: an LL-HLS event at the edge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlhlsLabel {
+    /// announced, announcement_ignored, held, woken, fallback, refused, timeout.
+    pub what: &'static str,
+}
+
 /// Label: why the edge closed a viewer connection.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClosedLabel {
@@ -144,6 +151,8 @@ pub struct Metrics {
     pub client_limiter_keys: Gauge,
     /// Viewer connections the edge closed on its own, by reason.
     pub closed_connections: Family<ClosedLabel, Counter>,
+    /// LL-HLS announcements followed and blocking requests held, by what happened.
+    pub llhls: Family<LlhlsLabel, Counter>,
     /// Viewer connections open now (set when rendered).
     pub open_connections: Gauge,
     /// Requests refused by the gate before either path, by status.
@@ -313,6 +322,12 @@ impl Metrics {
             "Viewer connections the edge closed itself: head_timeout (edge.head_timeout_ms), idle_timeout (edge.keepalive_timeout_ms), max_connections and max_client_connections (refused at accept)",
             closed_connections.clone(),
         );
+        let llhls = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "llhls",
+            "LL-HLS at the edge: segment announcements followed (announced) or ignored as malformed (announcement_ignored); blocking playlist requests held, woken by an announcement, sent to the origin when none came (fallback), refused with 400 (refused), or answered 503 at the hold bound (timeout)",
+            llhls.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "connections_open",
@@ -422,6 +437,7 @@ impl Metrics {
             origin_limited,
             client_limiter_keys,
             closed_connections,
+            llhls,
             open_connections,
             refused,
             origin_retries,
@@ -459,6 +475,11 @@ impl Metrics {
     /// Report the purge follower's counters on `/metrics` from now on.
     pub fn watch_purge_consumer(&self, stats: std::sync::Arc<eddy_bus::consumer::ConsumerStats>) {
         *self.purge_consumer.lock() = Some(stats);
+    }
+
+    /// The LL-HLS counter for `what`.
+    pub fn llhls(&self, what: &'static str) -> Counter {
+        self.llhls.get_or_create(&LlhlsLabel { what }).clone()
     }
 
     /// Count a viewer connection the edge closed itself, and why.

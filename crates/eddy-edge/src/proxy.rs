@@ -61,6 +61,8 @@ pub struct EdgeState {
     pub health: crate::health::OriginHealth,
     /// Which shields are up (passive errors plus their heartbeats on the bus).
     pub shield_health: crate::health::OriginHealth,
+    /// Live streams as their `segment.published` announcements tell (LL-HLS holds).
+    pub streams: Arc<crate::llhls::Streams>,
     /// Open viewer connections and their caps.
     pub conns: Arc<crate::conn::ConnLimits>,
 }
@@ -179,6 +181,9 @@ pub struct Ctx {
     retries: u8,
     /// The next attempt must use a new connection, not a pooled one.
     fresh_conn: bool,
+    /// An LL-HLS blocking request must be answered by then (`streaming.hold`): the origin's
+    /// answer is bounded by it, and a request still unanswered gets 503.
+    hold_until: Option<Instant>,
 }
 
 /// The edge proxy.
@@ -304,6 +309,40 @@ impl EdgeProxy {
 
     /// Turn the origin's answer to a block request into a cacheable block, or give up slicing
     /// for this request when the origin did not send the block.
+    /// LL-HLS blocking reload (`crate::llhls`): refuse a directive the spec refuses, hold a
+    /// request for a part not yet announced until its announcement (at most half the hold
+    /// bound), and bound what follows by the hold. True when the request was answered here.
+    async fn hold_playlist(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let Some(url) = ctx.url.as_deref() else {
+            return Ok(false);
+        };
+        let (path, query) = crate::classes::path_and_query(url);
+        if !query.contains("_HLS_msn") && !query.contains("_HLS_part") {
+            return Ok(false);
+        }
+        let bound = self.state.config.streaming.hold;
+        let metrics = &self.state.metrics;
+        match self.state.streams.judge(path, query) {
+            crate::llhls::Verdict::Go => {}
+            crate::llhls::Verdict::Refuse(why) => {
+                ctx.outcome = Outcome::Rejected;
+                metrics.llhls("refused").inc();
+                let body = serde_json::json!({ "error": why }).to_string() + "\n";
+                respond(session, 400, body, "application/json").await?;
+                return Ok(true);
+            }
+            crate::llhls::Verdict::Hold { rx, msn, part } => {
+                metrics.llhls("held").inc();
+                match crate::llhls::hold(rx, msn, part, bound / 2).await {
+                    crate::llhls::Held::Woken => metrics.llhls("woken").inc(),
+                    crate::llhls::Held::TimedOut => metrics.llhls("fallback").inc(),
+                };
+            }
+        }
+        ctx.hold_until = Some(ctx.start + bound);
+        Ok(false)
+    }
+
     fn block_response(
         &self,
         session: &mut Session,
@@ -382,6 +421,7 @@ impl ProxyHttp for EdgeProxy {
             shield: 0,
             retries: 0,
             fresh_conn: false,
+            hold_until: None,
         }
     }
 
@@ -519,6 +559,9 @@ impl ProxyHttp for EdgeProxy {
             && let (Some(w), Some(url)) = (&self.state.spikes, &ctx.url)
         {
             w.observe(url, &self.state.metrics);
+        }
+        if matches!(method, Method::GET | Method::HEAD) && self.hold_playlist(session, ctx).await? {
+            return Ok(true);
         }
         if method == Method::GET {
             self.plan_slice(session, ctx)?;
@@ -766,11 +809,18 @@ impl ProxyHttp for EdgeProxy {
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let edge = &self.state.config.edge;
         let fresh = ctx.fresh_conn;
+        let hold_until = ctx.hold_until;
         let peer_for = |o: &eddy_config::Origin| {
             let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
             peer.options.connection_timeout = Some(edge.origin_connect_timeout);
             peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
-            peer.options.read_timeout = Some(edge.origin_read_timeout);
+            peer.options.read_timeout = Some(match hold_until {
+                // A blocking playlist request: the origin holds it too, within what is left.
+                Some(t) => t
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+                None => edge.origin_read_timeout,
+            });
             if fresh {
                 // The pool is keyed by the peer's hash, group key included: no pooled connection
                 // matches this one, so the retry dials, and it is not pooled afterwards.
@@ -1034,6 +1084,26 @@ impl ProxyHttp for EdgeProxy {
             return FailToProxy {
                 error_code: 503,
                 can_reuse_downstream: true,
+            };
+        }
+        if ctx.hold_until.is_some()
+            && matches!(e.etype(), ErrorType::ReadTimedout)
+            && e.esource() == &ErrorSource::Upstream
+        {
+            // LL-HLS: the part did not come within the hold bound.
+            self.state.metrics.llhls("timeout").inc();
+            let body = "{\"error\":\"the part asked for did not appear within the hold bound (streaming.hold); retry\"}\n";
+            let _ = respond_with(
+                session,
+                503,
+                body.into(),
+                "application/json",
+                &[("retry-after", "1".into())],
+            )
+            .await;
+            return FailToProxy {
+                error_code: 503,
+                can_reuse_downstream: false,
             };
         }
         let code = match e.etype() {

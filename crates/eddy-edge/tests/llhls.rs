@@ -1,0 +1,273 @@
+//! Issue 12, LL-HLS at the edge: blocking playlist requests are held until the demo packager
+//! announces the part on the bus, woken by that event (not by polling the origin), and all held
+//! requests for one playlist update make one origin fetch. Directives the spec refuses get 400;
+//! an edge that hears no events still answers within the hold bound by asking the origin once.
+//!
+//! `EDDY_FANOUT=1000 cargo test -p eddy-edge --test llhls -- --nocapture fan_out` measures the
+//! issue's fan-out figure (the default holds 200 requests per part).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Rig, embedded_bus, node_overrides, start_with};
+use eddy_demo::announce::Announcer;
+use eddy_demo::live::Live;
+use eddy_streaming::hls::media::MediaPlaylist;
+use eddy_testkit::origin::{Reply, Seen};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PLAYLIST: &str = "/live/0/live.m3u8";
+
+/// A demo live origin; the edge in front of it follows `bus` when given.
+fn rig(bus: Option<Arc<dyn eddy_bus::Bus>>, live: Arc<Live>, toml: &str) -> Rig {
+    let l = live.clone();
+    let mut rig = start_with(
+        move |s: &Seen| {
+            let (path, query) = s.path.split_once('?').unwrap_or((&s.path, ""));
+            match path.strip_prefix("/live/") {
+                Some(rest) => l.answer(rest, query, Instant::now()),
+                None => Reply::status(404),
+            }
+        },
+        |_| {},
+        toml,
+    );
+    if let Some(bus) = bus {
+        rig.stop_edge();
+        let o = node_overrides(vec![rig.origin.url()], Some("llhls-edge"));
+        rig.start_edge_with_bus(&o, toml, Some(bus));
+    }
+    rig
+}
+
+/// One GET on a new connection: status, body, and when the response ended.
+async fn fetch(addr: std::net::SocketAddr, target: String) -> (u16, Vec<u8>, Instant) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {target} HTTP/1.1\r\nHost: live.test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(len) = len
+                && buf.len() >= end + 4 + len
+            {
+                break;
+            }
+        }
+    }
+    let at = Instant::now();
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    let status = std::str::from_utf8(&buf[9..12.min(buf.len())])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, buf[(end + 4).min(buf.len())..].to_vec(), at)
+}
+
+/// The newest part of the playlist the edge serves now (a plain request, no directives).
+fn newest(rig: &Rig) -> (u64, u64) {
+    let (status, body, _) = rig.rt.block_on(fetch(rig.listen, PLAYLIST.into()));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    MediaPlaylist::parse(&body).unwrap().last_part().unwrap()
+}
+
+/// The directives for the part after (msn, part) of a stream with four parts per segment.
+fn next_part((msn, part): (u64, u64)) -> (u64, u64) {
+    if part + 1 == eddy_demo::live::PARTS {
+        (msn + 1, 0)
+    } else {
+        (msn, part + 1)
+    }
+}
+
+fn target((msn, part): (u64, u64)) -> String {
+    format!("{PLAYLIST}?_HLS_msn={msn}&_HLS_part={part}")
+}
+
+#[test]
+fn fan_out() {
+    let n: usize = std::env::var("EDDY_FANOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let live = Arc::new(Live::new().unwrap());
+    let rig = rig(
+        Some(bus.clone()),
+        live.clone(),
+        "[edge]\nmax_connections = 8192\nmax_client_connections = 8192\n",
+    );
+    let _announcer = Announcer::start(live, bus.clone(), "test-origin".into()).unwrap();
+    assert!(rig.metric_becomes("eddy_llhls_total{what=\"announced\"}", 1) >= 1);
+
+    let mut lags = Vec::new();
+    for round in 0..5 {
+        // Ask for the part after the newest: every request is held.
+        let want = next_part(newest(&rig));
+        let key = target(want);
+        let fetches_before = rig.origin.count(&key);
+        let (results, woken_at) = rig.rt.block_on(async {
+            let mut sub = bus
+                .subscribe(
+                    eddy_control::SEGMENT_TOPIC,
+                    &format!("fan-out-{round}"),
+                    eddy_bus::StartFrom::Latest,
+                )
+                .await
+                .unwrap();
+            let tasks: Vec<_> = (0..n)
+                .map(|_| tokio::spawn(fetch(rig.listen, key.clone())))
+                .collect();
+            // When the announcement of that part reached this process (and so the edge).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let woken_at = loop {
+                let rec = tokio::time::timeout_at(deadline, sub.next())
+                    .await
+                    .expect("the part is announced within 5 s")
+                    .unwrap();
+                let (_, ev) = eddy_events::Event::decode(&rec.payload).unwrap();
+                if let eddy_events::Event::SegmentPublished(s) = ev
+                    && s.stream == PLAYLIST
+                    && (s.msn, s.part) == (want.0, Some(want.1))
+                {
+                    break Instant::now();
+                }
+            };
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            (out, woken_at)
+        });
+        for (status, body, _) in &results {
+            assert_eq!(*status, 200, "{}", String::from_utf8_lossy(body));
+            let p = MediaPlaylist::parse(body).unwrap();
+            assert!(p.has(want.0, Some(want.1)), "round {round}: {want:?}");
+        }
+        // One origin fetch for every held request of this update.
+        assert_eq!(
+            rig.origin.count(&key) - fetches_before,
+            1,
+            "round {round}: {n} held requests for {key}"
+        );
+        for (_, _, at) in &results {
+            lags.push(at.saturating_duration_since(woken_at));
+        }
+    }
+    lags.sort();
+    let p99 = lags[lags.len() * 99 / 100 - 1];
+    let last = lags[lags.len() - 1];
+    println!(
+        "fan-out: {n} held requests per part, 5 parts: event to response p50 {:?}, p99 {p99:?}, last {last:?}",
+        lags[lags.len() / 2]
+    );
+    // Woken by the event: no origin poll, no timer. Loose here (a busy CI machine); the issue's
+    // 20 ms is measured with EDDY_FANOUT=1000 and reported.
+    assert!(last < Duration::from_secs(2), "{last:?}");
+    assert!(rig.metric("eddy_llhls_total{what=\"woken\"}") >= n as u64);
+    assert_eq!(rig.metric("eddy_llhls_total{what=\"fallback\"}"), 0);
+}
+
+#[test]
+fn directives_the_spec_refuses_get_400_and_known_parts_go_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let live = Arc::new(Live::new().unwrap());
+    let rig = rig(Some(bus.clone()), live.clone(), "");
+    let _announcer = Announcer::start(live, bus, "test-origin".into()).unwrap();
+    assert!(rig.metric_becomes("eddy_llhls_total{what=\"announced\"}", 3) >= 3);
+    let (msn, part) = newest(&rig);
+    let asked = rig.origin.total();
+    for bad in [
+        format!("{PLAYLIST}?_HLS_part=1"),
+        format!("{PLAYLIST}?_HLS_msn=x"),
+        format!("{PLAYLIST}?_HLS_msn=1&_HLS_msn=2"),
+        format!("{PLAYLIST}?_HLS_msn={}", msn + 3),
+        format!("{PLAYLIST}?_HLS_msn={msn}&_HLS_skip=NO"),
+    ] {
+        let (status, body, _) = rig.rt.block_on(fetch(rig.listen, bad.clone()));
+        assert_eq!(status, 400, "{bad}: {}", String::from_utf8_lossy(&body));
+    }
+    // None of them reached the origin.
+    assert_eq!(rig.origin.total(), asked);
+    assert_eq!(rig.metric("eddy_llhls_total{what=\"refused\"}"), 5);
+    // A part already announced is answered without a hold, and a delta update is its own key.
+    let t0 = Instant::now();
+    let (status, body, _) = rig.rt.block_on(fetch(rig.listen, target((msn, part))));
+    assert_eq!(status, 200);
+    assert!(
+        t0.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(MediaPlaylist::parse(&body).unwrap().has(msn, Some(part)));
+    let (status, body, _) = rig.rt.block_on(fetch(
+        rig.listen,
+        format!("{}&_HLS_skip=YES", target((msn, part))),
+    ));
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body).to_string();
+    let full = MediaPlaylist::parse(&body).unwrap();
+    assert!(full.has(msn, Some(part)), "{text}");
+    // The two answers are two objects: the plain one is a hit now, the delta one was fetched.
+    assert_eq!(rig.origin.count(&target((msn, part))), 1);
+    assert_eq!(
+        rig.origin
+            .count(&format!("{}&_HLS_skip=YES", target((msn, part)))),
+        1
+    );
+}
+
+#[test]
+fn without_events_the_origin_is_asked_once_within_the_hold_bound() {
+    // An edge on a bus nobody announces on: it tracks no stream, so a blocking request goes to
+    // the origin (which holds it); a part the origin never makes gets 503 at the bound.
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let live = Arc::new(Live::new().unwrap());
+    let rig = rig(Some(bus), live, "[streaming]\nhold = \"1500ms\"\n");
+    let want = next_part(newest(&rig));
+    let t0 = Instant::now();
+    let (status, body, _) = rig.rt.block_on(fetch(rig.listen, target(want)));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        MediaPlaylist::parse(&body)
+            .unwrap()
+            .has(want.0, Some(want.1))
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(rig.origin.count(&target(want)), 1);
+    // Two segments ahead is within the spec's limit, but will not exist within the bound.
+    let far = format!("{PLAYLIST}?_HLS_msn={}", want.0 + 2);
+    let t0 = Instant::now();
+    let (status, body, _) = rig.rt.block_on(fetch(rig.listen, far));
+    let took = t0.elapsed();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(rig.metric("eddy_llhls_total{what=\"timeout\"}"), 1);
+}
