@@ -37,6 +37,9 @@ pub const EDGE_HEALTH_TOPIC: &str = "eddy.edge.health";
 /// part here (keyed by its stream, the media playlist's path), so edges can answer held
 /// playlist requests the moment a part exists.
 pub const SEGMENT_TOPIC: &str = "eddy.segment.published";
+/// Topic of `dev.eddy.qoe.samples.v1`: each edge's batch of player telemetry (CMCD) samples, at
+/// most one event per edge per second, keyed by the edge.
+pub const QOE_TOPIC: &str = "eddy.qoe.samples";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]

@@ -169,7 +169,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             }
             let req = loop {
                 match request::judge(&buf, edge.max_header_bytes, |h| st.config.path_options(h)) {
-                    Head::Complete(r) => break r,
+                    Head::Complete(r) => {
+                        if r.telemetry
+                            && let (Some(q), Some(url)) = (&st.qoe, &r.url)
+                        {
+                            q.offer_head(&buf[..r.head_len], url.as_str());
+                        }
+                        break r;
+                    }
                     Head::Rejected(rejection) => {
                         let took = deadline.map_or(0.0, |d| {
                             (edge

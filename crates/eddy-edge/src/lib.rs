@@ -34,6 +34,7 @@ pub mod health;
 pub mod llhls;
 pub mod metrics;
 pub mod proxy;
+pub mod qoe;
 pub mod request;
 pub mod slice;
 pub mod spike;
@@ -237,11 +238,19 @@ impl Edge {
         if config.edge.insecure_admin {
             tracing::warn!(admin = %admin_addr, "the admin API listens on a non-loopback address without a token (--insecure-admin): anyone who reaches it can purge");
         }
+        let metrics = Arc::new(metrics::Metrics::new());
+        let (qoe, qoe_rx) = match &bus {
+            Some(_) => {
+                let (q, rx) = qoe::Qoe::new(metrics.clone());
+                (Some(q), Some(rx))
+            }
+            None => (None, None),
+        };
         let state = Arc::new(EdgeState {
             config,
             storage,
             lock,
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics,
             limits,
             bus: bus.clone(),
             spikes,
@@ -250,6 +259,7 @@ impl Edge {
             health,
             shield_health,
             streams: Arc::new(llhls::Streams::default()),
+            qoe,
             conns: conn::ConnLimits::new(config_conns.0, config_conns.1),
         });
         let (shutdown, rx) = watch::channel(false);
@@ -404,6 +414,15 @@ impl Edge {
                                 follower_rx.clone(),
                             ));
                         }
+                    }
+                    if let (Some(bus), Some(rx)) = (health_state.bus.clone(), qoe_rx) {
+                        tokio::spawn(qoe::run(
+                            rx,
+                            bus,
+                            health_state.metrics.clone(),
+                            health_state.config.edge.id.clone(),
+                            follower_rx.clone(),
+                        ));
                     }
                     if let Some(bus) = health_state.bus.clone() {
                         tokio::spawn(llhls::follow(

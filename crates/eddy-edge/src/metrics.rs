@@ -81,10 +81,11 @@ pub struct PurgeLabel {
     pub mode: &'static str,
 }
 
-/// Label: an LL-HLS event at the edge.
+/// Label: what happened, for the LL-HLS and QoE counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LlhlsLabel {
-    /// announced, announcement_ignored, held, woken, fallback, refused, timeout.
+    /// LL-HLS: announced, announcement_ignored, held, woken, fallback, refused, timeout. QoE:
+    /// sampled, dropped, malformed.
     pub what: &'static str,
 }
 
@@ -153,6 +154,8 @@ pub struct Metrics {
     pub closed_connections: Family<ClosedLabel, Counter>,
     /// LL-HLS announcements followed and blocking requests held, by what happened.
     pub llhls: Family<LlhlsLabel, Counter>,
+    /// QoE samples from player telemetry, by what became of them.
+    pub qoe: Family<LlhlsLabel, Counter>,
     /// Viewer connections open now (set when rendered).
     pub open_connections: Gauge,
     /// Requests refused by the gate before either path, by status.
@@ -328,6 +331,12 @@ impl Metrics {
             "LL-HLS at the edge: segment announcements followed (announced) or ignored as malformed (announcement_ignored); blocking playlist requests held, woken by an announcement, sent to the origin when none came (fallback), refused with 400 (refused), or answered 503 at the hold bound (timeout)",
             llhls.clone(),
         );
+        let qoe = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "qoe_samples",
+            "QoE samples from CMCD-carrying requests: published on the bus (sampled), dropped because the queue, the window or the bus could not take them (dropped), or ignored as malformed CMCD (malformed)",
+            qoe.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "connections_open",
@@ -438,6 +447,7 @@ impl Metrics {
             client_limiter_keys,
             closed_connections,
             llhls,
+            qoe,
             open_connections,
             refused,
             origin_retries,
@@ -480,6 +490,11 @@ impl Metrics {
     /// The LL-HLS counter for `what`.
     pub fn llhls(&self, what: &'static str) -> Counter {
         self.llhls.get_or_create(&LlhlsLabel { what }).clone()
+    }
+
+    /// The QoE sample counter for `what`.
+    pub fn qoe(&self, what: &'static str) -> Counter {
+        self.qoe.get_or_create(&LlhlsLabel { what }).clone()
     }
 
     /// Count a viewer connection the edge closed itself, and why.

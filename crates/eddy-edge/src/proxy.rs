@@ -63,6 +63,8 @@ pub struct EdgeState {
     pub shield_health: crate::health::OriginHealth,
     /// Live streams as their `segment.published` announcements tell (LL-HLS holds).
     pub streams: Arc<crate::llhls::Streams>,
+    /// Player telemetry into QoE samples, when there is a bus to publish them on.
+    pub qoe: Option<crate::qoe::Qoe>,
     /// Open viewer connections and their caps.
     pub conns: Arc<crate::conn::ConnLimits>,
 }
@@ -519,6 +521,31 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         ctx.from_edge = session.req_header().headers.contains_key(VIA_HEADER);
+        // HTTP/1 telemetry was taken by the gate, from the head as the player sent it.
+        if session.as_downstream().is_http2()
+            && let (Some(q), Some(url)) = (&self.state.qoe, &ctx.url)
+        {
+            let req = session.req_header();
+            let query = req
+                .uri
+                .query()
+                .filter(|q| q.contains("CMCD="))
+                .map(str::to_string);
+            let fields: Vec<_> = req
+                .headers
+                .iter()
+                .filter(|(n, _)| eddy_streaming::cmcd::is_cmcd_header(n.as_str()))
+                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect();
+            if query.is_some() || !fields.is_empty() {
+                q.offer(crate::qoe::Raw {
+                    url: crate::qoe::without_query(url).to_string(),
+                    query,
+                    fields,
+                    at: Instant::now(),
+                });
+            }
+        }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
             ctx.outcome = Outcome::Purge;

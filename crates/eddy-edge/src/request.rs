@@ -100,6 +100,9 @@ pub struct Request {
     pub plain: bool,
     /// `Content-Length` came as a list of one repeated value (`3, 3`): forward it as one.
     pub length_list: bool,
+    /// It carries player telemetry: a `CMCD=` query parameter or a `CMCD-*` field
+    /// (`crate::qoe` reads it; the cache key never has it).
+    pub telemetry: bool,
 }
 
 /// The methods the edge tells apart.
@@ -204,6 +207,7 @@ struct Fields<'a> {
     transfer_encoding: Option<&'a [u8]>,
     upgrade: bool,
     plain: bool,
+    telemetry: bool,
 }
 
 /// A list of `Content-Length` values (one field line, or the comma-separated values of several):
@@ -285,6 +289,8 @@ pub fn judge_parts<'a, 's>(
             || is("expect")
         {
             f.plain = false;
+        } else if name.len() > 5 && name[..5].eq_ignore_ascii_case(b"cmcd-") {
+            f.telemetry = true;
         }
     }
     if f.hosts > 1 {
@@ -355,6 +361,7 @@ pub fn judge_parts<'a, 's>(
         body,
         plain: f.plain,
         length_list: f.lengths > 1,
+        telemetry: f.telemetry || target.windows(5).any(|w| w == b"CMCD="),
     })
 }
 

@@ -18,6 +18,8 @@ pub const EDGE_HEALTH: &str = "dev.eddy.edge.health.v1";
 pub const TRAFFIC_SPIKE: &str = "dev.eddy.traffic.spike.v1";
 /// `dev.eddy.qoe.cmcd.v1`.
 pub const QOE_CMCD: &str = "dev.eddy.qoe.cmcd.v1";
+/// `dev.eddy.qoe.samples.v1`.
+pub const QOE_SAMPLES: &str = "dev.eddy.qoe.samples.v1";
 /// `dev.eddy.interaction.v1`.
 pub const INTERACTION: &str = "dev.eddy.interaction.v1";
 /// `dev.eddy.segment.published.v1`.
@@ -269,6 +271,71 @@ pub struct QoeCmcd {
     pub url: Option<String>,
 }
 
+/// One CMCD-carrying request as an edge saw it: what the player said, with the object it asked
+/// for. Rates kbit/s, durations ms, as CTA-5004 has them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QoeSample {
+    /// The canonical URL asked for, without its query (`host/path`).
+    pub url: String,
+    /// Milliseconds since the batch's window began.
+    #[serde(default)]
+    pub at_ms: u32,
+    /// Session id (`sid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Content id (`cid`): the title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// Object type (`ot`), as CMCD spells it (`v`, `a`, `av`, `i`, `m`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ot: Option<String>,
+    /// Encoded bitrate of the object (`br`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub br: Option<u32>,
+    /// Top bitrate the player may pick (`tb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tb: Option<u32>,
+    /// Throughput the player measured (`mtp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtp: Option<u32>,
+    /// Buffer length (`bl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bl: Option<u32>,
+    /// Object duration (`d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<u32>,
+    /// The buffer ran dry since the last request (`bs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bs: bool,
+    /// Startup or urgent (`su`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub su: bool,
+    /// Live stream (`st=l`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
+    /// A CMCD v2 event report (`e`), as CMCD spells it (`ps`, `bc`, `e`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// Player state (`sta`, v2), as CMCD spells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sta: Option<String>,
+}
+
+/// `dev.eddy.qoe.samples.v1`: one edge's QoE samples of one window (at most one event per edge
+/// per second).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QoeSamples {
+    /// The edge that saw them.
+    pub edge: String,
+    /// When the window began, Unix ms.
+    pub since_ms: u64,
+    /// The samples, in arrival order.
+    pub samples: Vec<QoeSample>,
+    /// Samples of this window the edge could not keep (queue or batch full).
+    #[serde(default)]
+    pub dropped: u64,
+}
+
 /// `dev.eddy.interaction.v1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
@@ -311,6 +378,8 @@ pub enum Event {
     TrafficSpike(TrafficSpike),
     /// Player telemetry.
     QoeCmcd(QoeCmcd),
+    /// An edge's batch of QoE samples.
+    QoeSamples(QoeSamples),
     /// User interaction.
     Interaction(Interaction),
     /// LL-HLS segment or part published.
@@ -342,6 +411,7 @@ impl Event {
             EDGE_HEALTH => Event::EdgeHealth(data(ev)?),
             TRAFFIC_SPIKE => Event::TrafficSpike(data(ev)?),
             QOE_CMCD => Event::QoeCmcd(data(ev)?),
+            QOE_SAMPLES => Event::QoeSamples(data(ev)?),
             INTERACTION => Event::Interaction(data(ev)?),
             SEGMENT_PUBLISHED => Event::SegmentPublished(data(ev)?),
             other => Event::Unknown {
@@ -367,6 +437,7 @@ impl Event {
             Event::EdgeHealth(_) => EDGE_HEALTH,
             Event::TrafficSpike(_) => TRAFFIC_SPIKE,
             Event::QoeCmcd(_) => QOE_CMCD,
+            Event::QoeSamples(_) => QOE_SAMPLES,
             Event::Interaction(_) => INTERACTION,
             Event::SegmentPublished(_) => SEGMENT_PUBLISHED,
             Event::Unknown { ty } => ty,
@@ -389,6 +460,7 @@ impl Event {
             Event::EdgeHealth(h) => h.edge.clone(),
             Event::TrafficSpike(s) => s.key.clone(),
             Event::QoeCmcd(q) => q.session.clone(),
+            Event::QoeSamples(q) => q.edge.clone(),
             Event::Interaction(i) => i.user.clone(),
             Event::SegmentPublished(s) => s.stream.clone(),
             Event::Unknown { .. } => String::new(),
@@ -404,6 +476,7 @@ impl Event {
             Event::EdgeHealth(x) => serde_json::to_value(x),
             Event::TrafficSpike(x) => serde_json::to_value(x),
             Event::QoeCmcd(x) => serde_json::to_value(x),
+            Event::QoeSamples(x) => serde_json::to_value(x),
             Event::Interaction(x) => serde_json::to_value(x),
             Event::SegmentPublished(x) => serde_json::to_value(x),
             Event::Unknown { .. } => Ok(serde_json::Value::Null),
@@ -514,6 +587,18 @@ mod tests {
                 session: "s".into(),
                 buffer_ms: Some(1200),
                 ..Default::default()
+            }),
+            Event::QoeSamples(QoeSamples {
+                edge: "e".into(),
+                since_ms: 1,
+                samples: vec![QoeSample {
+                    url: "v.test/seg.m4s".into(),
+                    sid: Some("s".into()),
+                    br: Some(2306),
+                    bs: true,
+                    ..Default::default()
+                }],
+                dropped: 3,
             }),
             Event::Interaction(Interaction {
                 user: "u".into(),

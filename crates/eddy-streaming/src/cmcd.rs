@@ -617,6 +617,35 @@ fn choice<T: Copy>(
         .ok_or(CmcdError::Value { key, expected })
 }
 
+impl ObjectType {
+    /// The token CTA-5004 spells it with (`av`, `i`, ...).
+    pub fn token(self) -> &'static str {
+        token_of(OBJECT_TYPES, self)
+    }
+}
+
+impl PlayerState {
+    /// The token CTA-5004 spells it with (`p`, `r`, ...).
+    pub fn token(self) -> &'static str {
+        token_of(PLAYER_STATES, self)
+    }
+}
+
+impl EventKind {
+    /// The token CTA-5004 spells it with (`bc`, `ps`, ...).
+    pub fn token(&self) -> &str {
+        match self {
+            EventKind::BitrateChange => "bc",
+            EventKind::PlayState => "ps",
+            EventKind::PlaybackRate => "pr",
+            EventKind::Error => "e",
+            EventKind::Interval => "t",
+            EventKind::ResponseReceived => "rr",
+            EventKind::Other(t) => t,
+        }
+    }
+}
+
 /// The token of an enumerated value, from its table.
 pub(crate) fn token_of<T: Copy + PartialEq>(table: &[(&'static str, T)], v: T) -> &'static str {
     table

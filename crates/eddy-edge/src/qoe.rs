@@ -1,0 +1,261 @@
+//! Player telemetry (CMCD) into QoE samples on the bus.
+//!
+//! Every request that carries CMCD, in the query (`CMCD=`) or in the four `CMCD-*` fields, is a
+//! QoE sample. The serving path does as little as it can: the gate marks such a request while it
+//! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
+//! queue with `try_send`, never waiting; a full queue drops the sample and counts it. One task
+//! ([`run`]) reads CMCD (strictly, through `eddy_streaming::cmcd`), gathers a window's samples
+//! and publishes them as one `dev.eddy.qoe.samples.v1` event per second at most, on
+//! [`eddy_control::QOE_TOPIC`], keyed by the edge. Malformed CMCD never changes what the player
+//! receives: it is counted and logged at most once a second.
+//!
+//! `eddy_edge_qoe_samples_total{what}` counts: `sampled` (published), `dropped` (queue or window
+//! full, or the bus refused the batch) and `malformed`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use eddy_events::{Event, QoeSample, QoeSamples};
+use eddy_streaming::cmcd::{Cmcd, StreamType};
+use tokio::sync::{mpsc, watch};
+
+use crate::metrics::Metrics;
+
+/// Samples waiting to be read, at most.
+pub const QUEUE: usize = 8192;
+/// Samples in one event, at most; more in one window are dropped and counted.
+pub const MAX_BATCH: usize = 4096;
+/// One event per window.
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// A request's raw telemetry, as the serving path copies it.
+#[derive(Debug)]
+pub struct Raw {
+    /// The canonical URL without its query (`host/path`).
+    pub url: String,
+    /// The request's query, when it carries `CMCD=`.
+    pub query: Option<String>,
+    /// The `CMCD-*` fields, name and value.
+    pub fields: Vec<(String, Vec<u8>)>,
+    /// When it was seen.
+    pub at: Instant,
+}
+
+/// The serving side: offer samples without waiting.
+pub struct Qoe {
+    tx: mpsc::Sender<Raw>,
+    metrics: Arc<Metrics>,
+}
+
+impl Qoe {
+    /// A queue and its reader's end.
+    pub fn new(metrics: Arc<Metrics>) -> (Qoe, mpsc::Receiver<Raw>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Qoe { tx, metrics }, rx)
+    }
+
+    /// Offer one sample; a full queue drops it (counted).
+    pub fn offer(&self, raw: Raw) {
+        if self.tx.try_send(raw).is_err() {
+            self.metrics.qoe("dropped").inc();
+        }
+    }
+
+    /// Offer the telemetry of an HTTP/1 head the gate judged (`head` is its bytes, `url` its
+    /// canonical URL).
+    pub fn offer_head(&self, head: &[u8], url: &str) {
+        let mut fields = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut fields);
+        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+            return;
+        }
+        let query = req
+            .path
+            .and_then(|p| p.split_once('?'))
+            .map(|(_, q)| q)
+            .filter(|q| q.contains("CMCD="))
+            .map(str::to_string);
+        let fields = req
+            .headers
+            .iter()
+            .filter(|h| eddy_streaming::cmcd::is_cmcd_header(h.name))
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
+            .collect();
+        self.offer(Raw {
+            url: without_query(url).to_string(),
+            query,
+            fields,
+            at: Instant::now(),
+        });
+    }
+}
+
+/// `host/path` of a canonical `host/path?query`.
+pub fn without_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(u, _)| u)
+}
+
+/// The sample a request's telemetry makes; `None` without CMCD.
+pub fn sample(raw: &Raw, since: Instant) -> Result<Option<QoeSample>, String> {
+    let from_query = match &raw.query {
+        Some(q) => Cmcd::from_query(q).map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let from_fields = Cmcd::from_headers(raw.fields.iter().map(|(n, v)| (n.as_str(), &v[..])))
+        .map_err(|e| e.to_string())?;
+    let Some(c) = from_query.or(from_fields) else {
+        return Ok(None);
+    };
+    Ok(Some(QoeSample {
+        url: raw.url.clone(),
+        at_ms: u32::try_from(raw.at.saturating_duration_since(since).as_millis())
+            .unwrap_or(u32::MAX),
+        sid: c.sid,
+        cid: c.cid,
+        ot: c.ot.map(|o| o.token().to_string()),
+        br: c.br,
+        tb: c.tb,
+        mtp: c.mtp,
+        bl: c.bl,
+        d: c.d,
+        bs: c.bs,
+        su: c.su,
+        live: matches!(c.st, Some(StreamType::Live | StreamType::LowLatency)),
+        e: c.e.as_ref().map(|e| e.token().to_string()),
+        sta: c.sta.map(|s| s.token().to_string()),
+    }))
+}
+
+/// Read samples from `rx` and publish them on `bus`, a window at a time, until `shutdown`.
+pub async fn run(
+    mut rx: mpsc::Receiver<Raw>,
+    bus: Arc<dyn eddy_bus::Bus>,
+    metrics: Arc<Metrics>,
+    edge: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut batch: Vec<QoeSample> = Vec::new();
+    let mut dropped = 0u64;
+    let mut since = Instant::now();
+    let mut since_wall = SystemTime::now();
+    let mut tick = tokio::time::interval(WINDOW);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_log = Instant::now() - Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            raw = rx.recv() => {
+                let Some(raw) = raw else { break };
+                match sample(&raw, since) {
+                    Ok(Some(s)) if batch.len() < MAX_BATCH => batch.push(s),
+                    Ok(Some(_)) => {
+                        dropped += 1;
+                        metrics.qoe("dropped").inc();
+                    }
+                    Ok(None) => {}
+                    Err(why) => {
+                        metrics.qoe("malformed").inc();
+                        if last_log.elapsed() >= Duration::from_secs(1) {
+                            last_log = Instant::now();
+                            tracing::info!(url = %raw.url, reason = %why, "ignored malformed CMCD");
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if batch.is_empty() && dropped == 0 {
+                    continue;
+                }
+                let samples = std::mem::take(&mut batch);
+                let n = samples.len() as u64;
+                let event = Event::QoeSamples(QoeSamples {
+                    edge: edge.clone(),
+                    since_ms: since_wall
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                    samples,
+                    dropped,
+                });
+                dropped = 0;
+                since = Instant::now();
+                since_wall = SystemTime::now();
+                let cloud = event.to_cloud(eddy_control::event_id(), format!("/eddy/edge/{edge}"));
+                let publish = bus.publish(
+                    eddy_control::QOE_TOPIC,
+                    &edge,
+                    bytes::Bytes::from(cloud.encode()),
+                );
+                match tokio::time::timeout(WINDOW, publish).await {
+                    Ok(Ok(_)) => {
+                        metrics.qoe("sampled").inc_by(n);
+                    }
+                    failed => {
+                        metrics.qoe("dropped").inc_by(n);
+                        if last_log.elapsed() >= Duration::from_secs(1) {
+                            last_log = Instant::now();
+                            let why = match failed {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => format!("no answer within {WINDOW:?}"),
+                            };
+                            tracing::warn!(%why, samples = n, "could not publish QoE samples; dropped them");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!("QoE sampling stopped: the edge is shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn raw(query: Option<&str>, fields: &[(&str, &str)]) -> Raw {
+        Raw {
+            url: "v.test/v/seg_1.m4s".into(),
+            query: query.map(str::to_string),
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn queries_and_fields_make_samples() {
+        let t0 = Instant::now();
+        let s = sample(
+            &raw(
+                Some("CMCD=bl%3D600%2Cbr%3D2306%2Cbs%2Ccid%3D%22show%22%2Cmtp%3D4500%2Cot%3Dav%2Csid%3D%226e2f%22%2Cst%3Dl%2Csu"),
+                &[],
+            ),
+            t0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.sid.as_deref(), Some("6e2f"));
+        assert_eq!(s.cid.as_deref(), Some("show"));
+        assert_eq!((s.bl, s.br, s.mtp), (Some(600), Some(2306), Some(4500)));
+        assert!(s.bs && s.su && s.live);
+        assert_eq!(s.ot.as_deref(), Some("av"));
+        let h = sample(
+            &raw(
+                None,
+                &[
+                    ("CMCD-Request", "bl=(6000),mtp=(43200),sn=5,sta=p"),
+                    ("cmcd-object", "br=(2306),d=2000,ot=av"),
+                ],
+            ),
+            t0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.bl, h.br, h.d), (Some(6000), Some(2306), Some(2000)));
+        assert_eq!(h.sta.as_deref(), Some("p"));
+        assert_eq!(sample(&raw(None, &[]), t0), Ok(None));
+        assert!(sample(&raw(Some("CMCD=bl%3D-1"), &[]), t0).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! Issue 12, CMCD → QoE: every CMCD-carrying request (query or `CMCD-*` fields, fast path or
+//! full proxy) becomes a QoE sample on the bus, at most one event per edge per second; malformed
+//! CMCD is counted and never changes what the player receives.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::raw::{RawConn, get};
+use common::{embedded_bus, node_overrides, start_with};
+use eddy_events::Event;
+use eddy_testkit::origin::{Reply, Seen};
+
+fn cmcd(i: usize) -> String {
+    format!(
+        "CMCD=bl%3D{}%2Cbr%3D2306%2Ccid%3D%22show%22%2Cmtp%3D4500%2Cot%3Dav%2Csid%3D%22s{}%22%2Cst%3Dv",
+        i * 100,
+        i % 3
+    )
+}
+
+#[test]
+fn cmcd_requests_become_samples_on_the_bus_once_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let mut rig = start_with(
+        |s: &Seen| {
+            Reply::ok(format!("{} {}", s.path, "x".repeat(500)))
+                .header("cache-control", "max-age=60")
+        },
+        |_| {},
+        "",
+    );
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some("qoe-edge"));
+    rig.start_edge_with_bus(&o, "", Some(bus.clone()));
+
+    let started = Instant::now();
+    let mut c = RawConn::open(rig.listen);
+    // Query mode: a miss, then fast-path hits.
+    for i in 0..30 {
+        c.send(&get(&format!("/v/seg_1.m4s?{}", cmcd(i)), "v.test"));
+        assert_eq!(c.read(false).unwrap().status, 200);
+    }
+    // Header mode (the full proxy: the fields are not in the key, the path is).
+    c.send(
+        b"GET /v/seg_2.m4s HTTP/1.1\r\nHost: v.test\r\nCMCD-Request: bl=2100,su\r\nCMCD-Session: sid=\"h1\",cid=\"show\"\r\nCMCD-Status: bs\r\n\r\n",
+    );
+    assert_eq!(c.read(false).unwrap().status, 200);
+    // Malformed CMCD: the same answer as without it.
+    c.send(&get("/v/seg_1.m4s?CMCD=bl%3D-5%2Cbr%3Dx", "v.test"));
+    let r = c.read(false).unwrap();
+    assert_eq!((r.status, r.h("x-cache")), (200, Some("HIT")));
+    // A request without CMCD is no sample.
+    c.send(&get("/v/seg_1.m4s", "v.test"));
+    assert_eq!(c.read(false).unwrap().status, 200);
+
+    let (events, samples) = rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(eddy_control::QOE_TOPIC, "t", eddy_bus::StartFrom::Earliest)
+            .await
+            .unwrap();
+        let mut events = Vec::new();
+        let mut samples = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while samples.len() < 31 {
+            let rec = tokio::time::timeout_at(deadline, sub.next())
+                .await
+                .expect("31 samples within 10 s")
+                .unwrap();
+            let (cloud, ev) = Event::decode(&rec.payload).unwrap();
+            let Event::QoeSamples(q) = ev else {
+                panic!("{ev:?}")
+            };
+            assert_eq!(q.edge, "qoe-edge");
+            assert_eq!(cloud.ty, "dev.eddy.qoe.samples.v1");
+            samples.extend(q.samples);
+            events.push(Instant::now());
+        }
+        (events, samples)
+    });
+    let took = started.elapsed();
+    // At most one event per second (plus the first window).
+    assert!(
+        events.len() as f64 <= took.as_secs_f64() + 1.0,
+        "{} events in {took:?}",
+        events.len()
+    );
+    assert_eq!(samples.len(), 31, "{samples:?}");
+    let q: Vec<_> = samples
+        .iter()
+        .filter(|s| s.url == "v.test/v/seg_1.m4s")
+        .collect();
+    assert_eq!(q.len(), 30);
+    assert!(
+        q.iter()
+            .all(|s| s.br == Some(2306) && s.cid.as_deref() == Some("show"))
+    );
+    assert_eq!(q[7].bl, Some(700));
+    let h = samples
+        .iter()
+        .find(|s| s.url == "v.test/v/seg_2.m4s")
+        .unwrap();
+    assert_eq!(
+        (h.sid.as_deref(), h.bl, h.bs, h.su),
+        (Some("h1"), Some(2100), true, true)
+    );
+    assert_eq!(rig.metric("eddy_qoe_samples_total{what=\"malformed\"}"), 1);
+    assert_eq!(
+        rig.metric_becomes("eddy_qoe_samples_total{what=\"sampled\"}", 31),
+        31
+    );
+    assert_eq!(rig.metric("eddy_qoe_samples_total{what=\"dropped\"}"), 0);
+}
