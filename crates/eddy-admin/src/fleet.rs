@@ -150,6 +150,9 @@ pub struct Snapshot {
     /// Fleet requests/s, one point per push (500 ms), oldest first, at most [`MAX_HISTORY`].
     #[serde(default)]
     pub history: Vec<f64>,
+    /// Live QoE from player telemetry, per title and per edge.
+    #[serde(default)]
+    pub qoe: crate::qoe::QoeView,
 }
 
 /// Points of request-rate history kept (two minutes at one per 500 ms).
@@ -165,6 +168,9 @@ pub struct Fleet {
     latencies: VecDeque<f64>,
     purge: PurgeView,
     events: u64,
+    qoe: crate::qoe::QoeBoard,
+    /// Reports that arrived before their request (the two come on different topics), by request.
+    early: HashMap<String, Vec<SystemTime>>,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -206,6 +212,7 @@ impl Fleet {
                 });
                 self.spikes.truncate(MAX_SPIKES);
             }
+            Event::QoeSamples(q) => self.qoe.apply(q, sent),
             Event::PurgeRequested(_) => {
                 self.purge.requested += 1;
                 if self.pending.len() >= MAX_PENDING_PURGES {
@@ -215,19 +222,38 @@ impl Fleet {
                 if self.pending.len() < MAX_PENDING_PURGES {
                     self.pending.insert(id.to_string(), sent);
                 }
+                for at in self.early.remove(id).unwrap_or_default() {
+                    self.latency(sent, at);
+                }
             }
             Event::PurgeApplied(a) => {
                 self.purge.applied += 1;
-                if let Some(t) = self.pending.get(&a.request_id) {
-                    let ms = sent.duration_since(*t).unwrap_or_default().as_secs_f64() * 1000.0;
-                    self.purge.last_ms = Some(ms);
-                    self.latencies.push_back(ms);
-                    if self.latencies.len() > MAX_LATENCIES {
-                        self.latencies.pop_front();
+                if let Some(t) = self.pending.get(&a.request_id).copied() {
+                    self.latency(t, sent);
+                } else if self.early.len() < MAX_PENDING_PURGES
+                    || self.early.contains_key(&a.request_id)
+                {
+                    let v = self.early.entry(a.request_id.clone()).or_default();
+                    if v.len() < MAX_NODES {
+                        v.push(sent);
                     }
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A purge applied at `applied` that was requested at `requested`.
+    fn latency(&mut self, requested: SystemTime, applied: SystemTime) {
+        let ms = applied
+            .duration_since(requested)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0;
+        self.purge.last_ms = Some(ms);
+        self.latencies.push_back(ms);
+        if self.latencies.len() > MAX_LATENCIES {
+            self.latencies.pop_front();
         }
     }
 
@@ -341,6 +367,7 @@ impl Fleet {
                 ..self.purge.clone()
             },
             history: Vec::new(),
+            qoe: self.qoe.snapshot(now),
         }
     }
 }
@@ -428,6 +455,31 @@ mod tests {
             (p.last_ms, p.p50_ms, p.p99_ms),
             (Some(40.0), Some(4.0), Some(40.0))
         );
+    }
+
+    #[test]
+    fn a_report_that_arrives_before_its_request_still_counts() {
+        // Requests and reports come on two topics: their order is not guaranteed.
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut f = Fleet::new();
+        f.apply(
+            "x",
+            &Event::PurgeApplied(PurgeApplied {
+                edge: "edge-1".into(),
+                request_id: "req-1".into(),
+                objects: 1,
+            }),
+            t0 + Duration::from_millis(3),
+        );
+        f.apply(
+            "req-1",
+            &Event::PurgeRequested(PurgeRequested {
+                target: PurgeTarget::Url("h/a".into()),
+                soft: false,
+            }),
+            t0,
+        );
+        assert_eq!(f.snapshot(t0).purge.p99_ms, Some(3.0));
     }
 
     #[test]

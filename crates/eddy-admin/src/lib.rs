@@ -10,8 +10,10 @@
 //!   `/metrics`.
 //! - [`fleet`] — the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
 //!   pure and bounded.
+//! - [`qoe`] — live QoE per title and per edge, folded from the edges' CMCD samples.
 //! - [`Dashboard::start`] — subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
-//!   to `edge.health`, `origin.health`, `traffic.spike`, `purge.requested` and `purge.applied`,
+//!   to `edge.health`, `origin.health`, `traffic.spike`, `purge.requested`, `purge.applied` and
+//!   `qoe.samples`,
 //!   and serves on its own thread until [`Dashboard::stop`]:
 //!   - `GET /`: the dashboard page (no build step, no external assets);
 //!   - `GET /events`: server-sent events, one `snapshot` every 500 ms to every open page;
@@ -25,6 +27,7 @@
 
 pub mod control;
 pub mod fleet;
+pub mod qoe;
 pub mod serve;
 
 use axum::extract::State;
@@ -50,7 +53,8 @@ use tokio::sync::watch;
 const PAGE: &str = include_str!("dashboard.html");
 
 /// The topics the dashboard follows.
-pub const TOPICS: [&str; 5] = [
+pub const TOPICS: [&str; 6] = [
+    eddy_control::QOE_TOPIC,
     eddy_control::EDGE_HEALTH_TOPIC,
     eddy_control::ORIGIN_HEALTH_TOPIC,
     eddy_control::TRAFFIC_SPIKE_TOPIC,
@@ -85,6 +89,7 @@ struct Shared {
     registry: Registry,
     events: Counter,
     pages: Gauge,
+    qoe: qoe::QoeMetrics,
     /// Turns true at shutdown: open event streams end, so the server can stop.
     stop: watch::Receiver<bool>,
 }
@@ -125,6 +130,7 @@ impl Dashboard {
         registry.register("events", "Events folded into the view", events.clone());
         let pages = Gauge::default();
         registry.register("pages", "Open dashboard pages (SSE streams)", pages.clone());
+        let qoe = qoe::QoeMetrics::register(&mut registry);
         let (snapshot, _) = watch::channel(Arc::new(String::from("{}")));
         let shared = Arc::new(Shared {
             fleet: Mutex::new(Fleet::new()),
@@ -133,6 +139,7 @@ impl Dashboard {
             registry,
             events,
             pages,
+            qoe,
             stop: bound.stop_signal(),
         });
         let mut feeds = Vec::new();
@@ -180,6 +187,9 @@ fn snapshot_json(shared: &Shared, record: bool) -> String {
             }
         }
         s.history = h.iter().copied().collect();
+    }
+    if record {
+        shared.qoe.set(&s.qoe);
     }
     serde_json::to_string(&s).unwrap_or_else(|_| "{}".into())
 }

@@ -60,7 +60,18 @@ fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
                 let client = reqwest::Client::new();
                 let mut i = 0usize;
                 while !stop.load(Ordering::Relaxed) {
-                    let url = format!("{}/obj/{}", targets[i % targets.len()], i % 20);
+                    // Half of them carry a player's CMCD: two sessions of one title, one on each edge.
+                    let url = if i.is_multiple_of(2) {
+                        format!(
+                            "{}/obj/{}?CMCD=bl%3D{}%2Cbr%3D1200%2Ccid%3D%22show%22%2Cot%3Dav%2Csid%3D%22s{}%22",
+                            targets[(i / 2) % targets.len()],
+                            i % 20,
+                            1000 + i % 7,
+                            i % 4
+                        )
+                    } else {
+                        format!("{}/obj/{}", targets[i % targets.len()], i % 20)
+                    };
                     if let Ok(r) = client.get(&url).send().await {
                         let _ = r.bytes().await;
                         sent.fetch_add(1, Ordering::Relaxed);
@@ -94,6 +105,38 @@ fn the_dashboard_shows_the_fleet_live_in_a_real_browser() {
         }),
         "the status API never showed two edges with traffic: {}",
         status()
+    );
+    // The players' telemetry, folded from both edges' QoE samples.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let s = status();
+            s["qoe"]["titles"][0]["name"] == "show"
+                && s["qoe"]["titles"][0]["sessions"] == 2
+                && s["qoe"]["titles"][0]["bitrate_kbps"] == 1200.0
+                && s["qoe"]["edges"].as_array().map_or(0, Vec::len) == 2
+        }),
+        "the status API never showed the title's QoE: {}",
+        status()
+    );
+    // /metrics shows the same (set at each snapshot, every 500 ms).
+    let metrics = || {
+        rt.block_on(async {
+            client
+                .get(format!("http://{}/metrics", dash.addr()))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || metrics().contains(
+            "eddy_dashboard_qoe_sessions{scope=\"title\",name=\"show\"} 2"
+        )),
+        "{}",
+        metrics()
     );
     // One purge through an edge's admin API: it goes over the bus to both edges.
     let purge = rt.block_on(async {
