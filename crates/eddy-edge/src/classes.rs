@@ -27,11 +27,12 @@ pub(crate) fn path_and_query(url: &str) -> (&str, &str) {
     path.split_once('?').unwrap_or((path, ""))
 }
 
-/// Whether a query carries the blocking-reload directive `_HLS_msn`.
+/// Whether a query carries the blocking-reload directive `_HLS_msn` (read as `crate::llhls`
+/// reads it; a request whose directives do not read was refused before it got here).
 fn blocking(query: &str) -> bool {
-    query
-        .split('&')
-        .any(|p| p.split('=').next() == Some("_HLS_msn"))
+    query.contains("_HLS_msn")
+        && eddy_streaming::hls::directives::Directives::from_query(query)
+            .is_ok_and(|d| d.blocking())
 }
 
 /// What the head of a `status` response to the canonical `url` says of its class.

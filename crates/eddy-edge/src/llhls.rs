@@ -71,7 +71,10 @@ pub struct Streams {
 /// What to do with a playlist request.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Go on to the cache and the origin.
+    /// No blocking directive: an ordinary request.
+    Ordinary,
+    /// A blocking request to go on to the cache and the origin now (the part is announced, or
+    /// the stream is unknown); what follows is bounded by the hold.
     Go,
     /// Refuse with 400 and this reason.
     Refuse(String),
@@ -141,15 +144,15 @@ impl Streams {
 
     /// The verdict on a request for `path` (canonical) with query `query`.
     pub fn judge(&self, path: &str, query: &str) -> Verdict {
-        if !query.contains("_HLS_") {
-            return Verdict::Go;
+        if !query.contains("_HLS_msn") && !query.contains("_HLS_part") {
+            return Verdict::Ordinary;
         }
         let d = match Directives::from_query(query) {
             Ok(d) => d,
             Err(e) => return Verdict::Refuse(format!("LL-HLS delivery directive: {e}")),
         };
         let Some(msn) = d.msn else {
-            return Verdict::Go;
+            return Verdict::Ordinary;
         };
         let g = self.streams.lock();
         let Some(s) = g.get(path).filter(|s| s.updated.elapsed() < STALE_AFTER) else {
@@ -311,9 +314,11 @@ mod tests {
     fn judging_holds_refuses_and_passes() {
         let s = Streams::default();
         let p = "/live/0/live.m3u8";
-        // Unknown stream, no directives: go.
+        // Unknown stream: go; no directives: an ordinary request.
         assert!(matches!(s.judge(p, "_HLS_msn=9"), Verdict::Go));
-        assert!(matches!(s.judge(p, ""), Verdict::Go));
+        assert!(matches!(s.judge(p, ""), Verdict::Ordinary));
+        assert!(matches!(s.judge(p, "_HLS_skip=YES"), Verdict::Ordinary));
+        assert!(matches!(s.judge(p, "_HLS_msnx=3"), Verdict::Ordinary));
         assert!(matches!(s.judge(p, "_HLS_part=1"), Verdict::Refuse(_)));
         assert!(matches!(s.judge(p, "_HLS_msn=x"), Verdict::Refuse(_)));
         s.announce(p, pos(10, 2));

@@ -259,6 +259,23 @@ async fn respond_with(
         .await
 }
 
+/// `503` with `Retry-After: 1` and `why` as a JSON error, for `fail_to_proxy`.
+async fn retry_shortly(session: &mut Session, why: &str, reuse: bool) -> FailToProxy {
+    let body = serde_json::json!({ "error": why }).to_string() + "\n";
+    let _ = respond_with(
+        session,
+        503,
+        body,
+        "application/json",
+        &[("retry-after", "1".into())],
+    )
+    .await;
+    FailToProxy {
+        error_code: 503,
+        can_reuse_downstream: reuse,
+    }
+}
+
 /// Rewrite a block-relative `Content-Range` to absolute offsets in the whole object.
 fn slice_content_range(resp: &mut ResponseHeader, s: &Slice, total: u64) -> Result<()> {
     match resp.status.as_u16() {
@@ -319,12 +336,10 @@ impl EdgeProxy {
             return Ok(false);
         };
         let (path, query) = crate::classes::path_and_query(url);
-        if !query.contains("_HLS_msn") && !query.contains("_HLS_part") {
-            return Ok(false);
-        }
         let bound = self.state.config.streaming.hold;
         let metrics = &self.state.metrics;
         match self.state.streams.judge(path, query) {
+            crate::llhls::Verdict::Ordinary => return Ok(false),
             crate::llhls::Verdict::Go => {}
             crate::llhls::Verdict::Refuse(why) => {
                 ctx.outcome = Outcome::Rejected;
@@ -526,25 +541,11 @@ impl ProxyHttp for EdgeProxy {
             && let (Some(q), Some(url)) = (&self.state.qoe, &ctx.url)
         {
             let req = session.req_header();
-            let query = req
-                .uri
-                .query()
-                .filter(|q| q.contains("CMCD="))
-                .map(str::to_string);
-            let fields: Vec<_> = req
-                .headers
-                .iter()
-                .filter(|(n, _)| eddy_streaming::cmcd::is_cmcd_header(n.as_str()))
-                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-                .collect();
-            if query.is_some() || !fields.is_empty() {
-                q.offer(crate::qoe::Raw {
-                    url: crate::qoe::without_query(url).to_string(),
-                    query,
-                    fields,
-                    at: Instant::now(),
-                });
-            }
+            q.offer_parts(
+                url,
+                req.uri.query(),
+                req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+            );
         }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
@@ -1099,19 +1100,12 @@ impl ProxyHttp for EdgeProxy {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         ctx.outcome = Outcome::Error;
         if ctx.origin_limited {
-            let body = "{\"error\":\"the origin is protected by a fetch limit; retry shortly\"}\n";
-            let _ = respond_with(
+            return retry_shortly(
                 session,
-                503,
-                body.into(),
-                "application/json",
-                &[("retry-after", "1".into())],
+                "the origin is protected by a fetch limit; retry shortly",
+                true,
             )
             .await;
-            return FailToProxy {
-                error_code: 503,
-                can_reuse_downstream: true,
-            };
         }
         if ctx.hold_until.is_some()
             && matches!(e.etype(), ErrorType::ReadTimedout)
@@ -1119,19 +1113,12 @@ impl ProxyHttp for EdgeProxy {
         {
             // LL-HLS: the part did not come within the hold bound.
             self.state.metrics.llhls("timeout").inc();
-            let body = "{\"error\":\"the part asked for did not appear within the hold bound (streaming.hold); retry\"}\n";
-            let _ = respond_with(
+            return retry_shortly(
                 session,
-                503,
-                body.into(),
-                "application/json",
-                &[("retry-after", "1".into())],
+                "the part asked for did not appear within the hold bound (streaming.hold); retry",
+                false,
             )
             .await;
-            return FailToProxy {
-                error_code: 503,
-                can_reuse_downstream: false,
-            };
         }
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,

@@ -69,18 +69,26 @@ impl Qoe {
         if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
             return;
         }
-        let query = req
-            .path
-            .and_then(|p| p.split_once('?'))
-            .map(|(_, q)| q)
-            .filter(|q| q.contains("CMCD="))
-            .map(str::to_string);
-        let fields = req
-            .headers
-            .iter()
-            .filter(|h| eddy_streaming::cmcd::is_cmcd_header(h.name))
-            .map(|h| (h.name.to_string(), h.value.to_vec()))
+        let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
+        self.offer_parts(url, query, req.headers.iter().map(|h| (h.name, h.value)));
+    }
+
+    /// Offer the telemetry of a request with canonical URL `url`, raw query `query` and header
+    /// fields `fields`, when it carries any (the gate for HTTP/1, the proxy for HTTP/2).
+    pub fn offer_parts<'a>(
+        &self,
+        url: &str,
+        query: Option<&str>,
+        fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) {
+        let query = query.filter(|q| q.contains("CMCD=")).map(str::to_string);
+        let fields: Vec<_> = fields
+            .filter(|(n, _)| eddy_streaming::cmcd::is_cmcd_header(n))
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
             .collect();
+        if query.is_none() && fields.is_empty() {
+            return;
+        }
         self.offer(Raw {
             url: without_query(url).to_string(),
             query,
