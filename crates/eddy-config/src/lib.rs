@@ -47,7 +47,7 @@ pub use edge::{EdgeConfig, EdgeFile, Origin, Role, parse_origin};
 pub use router::{RouterConfig, RouterFile, load_router};
 pub use site::{SiteConfig, SiteFile};
 pub use spike::{SpikeFile, SpikeSettings};
-pub use streaming::{StreamingFile, StreamingSettings};
+pub use streaming::{PrefetchBudget, StreamingFile, StreamingSettings};
 pub use topology::{check_topology, file_role};
 
 /// A configuration problem: which file, which key, what is wrong and what is allowed.

@@ -32,6 +32,14 @@ pub struct StreamingFile {
     /// before it answers 503 with `Retry-After`, such as "6s" (default 6 s, three 2 s target
     /// durations; 100ms to 60s).
     pub hold: Option<String>,
+    /// Fetch the object a player says it asks for next (CMCD `nor`/`nrr`) into the cache before
+    /// it asks (default true).
+    pub prefetch: Option<bool>,
+    /// Prefetches this edge starts per second, at most (default 50; 1 to 10000). Offers beyond
+    /// it are refused and counted.
+    pub prefetch_rate: Option<u32>,
+    /// Prefetches in flight at once, at most (default 8; 1 to 1024).
+    pub prefetch_inflight: Option<u32>,
 }
 
 /// Validated `[streaming]`.
@@ -43,6 +51,26 @@ pub struct StreamingSettings {
     pub ttl: BTreeMap<Class, Duration>,
     /// The LL-HLS hold bound.
     pub hold: Duration,
+    /// Next-object prefetch and its budget; `None` when off.
+    pub prefetch: Option<PrefetchBudget>,
+}
+
+/// How much an edge may prefetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefetchBudget {
+    /// Prefetches started per second, at most.
+    pub per_second: u32,
+    /// Prefetches in flight at once, at most.
+    pub inflight: u32,
+}
+
+impl Default for PrefetchBudget {
+    fn default() -> Self {
+        PrefetchBudget {
+            per_second: 50,
+            inflight: 8,
+        }
+    }
 }
 
 impl Default for StreamingSettings {
@@ -54,6 +82,7 @@ impl Default for StreamingSettings {
                 .map(|c| (c, default_ttl(c)))
                 .collect(),
             hold: Duration::from_secs(6),
+            prefetch: Some(PrefetchBudget::default()),
         }
     }
 }
@@ -129,6 +158,34 @@ pub(crate) fn streaming_settings(
             }
         };
     }
+    let mut budget = PrefetchBudget::default();
+    for (key, value, range, slot) in [
+        (
+            "streaming.prefetch_rate",
+            f.prefetch_rate,
+            1..=10_000,
+            &mut budget.per_second,
+        ),
+        (
+            "streaming.prefetch_inflight",
+            f.prefetch_inflight,
+            1..=1024,
+            &mut budget.inflight,
+        ),
+    ] {
+        if let Some(v) = value {
+            if !range.contains(&v) {
+                return Err(invalid(
+                    name,
+                    key,
+                    &v.to_string(),
+                    &format!("a number from {} to {}", range.start(), range.end()),
+                ));
+            }
+            *slot = v;
+        }
+    }
+    s.prefetch = f.prefetch.unwrap_or(true).then_some(budget);
     Ok(s)
 }
 
@@ -149,6 +206,27 @@ mod tests {
         assert_eq!(s.ttl_of(Class::LowLatencyPlaylist), Duration::ZERO);
         assert_eq!(s.hold, Duration::from_secs(2));
         assert!(s.ttl_classes);
+        assert_eq!(s.prefetch, Some(PrefetchBudget::default()));
+        let file: crate::File = crate::parse(
+            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_rate = 5\nprefetch_inflight = 2\n",
+            Path::new("t.toml"),
+        )?;
+        let s = streaming_settings(Path::new("t.toml"), file.streaming)?;
+        assert_eq!(
+            s.prefetch,
+            Some(PrefetchBudget {
+                per_second: 5,
+                inflight: 2
+            })
+        );
+        let file: crate::File = crate::parse(
+            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch = false\n",
+            Path::new("t.toml"),
+        )?;
+        assert_eq!(
+            streaming_settings(Path::new("t.toml"), file.streaming)?.prefetch,
+            None
+        );
         Ok(())
     }
 
@@ -166,6 +244,14 @@ mod tests {
             (
                 "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nhold = \"5m\"",
                 "streaming.hold",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_rate = 0",
+                "streaming.prefetch_rate",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_inflight = 5000",
+                "streaming.prefetch_inflight",
             ),
         ]);
     }

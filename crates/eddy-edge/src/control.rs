@@ -49,35 +49,9 @@ impl EdgeControl for EdgeHandle {
             edge: self.0.config.edge.id.clone(),
             detail: format!("prefetch of {url}: {detail}"),
         };
-        let (host, path) = match url.find('/') {
-            Some(i) => (&url[..i], &url[i..]),
-            None => (url, "/"),
-        };
-        // Through this edge's own proxy port, so the object is cached by the normal rules.
-        let mut addr = self.0.config.edge.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        let host_ip = addr.ip().to_string();
-        match crate::client::get(
-            &host_ip,
-            addr.port(),
-            host,
-            path,
-            &[("eddy-prefetch", "1")],
-            PREFETCH_TIMEOUT,
-        )
-        .await
-        {
+        match crate::prefetch::self_get(&self.0, url, &[(crate::prefetch::HEADER, "1")]).await {
             Ok(status) => Ok(status.is_success()),
             Err(e) => Err(edge_err(e)),
         }
     }
 }
-
-/// Longest a prefetch may take before it is abandoned.
-const PREFETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

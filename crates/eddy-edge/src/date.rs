@@ -12,6 +12,9 @@
 //! back in place of the stamped one. Both are IMF-fixdates of 29 bytes (the proxy converts other
 //! forms), so the head keeps its length and nothing else in it moves.
 //!
+//! The wrapper also carries what the gate alone knew of the request: whether it carried player
+//! telemetry ([`telemetry`]) before its canonical target dropped the `CMCD` parameter.
+//!
 //! HTTP/2 heads are HPACK-encoded inside pingora and cannot be corrected this way: an HTTP/2
 //! response carries pingora's `Date`.
 
@@ -41,6 +44,9 @@ pub struct KeepDate {
     /// A rewritten head accepted from pingora and not yet all passed on.
     pending: Vec<u8>,
     sent: usize,
+    /// The gate saw player telemetry (CMCD) in the request as the client sent it, before the
+    /// canonical target dropped the `CMCD` parameter.
+    telemetry: bool,
 }
 
 impl KeepDate {
@@ -51,7 +57,14 @@ impl KeepDate {
             date: Mutex::new(None),
             pending: Vec::new(),
             sent: 0,
+            telemetry: false,
         }
+    }
+
+    /// Mark the request as carrying player telemetry (see [`telemetry`]).
+    pub fn with_telemetry(mut self, telemetry: bool) -> KeepDate {
+        self.telemetry = telemetry;
+        self
     }
 
     /// The connection, after the request.
@@ -85,6 +98,14 @@ pub fn keep(stream: Option<&Stream>, date: &str) -> bool {
     };
     *kd.date.lock() = Some(fixed);
     true
+}
+
+/// Whether the gate saw player telemetry in the request on `stream` (HTTP/1 only; `false` for
+/// any other stream).
+pub fn telemetry(stream: Option<&Stream>) -> bool {
+    stream
+        .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
+        .is_some_and(|kd| kd.telemetry)
 }
 
 /// An HTTP-date in IMF-fixdate form, from any form RFC 9110 §5.6.7 allows.

@@ -196,7 +196,11 @@ impl FastHits {
         }
         scratch.extend_from_slice(b"\r\nx-cache: HIT\r\ncache-status: Eddy; hit; ttl=");
         scratch.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
-        scratch.extend_from_slice(b"\r\nConnection: keep-alive\r\n\r\n");
+        scratch.extend_from_slice(b"\r\n");
+        if let (true, Some(hop)) = (req.telemetry, &st.cmsd) {
+            scratch.extend_from_slice(hop.line());
+        }
+        scratch.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
         if let Some(w) = &st.spikes {
             w.observe(url, &st.metrics);
         }

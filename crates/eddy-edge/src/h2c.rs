@@ -235,7 +235,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                 None => l4.rewind(&buf[..end]),
             }
             buf.drain(..end);
-            let mut session = ServerSession::new_http1(Box::new(KeepDate::new(l4)));
+            let mut session =
+                ServerSession::new_http1(Box::new(KeepDate::new(l4).with_telemetry(req.telemetry)));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
                 None if *shutdown.borrow() => session.set_keepalive(None),

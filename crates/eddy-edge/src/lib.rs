@@ -24,6 +24,7 @@
 pub mod admin;
 mod classes;
 pub mod client;
+pub mod cmsd;
 pub mod conn;
 pub mod control;
 pub mod date;
@@ -33,6 +34,7 @@ pub mod h2c;
 pub mod health;
 pub mod llhls;
 pub mod metrics;
+pub mod prefetch;
 pub mod proxy;
 pub mod qoe;
 pub mod request;
@@ -239,14 +241,17 @@ impl Edge {
             tracing::warn!(admin = %admin_addr, "the admin API listens on a non-loopback address without a token (--insecure-admin): anyone who reaches it can purge");
         }
         let metrics = Arc::new(metrics::Metrics::new());
-        let (qoe, qoe_rx) = match &bus {
-            Some(_) => {
-                let (q, rx) = qoe::Qoe::new(metrics.clone());
-                (Some(q), Some(rx))
-            }
-            None => (None, None),
+        // Player telemetry is read when there is a bus to publish QoE on, or prefetch to drive.
+        let (qoe, qoe_rx) = if bus.is_some() || config.streaming.prefetch.is_some() {
+            let (q, rx) = qoe::Qoe::new(metrics.clone());
+            (Some(q), Some(rx))
+        } else {
+            (None, None)
         };
+        let cmsd = cmsd::Hop::new(&config.edge.id);
         let state = Arc::new(EdgeState {
+            cmsd,
+            recent_purges: Default::default(),
             config,
             storage,
             lock,
@@ -415,10 +420,15 @@ impl Edge {
                             ));
                         }
                     }
-                    if let (Some(bus), Some(rx)) = (health_state.bus.clone(), qoe_rx) {
+                    if let Some(rx) = qoe_rx {
+                        let prefetch =
+                            health_state.config.streaming.prefetch.map(|budget| {
+                                prefetch::Prefetch::new(health_state.clone(), budget)
+                            });
                         tokio::spawn(qoe::run(
                             rx,
-                            bus,
+                            health_state.bus.clone(),
+                            prefetch,
                             health_state.metrics.clone(),
                             health_state.config.edge.id.clone(),
                             follower_rx.clone(),

@@ -81,11 +81,11 @@ pub struct PurgeLabel {
     pub mode: &'static str,
 }
 
-/// Label: what happened, for the LL-HLS and QoE counters.
+/// Label: what happened, for the LL-HLS, QoE and prefetch counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LlhlsLabel {
     /// LL-HLS: announced, announcement_ignored, held, woken, fallback, refused, timeout. QoE:
-    /// sampled, dropped, malformed.
+    /// sampled, dropped, malformed. Prefetch: fetched, failed, cached, inflight, purged, refused.
     pub what: &'static str,
 }
 
@@ -156,6 +156,10 @@ pub struct Metrics {
     pub llhls: Family<LlhlsLabel, Counter>,
     /// QoE samples from player telemetry, by what became of them.
     pub qoe: Family<LlhlsLabel, Counter>,
+    /// Next objects players named (CMCD `nor`), by what became of them.
+    pub prefetch: Family<LlhlsLabel, Counter>,
+    /// Prefetches in flight now.
+    pub prefetch_inflight: Gauge,
     /// Viewer connections open now (set when rendered).
     pub open_connections: Gauge,
     /// Requests refused by the gate before either path, by status.
@@ -337,6 +341,18 @@ impl Metrics {
             "QoE samples from CMCD-carrying requests: published on the bus (sampled), dropped because the queue, the window or the bus could not take them (dropped), or ignored as malformed CMCD (malformed)",
             qoe.clone(),
         );
+        let prefetch = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "prefetch",
+            "Next objects players named (CMCD nor/nrr): fetched into the cache (fetched), prefetch answered without the object or not at all (failed), not fetched because fresh in memory (cached), already being filled (inflight), hard-purged a moment ago (purged), or over the budget, streaming.prefetch_rate and prefetch_inflight (refused)",
+            prefetch.clone(),
+        );
+        let prefetch_inflight = Gauge::default();
+        registry.register(
+            "prefetch_inflight",
+            "Prefetches in flight now (at most streaming.prefetch_inflight)",
+            prefetch_inflight.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "connections_open",
@@ -448,6 +464,8 @@ impl Metrics {
             closed_connections,
             llhls,
             qoe,
+            prefetch,
+            prefetch_inflight,
             open_connections,
             refused,
             origin_retries,
@@ -495,6 +513,11 @@ impl Metrics {
     /// The QoE sample counter for `what`.
     pub fn qoe(&self, what: &'static str) -> Counter {
         self.qoe.get_or_create(&LlhlsLabel { what }).clone()
+    }
+
+    /// The prefetch counter for `what`.
+    pub fn prefetch(&self, what: &'static str) -> Counter {
+        self.prefetch.get_or_create(&LlhlsLabel { what }).clone()
     }
 
     /// Count a viewer connection the edge closed itself, and why.

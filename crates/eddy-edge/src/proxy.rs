@@ -67,6 +67,10 @@ pub struct EdgeState {
     pub qoe: Option<crate::qoe::Qoe>,
     /// Open viewer connections and their caps.
     pub conns: Arc<crate::conn::ConnLimits>,
+    /// This edge's CMSD-Dynamic member, for responses to requests that carried CMCD.
+    pub cmsd: Option<crate::cmsd::Hop>,
+    /// Hard purges of the last moments: their objects are not prefetched.
+    pub recent_purges: crate::prefetch::RecentPurges,
 }
 
 /// One token bucket for all origin fetches of this edge.
@@ -133,6 +137,9 @@ impl EdgeState {
     /// Apply a purge to this edge's cache and count it. Returns the objects affected now (a
     /// prefix purge reaches disk-only objects when they are next read; they are not counted).
     pub fn purge(&self, purge: &Purge, soft: bool) -> Result<usize, eddy_cache::CacheError> {
+        if !soft {
+            self.recent_purges.record(purge);
+        }
         let n = self.storage.cache().purge(&purge.scope(), soft)?;
         let label = PurgeLabel {
             scope: purge.label(),
@@ -186,6 +193,8 @@ pub struct Ctx {
     /// An LL-HLS blocking request must be answered by then (`streaming.hold`): the origin's
     /// answer is bounded by it, and a request still unanswered gets 503.
     hold_until: Option<Instant>,
+    /// The request carried player telemetry (CMCD): the response gets this hop's CMSD.
+    telemetry: bool,
 }
 
 /// The edge proxy.
@@ -439,6 +448,7 @@ impl ProxyHttp for EdgeProxy {
             retries: 0,
             fresh_conn: false,
             hold_until: None,
+            telemetry: false,
         }
     }
 
@@ -536,16 +546,19 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         ctx.from_edge = session.req_header().headers.contains_key(VIA_HEADER);
-        // HTTP/1 telemetry was taken by the gate, from the head as the player sent it.
-        if session.as_downstream().is_http2()
-            && let (Some(q), Some(url)) = (&self.state.qoe, &ctx.url)
-        {
+        // HTTP/1 telemetry was seen and taken by the gate, from the head as the player sent it.
+        if session.as_downstream().is_http2() {
             let req = session.req_header();
-            q.offer_parts(
-                url,
-                req.uri.query(),
-                req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-            );
+            ctx.telemetry = crate::cmsd::carries_cmcd(req.uri.query(), req.headers.keys());
+            if let (true, Some(q), Some(url)) = (ctx.telemetry, &self.state.qoe, &ctx.url) {
+                q.offer_parts(
+                    url,
+                    req.uri.query(),
+                    req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                );
+            }
+        } else {
+            ctx.telemetry = crate::date::telemetry(session.as_downstream().stream());
         }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
@@ -721,6 +734,17 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<RespCacheable> {
         if ctx.slice_passthrough {
             let reason = "origin did not send the range block";
+            ctx.no_store_reason = Some(reason);
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)));
+        }
+        if !resp.status.is_success()
+            && session
+                .req_header()
+                .headers
+                .contains_key(crate::prefetch::HEADER)
+        {
+            // A live segment asked for a moment before it exists must not be stored as a 404.
+            let reason = "a prefetch got no object";
             ctx.no_store_reason = Some(reason);
             return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)));
         }
@@ -1028,6 +1052,9 @@ impl ProxyHttp for EdgeProxy {
         }
         resp.insert_header("x-cache", outcome.as_str())?;
         resp.insert_header("cache-status", cache_status)?;
+        if let (true, Some(hop)) = (ctx.telemetry, &self.state.cmsd) {
+            resp.append_header("cmsd-dynamic", hop.value().clone())?;
+        }
 
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
         // same-host Location / Content-Location.

@@ -1,13 +1,18 @@
-//! Player telemetry (CMCD) into QoE samples on the bus.
+//! Player telemetry (CMCD): QoE samples on the bus, and next-object prefetch.
 //!
 //! Every request that carries CMCD, in the query (`CMCD=`) or in the four `CMCD-*` fields, is a
 //! QoE sample. The serving path does as little as it can: the gate marks such a request while it
 //! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
 //! queue with `try_send`, never waiting; a full queue drops the sample and counts it. One task
-//! ([`run`]) reads CMCD (strictly, through `eddy_streaming::cmcd`), gathers a window's samples
-//! and publishes them as one `dev.eddy.qoe.samples.v1` event per second at most, on
-//! [`eddy_control::QOE_TOPIC`], keyed by the edge. Malformed CMCD never changes what the player
-//! receives: it is counted and logged at most once a second.
+//! ([`run`]) reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
+//! - with a bus, gathers a window's samples and publishes them as one
+//!   `dev.eddy.qoe.samples.v1` event per second at most, on [`eddy_control::QOE_TOPIC`], keyed
+//!   by the edge;
+//! - with prefetch on, offers the objects the player names next (`nor`) to
+//!   [`crate::prefetch::Prefetch`].
+//!
+//! Malformed CMCD never changes what the player receives: it is counted and logged at most once
+//! a second.
 //!
 //! `eddy_edge_qoe_samples_total{what}` counts: `sampled` (published), `dropped` (queue or window
 //! full, or the bus refused the batch) and `malformed`.
@@ -103,18 +108,25 @@ pub fn without_query(url: &str) -> &str {
     url.split_once('?').map_or(url, |(u, _)| u)
 }
 
-/// The sample a request's telemetry makes; `None` without CMCD.
-pub fn sample(raw: &Raw, since: Instant) -> Result<Option<QoeSample>, String> {
+/// The CMCD of a request's telemetry; `None` without any.
+pub fn read(raw: &Raw) -> Result<Option<Cmcd>, String> {
     let from_query = match &raw.query {
         Some(q) => Cmcd::from_query(q).map_err(|e| e.to_string())?,
         None => None,
     };
     let from_fields = Cmcd::from_headers(raw.fields.iter().map(|(n, v)| (n.as_str(), &v[..])))
         .map_err(|e| e.to_string())?;
-    let Some(c) = from_query.or(from_fields) else {
-        return Ok(None);
-    };
-    Ok(Some(QoeSample {
+    Ok(from_query.or(from_fields))
+}
+
+/// The sample a request's telemetry makes; `None` without CMCD.
+pub fn sample(raw: &Raw, since: Instant) -> Result<Option<QoeSample>, String> {
+    Ok(read(raw)?.map(|c| sample_of(raw, c, since)))
+}
+
+/// The sample of a request `raw` whose CMCD is `c`.
+fn sample_of(raw: &Raw, c: Cmcd, since: Instant) -> QoeSample {
+    QoeSample {
         url: raw.url.clone(),
         at_ms: u32::try_from(raw.at.saturating_duration_since(since).as_millis())
             .unwrap_or(u32::MAX),
@@ -131,13 +143,15 @@ pub fn sample(raw: &Raw, since: Instant) -> Result<Option<QoeSample>, String> {
         live: matches!(c.st, Some(StreamType::Live | StreamType::LowLatency)),
         e: c.e.as_ref().map(|e| e.token().to_string()),
         sta: c.sta.map(|s| s.token().to_string()),
-    }))
+    }
 }
 
-/// Read samples from `rx` and publish them on `bus`, a window at a time, until `shutdown`.
+/// Read telemetry from `rx` until `shutdown`: publish its samples on `bus` a window at a time,
+/// and offer its next objects to `prefetch`.
 pub async fn run(
     mut rx: mpsc::Receiver<Raw>,
-    bus: Arc<dyn eddy_bus::Bus>,
+    bus: Option<Arc<dyn eddy_bus::Bus>>,
+    prefetch: Option<crate::prefetch::Prefetch>,
     metrics: Arc<Metrics>,
     edge: String,
     mut shutdown: watch::Receiver<bool>,
@@ -154,11 +168,19 @@ pub async fn run(
             _ = shutdown.changed() => break,
             raw = rx.recv() => {
                 let Some(raw) = raw else { break };
-                match sample(&raw, since) {
-                    Ok(Some(s)) if batch.len() < MAX_BATCH => batch.push(s),
-                    Ok(Some(_)) => {
-                        dropped += 1;
-                        metrics.qoe("dropped").inc();
+                match read(&raw) {
+                    Ok(Some(c)) => {
+                        if let Some(p) = &prefetch {
+                            p.offer(&raw.url, &c);
+                        }
+                        match (&bus, batch.len() < MAX_BATCH) {
+                            (None, _) => {}
+                            (Some(_), true) => batch.push(sample_of(&raw, c, since)),
+                            (Some(_), false) => {
+                                dropped += 1;
+                                metrics.qoe("dropped").inc();
+                            }
+                        }
                     }
                     Ok(None) => {}
                     Err(why) => {
@@ -171,6 +193,7 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
+                let Some(bus) = &bus else { continue };
                 if batch.is_empty() && dropped == 0 {
                     continue;
                 }
@@ -212,7 +235,7 @@ pub async fn run(
             }
         }
     }
-    tracing::info!("QoE sampling stopped: the edge is shutting down");
+    tracing::info!("telemetry reading (QoE samples, prefetch) stopped: the edge is shutting down");
 }
 
 #[cfg(test)]

@@ -361,7 +361,10 @@ pub fn judge_parts<'a, 's>(
         body,
         plain: f.plain,
         length_list: f.lengths > 1,
-        telemetry: f.telemetry || target.windows(5).any(|w| w == b"CMCD="),
+        telemetry: f.telemetry
+            || target
+                .windows(6)
+                .any(|w| matches!(w[0], b'?' | b'&') && &w[1..] == b"CMCD="),
     })
 }
 

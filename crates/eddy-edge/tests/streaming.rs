@@ -10,6 +10,8 @@ use common::raw::{RawConn, get};
 use common::{Rig, start_with};
 use eddy_testkit::origin::{Reply, Seen};
 
+/// An edge whose origin answers every path; prefetch off, so the origin sees only what viewers
+/// asked (the player's `nor` would add the next segment; tests/prefetch.rs covers that).
 fn rig(fast: bool) -> Rig {
     start_with(
         |s: &Seen| {
@@ -18,7 +20,7 @@ fn rig(fast: bool) -> Rig {
         },
         |_| {},
         &format!(
-            "[edge]\nfast_hits = {fast}\n[sites.\"v.test\"]\nignore_query = [\"sid\", \"token\"]\n"
+            "[edge]\nfast_hits = {fast}\n[streaming]\nprefetch = false\n[sites.\"v.test\"]\nignore_query = [\"sid\", \"token\"]\n"
         ),
     )
 }

@@ -154,13 +154,16 @@ pub enum EventKind {
     Other(String),
 }
 
+/// A byte range `first-last`, `last` open (`None`) when the range runs to the end.
+pub type ByteRange = (u64, Option<u64>);
+
 /// One object the player will ask for next (`nor`, with `nrr` or v2's `r` parameter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextObject {
     /// Relative to the request URL, as the player sent it.
     pub url: String,
-    /// A byte range `first-last`, `last` open when the range runs to the end.
-    pub range: Option<(u64, Option<u64>)>,
+    /// Its byte range, when it is a range of the object.
+    pub range: Option<ByteRange>,
 }
 
 /// What one request, or one event report, said. Rates are kbps, durations and times ms, as
@@ -422,9 +425,21 @@ impl Cmcd {
     /// URL or a network path (`//host/...`) is dropped: a player does not get to point an edge at
     /// another site. So is one that does not normalise.
     pub fn next_paths(&self, request_path: &str, opts: eddy_url::PathOptions) -> Vec<String> {
+        self.next_objects(request_path, opts)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    /// [`Cmcd::next_paths`] with each object's byte range (`nrr`, or v2's `r`), when it has one.
+    pub fn next_objects(
+        &self,
+        request_path: &str,
+        opts: eddy_url::PathOptions,
+    ) -> Vec<(String, Option<ByteRange>)> {
         self.next
             .iter()
-            .filter_map(|n| resolve(request_path, &n.url, opts))
+            .filter_map(|n| Some((resolve(request_path, &n.url, opts)?, n.range)))
             .collect()
     }
 }
@@ -741,7 +756,10 @@ fn next_objects(entry: &ListEntry) -> Result<Vec<NextObject>, CmcdError> {
 
 /// Resolve `rel` against `base` (RFC 3986 §5.2.2 for a relative reference without authority) and
 /// normalise the result. `None` for an absolute URL, a network path, or what does not normalise.
-fn resolve(base: &str, rel: &str, opts: eddy_url::PathOptions) -> Option<String> {
+/// Resolve `rel` (percent-encoded, as `nor` or a playlist URI carries it) against the path
+/// `base`, normalised as cache keys are; `None` for a reference that leaves the site (a scheme,
+/// `//`) or does not read.
+pub fn resolve(base: &str, rel: &str, opts: eddy_url::PathOptions) -> Option<String> {
     // CTA-5004: `nor` is URL-encoded (hls.js applies encodeURIComponent), so `../480p/x.m4s`
     // arrives as `..%2F480p%2Fx.m4s`. Decode once, then judge the path it names.
     let decoded = percent_encoding::percent_decode_str(rel)

@@ -1,0 +1,331 @@
+//! Next-object prefetch: a player that says what it will ask for next (CMCD `nor`, with `nrr` for
+//! a byte range) finds it in the cache when it asks.
+//!
+//! The telemetry task ([`crate::qoe::run`]) reads each CMCD-carrying request off the serving path
+//! and offers its next objects here ([`Prefetch::offer`]). Each is resolved against the request's
+//! path and normalised (`Cmcd::next_objects`), so it names what the cache names, on the same site
+//! (an absolute or network-path `nor` is dropped: a player does not get to point an edge
+//! elsewhere). A next object is fetched through this edge's own proxy port, so every caching rule
+//! applies to it as to a viewer's request (the shield, coalescing with other fills, TTL classes),
+//! unless:
+//! - it is fresh in memory already (`cached`);
+//! - a fill of it, or a prefetch of it, is in flight (`inflight`);
+//! - a hard purge removed it within [`PURGE_QUIET`] (`purged`): the next viewer's request fills
+//!   it again, the edge does not on its own;
+//! - the budget is spent: prefetches started per second or in flight at once
+//!   (`[streaming] prefetch_rate`, `prefetch_inflight`; `refused`).
+//!
+//! A player that names no next object (hls.js names none for audio segments) is served by the
+//! media playlist instead: the media playlists a session asked for (CMCD `ot=m`) are
+//! remembered, a few per session, and a segment request finds its successor in the one of them
+//! that lists it, read from the memory cache (VOD playlists only: a live playlist's next segment
+//! does not exist yet; LL-HLS parts are named by `nor`).
+//!
+//! A prefetch request carries no CMCD, so it never offers a prefetch of its own: prefetch never
+//! recurses, and the load it adds is bounded by the budget whatever players send. It carries
+//! [`HEADER`], and an answer other than 2xx to it is not stored (a live segment asked for a moment
+//! before it exists must not be cached as a 404).
+//!
+//! `eddy_prefetch_total{what}` counts every offer by what became of it: `fetched`, `failed`,
+//! `cached`, `inflight`, `purged`, `refused`; `eddy_prefetch_inflight` is the budget in use.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_config::PrefetchBudget;
+use eddy_streaming::cmcd::{ByteRange, Cmcd, ObjectType};
+use eddy_streaming::hls::media::MediaPlaylist;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::proxy::{EdgeState, Purge};
+use crate::storage::primary_of;
+
+/// The request field that marks an edge's own prefetch.
+pub const HEADER: &str = "eddy-prefetch";
+
+/// How long after a hard purge its objects are not prefetched.
+pub const PURGE_QUIET: Duration = Duration::from_secs(30);
+
+/// Hard purges remembered, at most; an older one is forgotten early (then its objects may be
+/// prefetched again before [`PURGE_QUIET`]).
+const PURGES_KEPT: usize = 1024;
+
+/// Sessions whose media playlists are remembered; past it the table starts afresh.
+const SESSIONS_KEPT: usize = 10_000;
+/// Media playlists remembered per session, newest last.
+const PLAYLISTS_PER_SESSION: usize = 4;
+/// A media playlist larger than this is not read for the next segment.
+const PLAYLIST_MAX: usize = 1 << 20;
+
+/// Longest one prefetch may take.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Hard purges of the last [`PURGE_QUIET`], newest last.
+#[derive(Debug, Default)]
+pub struct RecentPurges(Mutex<VecDeque<(Instant, Purge)>>);
+
+impl RecentPurges {
+    /// Remember a hard purge.
+    pub fn record(&self, purge: &Purge) {
+        let mut q = self.0.lock();
+        if q.len() >= PURGES_KEPT {
+            q.pop_front();
+        }
+        q.push_back((Instant::now(), purge.clone()));
+    }
+
+    /// Whether a hard purge of the last [`PURGE_QUIET`] may have removed `url` (`host/path`). A
+    /// surrogate-key purge may have removed anything: the object is gone, and its keys with it.
+    pub fn touched(&self, url: &str) -> bool {
+        let mut q = self.0.lock();
+        while q.front().is_some_and(|(at, _)| at.elapsed() > PURGE_QUIET) {
+            q.pop_front();
+        }
+        q.iter().any(|(_, p)| match p {
+            Purge::Url(u) => u == url,
+            Purge::Prefix(prefix) => url.starts_with(prefix.as_str()),
+            Purge::Key(_) | Purge::All => true,
+        })
+    }
+}
+
+/// What became of one offered object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// A prefetch started.
+    Started,
+    /// Fresh in memory already.
+    Cached,
+    /// A fill or a prefetch of it is in flight.
+    Inflight,
+    /// A hard purge removed it a moment ago.
+    Purged,
+    /// Over the budget.
+    Refused,
+}
+
+impl Offer {
+    fn label(self) -> &'static str {
+        match self {
+            Offer::Started => "started",
+            Offer::Cached => "cached",
+            Offer::Inflight => "inflight",
+            Offer::Purged => "purged",
+            Offer::Refused => "refused",
+        }
+    }
+}
+
+/// One edge's prefetcher.
+pub struct Prefetch {
+    state: Arc<EdgeState>,
+    slots: Arc<Semaphore>,
+    rate: governor::DefaultDirectRateLimiter,
+    pending: Arc<Mutex<HashSet<String>>>,
+    /// Per session (`sid`), the media playlists it asked for (`host/path`).
+    playlists: Mutex<HashMap<String, VecDeque<String>>>,
+}
+
+impl Prefetch {
+    /// A prefetcher over `state` within `budget`.
+    pub fn new(state: Arc<EdgeState>, budget: PrefetchBudget) -> Prefetch {
+        let per_second = std::num::NonZeroU32::new(budget.per_second).unwrap_or(nonzero_one());
+        Prefetch {
+            state,
+            slots: Arc::new(Semaphore::new(budget.inflight as usize)),
+            rate: governor::RateLimiter::direct(governor::Quota::per_second(per_second)),
+            pending: Arc::new(Mutex::new(HashSet::new())),
+            playlists: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Offer the next objects of a request of `url` (`host/path`) with telemetry `cmcd`: those
+    /// it names, else the segment after it in its session's media playlist.
+    pub fn offer(&self, url: &str, cmcd: &Cmcd) {
+        let (host, path) = url.find('/').map_or((url, "/"), |i| (&url[..i], &url[i..]));
+        let opts = self.state.config.path_options(host);
+        let next = if !cmcd.next.is_empty() {
+            cmcd.next_objects(path, opts)
+        } else {
+            let Some(sid) = &cmcd.sid else { return };
+            match cmcd.ot {
+                Some(ObjectType::Manifest) => {
+                    if path.ends_with(".m3u8") {
+                        self.remember_playlist(sid, url);
+                    }
+                    return;
+                }
+                Some(ObjectType::Audio | ObjectType::Video | ObjectType::Muxed) | None => {
+                    match self.next_in_playlist(sid, host, path) {
+                        Some(n) => vec![(n, None)],
+                        None => return,
+                    }
+                }
+                Some(_) => return,
+            }
+        };
+        for (next, range) in next {
+            let what = self.consider(format!("{host}{next}"), range);
+            if what != Offer::Started {
+                self.state.metrics.prefetch(what.label()).inc();
+            }
+        }
+    }
+
+    fn remember_playlist(&self, sid: &str, url: &str) {
+        let mut all = self.playlists.lock();
+        if all.len() >= SESSIONS_KEPT && !all.contains_key(sid) {
+            all.clear();
+        }
+        let mine = all.entry(sid.to_string()).or_default();
+        if mine.iter().any(|u| u == url) {
+            return;
+        }
+        if mine.len() >= PLAYLISTS_PER_SESSION {
+            mine.pop_front();
+        }
+        mine.push_back(url.to_string());
+    }
+
+    /// The segment after `path` in a VOD media playlist session `sid` asked for, as it sits in
+    /// the memory cache.
+    fn next_in_playlist(&self, sid: &str, host: &str, path: &str) -> Option<String> {
+        let playlists: Vec<String> = self.playlists.lock().get(sid)?.iter().cloned().collect();
+        let cache = self.state.storage.cache();
+        let opts = self.state.config.path_options(host);
+        playlists.iter().rev().find_map(|pl| {
+            let (pl_host, pl_path) = pl.find('/').map(|i| (&pl[..i], &pl[i..]))?;
+            if pl_host != host {
+                return None;
+            }
+            let found = cache.peek_memory(&primary_of(pl))?;
+            if found.stale || found.object.body.len() > PLAYLIST_MAX {
+                return None;
+            }
+            let list = MediaPlaylist::parse(&found.object.body).ok()?;
+            if !list.ended {
+                return None;
+            }
+            let uris: Vec<String> = list
+                .segments
+                .iter()
+                .filter_map(|s| eddy_streaming::cmcd::resolve(pl_path, &s.uri, opts))
+                .collect();
+            let at = uris.iter().position(|u| u == path)?;
+            uris.get(at + 1).cloned()
+        })
+    }
+
+    /// Judge one next object, and start its prefetch when it passes.
+    pub fn consider(&self, url: String, range: Option<ByteRange>) -> Offer {
+        let st = &self.state;
+        let key = primary_of(&url);
+        let cache = st.storage.cache();
+        if cache.peek_memory(&key).is_some_and(|f| !f.stale) && range.is_none() {
+            return Offer::Cached;
+        }
+        if st.storage.filling(&key) || self.pending.lock().contains(&url) {
+            return Offer::Inflight;
+        }
+        if st.recent_purges.touched(&url) {
+            return Offer::Purged;
+        }
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return Offer::Refused;
+        };
+        if self.rate.check().is_err() {
+            return Offer::Refused;
+        }
+        if !self.pending.lock().insert(url.clone()) {
+            return Offer::Inflight;
+        }
+        let state = self.state.clone();
+        let pending = self.pending.clone();
+        state.metrics.prefetch_inflight.inc();
+        tokio::spawn(async move {
+            let range = range.map(|(a, b)| match b {
+                Some(b) => format!("bytes={a}-{b}"),
+                None => format!("bytes={a}-"),
+            });
+            let mut headers = vec![(HEADER, "1")];
+            if let Some(r) = &range {
+                headers.push(("range", r.as_str()));
+            }
+            let what = match self_get(&state, &url, &headers).await {
+                Ok(s) if s.is_success() => "fetched",
+                Ok(s) => {
+                    tracing::debug!(%url, status = s.as_u16(), "prefetch got no object");
+                    "failed"
+                }
+                Err(e) => {
+                    tracing::debug!(%url, error = %e, "prefetch failed");
+                    "failed"
+                }
+            };
+            state.metrics.prefetch(what).inc();
+            state.metrics.prefetch_inflight.dec();
+            pending.lock().remove(&url);
+            drop(slot);
+        });
+        Offer::Started
+    }
+}
+
+fn nonzero_one() -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::MIN
+}
+
+/// `GET url` (`host/path`) through this edge's own proxy port, so the object is cached by the
+/// normal rules; the status once the whole body has arrived.
+pub async fn self_get(
+    state: &EdgeState,
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<http::StatusCode, String> {
+    let (host, path) = url.find('/').map_or((url, "/"), |i| (&url[..i], &url[i..]));
+    let mut addr = state.config.edge.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    crate::client::get(
+        &addr.ip().to_string(),
+        addr.port(),
+        host,
+        path,
+        headers,
+        TIMEOUT,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_hard_purges_cover_what_they_may_have_removed() {
+        let r = RecentPurges::default();
+        assert!(!r.touched("v.test/a/seg_1.m4s"));
+        r.record(&Purge::Url("v.test/a/seg_1.m4s".into()));
+        assert!(r.touched("v.test/a/seg_1.m4s"));
+        assert!(!r.touched("v.test/a/seg_2.m4s"));
+        r.record(&Purge::Prefix("v.test/b/".into()));
+        assert!(r.touched("v.test/b/seg_9.m4s"));
+        assert!(!r.touched("v.test/c/seg_9.m4s"));
+        r.record(&Purge::Key("show".into()));
+        assert!(r.touched("v.test/c/seg_9.m4s"));
+        // Bounded: the oldest go first.
+        let r = RecentPurges::default();
+        for i in 0..PURGES_KEPT + 5 {
+            r.record(&Purge::Url(format!("v.test/{i}")));
+        }
+        assert!(!r.touched("v.test/0"));
+        assert!(r.touched(&format!("v.test/{}", PURGES_KEPT + 4)));
+    }
+}
