@@ -35,12 +35,16 @@ if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql >/dev/null
 fi
 
-# playwright-core (no browser download: it drives /usr/bin/chromium), pinned by package-lock.json.
-browser_dir=crates/eddy-admin/tests/browser
-if [ ! -f "$browser_dir/node_modules/playwright-core/package.json" ]; then
-  echo "test-prep: installing playwright-core for the dashboard's browser test"
-  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+# The browser tests' packages, pinned by their package-lock.json: playwright-core (no browser
+# download: it drives /usr/bin/chromium) for the dashboard, and with hls.js and dash.js for the
+# players. Installed again when the lock file changes.
+for browser_dir in crates/eddy-admin/tests/browser crates/eddy/tests/browser; do
+  if ! cmp -s "$browser_dir/package-lock.json" "$browser_dir/node_modules/.package-lock.json.installed"; then
+    echo "test-prep: installing the npm packages of $browser_dir"
+    (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null \
+      && cp package-lock.json node_modules/.package-lock.json.installed)
+  fi
+done
 
 # RabbitMQ: the machine's broker on 127.0.0.1:5672 serves the RabbitMQ tests in a vhost of their
 # own, emptied at every run (tests that restart a broker start a private node instead).

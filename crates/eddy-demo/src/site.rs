@@ -9,6 +9,14 @@ use std::time::{Duration, SystemTime};
 
 const PAGE: &str = "<!doctype html><title>Eddy demo</title><h1>Hello from the demo origin</h1>\n";
 
+/// The demo player: hls.js or dash.js (from a public CDN, pinned by Subresource Integrity) with
+/// CMCD on, for `?src=` (`/player.html?src=/vod/manifest.mpd`).
+pub const PLAYER: &str = include_str!("player.html");
+
+/// What a player page on another origin may read of a media response: the CMSD fields an edge
+/// adds, and `Age` (hls.js adds it to a live playlist's age).
+const EXPOSE: &str = "Age, CMSD-Static, CMSD-Dynamic";
+
 fn etag_reply(req: &Seen, body: &'static str, etag: &str, cc: &str) -> Reply {
     if req.header("if-none-match") == Some(etag) {
         return Reply::status(304)
@@ -29,6 +37,9 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
         let date = httpdate::fmt_http_date(SystemTime::now());
         let reply = match path {
             "/" | "/index.html" => etag_reply(req, PAGE, "\"v1\"", "public, max-age=60"),
+            "/player.html" => Reply::ok(PLAYER)
+                .header("content-type", "text/html; charset=utf-8")
+                .header("cache-control", "public, max-age=60"),
             "/style.css" => Reply::ok("body { font-family: sans-serif }\n")
                 .header("content-type", "text/css")
                 .header("cache-control", "public, max-age=3600, immutable"),
@@ -76,6 +87,7 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
                     let query = req.path.split_once('?').map_or("", |(_, q)| q);
                     live.answer(&p["/live/".len()..], query, std::time::Instant::now())
                         .header("access-control-allow-origin", "*")
+                        .header("access-control-expose-headers", EXPOSE)
                 }
                 None => Reply::status(503)
                     .body("the live stream could not be cut from the demo video\n"),
@@ -89,6 +101,7 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
                             .header("content-type", ct)
                             .header("cache-control", cc)
                             .header("access-control-allow-origin", "*")
+                            .header("access-control-expose-headers", EXPOSE)
                             .header("surrogate-key", "vod")
                     }
                     None => Reply::status(404)

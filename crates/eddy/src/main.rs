@@ -642,13 +642,13 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     );
     println!("  curl -si -H 'Range: bytes=0-99' {e}/video/seg-1.ts | head -5");
     println!(
-        "\nVideo (12 s, three renditions; play in any HLS or DASH player, e.g. VLC or ffplay):"
+        "\nVideo (12 s, three renditions). Open a player page (hls.js or dash.js from cdn.jsdelivr.net, CMCD on),"
     );
-    println!("  HLS   {e}/vod/master.m3u8");
-    println!("  DASH  {e}/vod/manifest.mpd");
-    println!(
-        "  live  {e}/live/master.m3u8   (LL-HLS cut from it on a clock: 0.5 s parts, 2 s segments)"
-    );
+    println!("or give the playlist to any HLS or DASH player (VLC, ffplay, Safari):");
+    println!("  HLS   {e}/player.html?src=/vod/master.m3u8     {e}/vod/master.m3u8");
+    println!("  DASH  {e}/player.html?src=/vod/manifest.mpd    {e}/vod/manifest.mpd");
+    println!("  live  {e}/player.html?src=/live/master.m3u8    {e}/live/master.m3u8");
+    println!("        (LL-HLS cut from the video on a clock: 0.5 s parts, 2 s segments)");
     println!(
         "  curl -s '{e}/vod/seg-0-001.m4s?CMCD=bl%3D0%2Cbr%3D1200' -o /dev/null -D - | grep -i x-cache   # CMCD is not in the key"
     );
