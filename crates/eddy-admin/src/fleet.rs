@@ -17,6 +17,8 @@ pub const MAX_NODES: usize = 10_000;
 pub const MAX_PENDING_PURGES: usize = 10_000;
 /// Spike alerts kept.
 pub const MAX_SPIKES: usize = 20;
+/// Quality guard decisions kept, newest first.
+pub const MAX_GUARD: usize = 20;
 /// Purge latencies kept for percentiles.
 pub const MAX_LATENCIES: usize = 500;
 /// A purge request older than this stops waiting for reports.
@@ -96,6 +98,25 @@ pub struct SpikeView {
     pub baseline: f64,
 }
 
+/// A quality guard decision (`dev.eddy.qoe.guard.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardView {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The deciding edge.
+    pub edge: String,
+    /// The title capped; `None`: every title on the edge.
+    pub title: Option<String>,
+    /// The cap from then on, kbit/s; `None`: lifted.
+    pub cap_kbps: Option<u32>,
+    /// The cap before.
+    pub previous_kbps: Option<u32>,
+    /// Why, as a token.
+    pub reason: String,
+    /// Why, for people.
+    pub detail: String,
+}
+
 /// Purge completion figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct PurgeView {
@@ -145,6 +166,9 @@ pub struct Snapshot {
     pub origins: Vec<OriginView>,
     /// Recent spike alerts, newest first.
     pub spikes: Vec<SpikeView>,
+    /// Recent quality guard decisions, newest first.
+    #[serde(default)]
+    pub guard: Vec<GuardView>,
     /// Purge completion.
     pub purge: PurgeView,
     /// Fleet requests/s, one point per push (500 ms), oldest first, at most [`MAX_HISTORY`].
@@ -164,6 +188,7 @@ pub struct Fleet {
     nodes: BTreeMap<String, Node>,
     origins: BTreeMap<String, OriginView>,
     spikes: VecDeque<SpikeView>,
+    guard: VecDeque<GuardView>,
     pending: HashMap<String, SystemTime>,
     latencies: VecDeque<f64>,
     purge: PurgeView,
@@ -213,6 +238,18 @@ impl Fleet {
                 self.spikes.truncate(MAX_SPIKES);
             }
             Event::QoeSamples(q) => self.qoe.apply(q, sent),
+            Event::QoeGuard(g) => {
+                self.guard.push_front(GuardView {
+                    time: rfc3339(sent),
+                    edge: g.edge.clone(),
+                    title: g.title.clone(),
+                    cap_kbps: g.cap_kbps,
+                    previous_kbps: g.previous_kbps,
+                    reason: g.reason.clone(),
+                    detail: g.detail.clone(),
+                });
+                self.guard.truncate(MAX_GUARD);
+            }
             Event::PurgeRequested(_) => {
                 self.purge.requested += 1;
                 if self.pending.len() >= MAX_PENDING_PURGES {
@@ -361,6 +398,7 @@ impl Fleet {
             nodes,
             origins: self.origins.values().cloned().collect(),
             spikes: self.spikes.iter().cloned().collect(),
+            guard: self.guard.iter().cloned().collect(),
             purge: PurgeView {
                 p50_ms: pct(0.5),
                 p99_ms: pct(0.99),
@@ -501,5 +539,28 @@ mod tests {
         let s = f.snapshot(t0);
         assert_eq!(s.spikes.len(), MAX_SPIKES);
         assert_eq!(s.spikes[0].key, format!("h/{}", MAX_SPIKES + 4));
+    }
+
+    #[test]
+    fn guard_decisions_are_bounded_newest_first() {
+        let mut f = Fleet::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for i in 0..(MAX_GUARD + 5) {
+            f.apply(
+                "g",
+                &Event::QoeGuard(eddy_events::QoeGuard {
+                    edge: "edge-1".into(),
+                    title: Some(format!("t{i}")),
+                    cap_kbps: Some(600),
+                    reason: "throughput".into(),
+                    ..Default::default()
+                }),
+                t0,
+            );
+        }
+        let s = f.snapshot(t0);
+        assert_eq!(s.guard.len(), MAX_GUARD);
+        assert_eq!(s.guard[0].title, Some(format!("t{}", MAX_GUARD + 4)));
+        assert_eq!(s.guard[0].cap_kbps, Some(600));
     }
 }

@@ -53,8 +53,9 @@ use tokio::sync::watch;
 const PAGE: &str = include_str!("dashboard.html");
 
 /// The topics the dashboard follows.
-pub const TOPICS: [&str; 6] = [
+pub const TOPICS: [&str; 7] = [
     eddy_control::QOE_TOPIC,
+    eddy_control::QOE_GUARD_TOPIC,
     eddy_control::EDGE_HEALTH_TOPIC,
     eddy_control::ORIGIN_HEALTH_TOPIC,
     eddy_control::TRAFFIC_SPIKE_TOPIC,

@@ -40,6 +40,9 @@ pub struct StreamingFile {
     pub prefetch_rate: Option<u32>,
     /// Prefetches in flight at once, at most (default 8; 1 to 1024).
     pub prefetch_inflight: Option<u32>,
+    /// The adaptive-quality guard (default true): when players' QoE degrades, cap the bitrate
+    /// they are steered to (CMSD-Dynamic `mb`), and lift it step by step when it recovers.
+    pub guard: Option<bool>,
 }
 
 /// Validated `[streaming]`.
@@ -53,6 +56,8 @@ pub struct StreamingSettings {
     pub hold: Duration,
     /// Next-object prefetch and its budget; `None` when off.
     pub prefetch: Option<PrefetchBudget>,
+    /// The adaptive-quality guard on.
+    pub guard: bool,
 }
 
 /// How much an edge may prefetch.
@@ -83,6 +88,7 @@ impl Default for StreamingSettings {
                 .collect(),
             hold: Duration::from_secs(6),
             prefetch: Some(PrefetchBudget::default()),
+            guard: true,
         }
     }
 }
@@ -186,6 +192,7 @@ pub(crate) fn streaming_settings(
         }
     }
     s.prefetch = f.prefetch.unwrap_or(true).then_some(budget);
+    s.guard = f.guard.unwrap_or(true);
     Ok(s)
 }
 
@@ -227,6 +234,11 @@ mod tests {
             streaming_settings(Path::new("t.toml"), file.streaming)?.prefetch,
             None
         );
+        let file: crate::File = crate::parse(
+            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nguard = false\n",
+            Path::new("t.toml"),
+        )?;
+        assert!(!streaming_settings(Path::new("t.toml"), file.streaming)?.guard);
         Ok(())
     }
 

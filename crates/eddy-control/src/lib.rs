@@ -10,10 +10,13 @@
 //!   [catches up](purge::PurgeFollower::catch_up) on purges published while it was down, and
 //!   only then serves.
 //! - [`content`]: `content.updated` (from an origin or CMS) becomes purge requests.
+//! - [`guard`]: the adaptive-quality guard's policy (QoE samples in, bitrate caps out), which
+//!   each edge runs over its own players' telemetry.
 //!
 //! Must not touch: caches, HTTP servers, pingora.
 
 pub mod content;
+pub mod guard;
 pub mod prewarm;
 pub mod purge;
 pub mod spike;
@@ -40,6 +43,9 @@ pub const SEGMENT_TOPIC: &str = "eddy.segment.published";
 /// Topic of `dev.eddy.qoe.samples.v1`: each edge's batch of player telemetry (CMCD) samples, at
 /// most one event per edge per second, keyed by the edge.
 pub const QOE_TOPIC: &str = "eddy.qoe.samples";
+/// Topic of `dev.eddy.qoe.guard.v1`: each edge's quality guard decisions (a bitrate cap set,
+/// moved or lifted, with its reason), keyed by edge and title.
+pub const QOE_GUARD_TOPIC: &str = "eddy.qoe.guard";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]

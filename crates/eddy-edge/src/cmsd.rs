@@ -11,6 +11,7 @@ use eddy_streaming::cmsd::Dynamic;
 /// This edge's `CMSD-Dynamic` member, ready to write.
 #[derive(Debug, Clone)]
 pub struct Hop {
+    id: String,
     value: http::HeaderValue,
     /// `CMSD-Dynamic: <value>\r\n`, as the fast path writes it.
     line: Box<[u8]>,
@@ -35,7 +36,29 @@ impl Hop {
         let line = format!("CMSD-Dynamic: {v}\r\n")
             .into_bytes()
             .into_boxed_slice();
-        Some(Hop { value, line })
+        Some(Hop {
+            id: id.to_string(),
+            value,
+            line,
+        })
+    }
+
+    /// The member with the quality guard's cap as `mb` (max suggested bitrate, kbit/s), for
+    /// the full proxy; the plain member when there is no cap.
+    pub fn value_with_cap(&self, mb: Option<u32>) -> http::HeaderValue {
+        let Some(mb) = mb else {
+            return self.value.clone();
+        };
+        let member = Dynamic {
+            server: self.id.clone(),
+            mb: Some(mb),
+            ..Dynamic::default()
+        };
+        member
+            .header_value()
+            .ok()
+            .and_then(|v| http::HeaderValue::from_str(&v).ok())
+            .unwrap_or_else(|| self.value.clone())
     }
 
     /// The field value, for the full proxy.

@@ -13,7 +13,8 @@
 //! forms), so the head keeps its length and nothing else in it moves.
 //!
 //! The wrapper also carries what the gate alone knew of the request: whether it carried player
-//! telemetry ([`telemetry`]) before its canonical target dropped the `CMCD` parameter.
+//! telemetry ([`telemetry`]) before its canonical target dropped the `CMCD` parameter, and the
+//! quality guard's cap for it ([`cap`]).
 //!
 //! HTTP/2 heads are HPACK-encoded inside pingora and cannot be corrected this way: an HTTP/2
 //! response carries pingora's `Date`.
@@ -47,6 +48,8 @@ pub struct KeepDate {
     /// The gate saw player telemetry (CMCD) in the request as the client sent it, before the
     /// canonical target dropped the `CMCD` parameter.
     telemetry: bool,
+    /// The quality guard's cap for the request (crate::guard), judged from its telemetry.
+    cap: Option<u32>,
 }
 
 impl KeepDate {
@@ -58,12 +61,15 @@ impl KeepDate {
             pending: Vec::new(),
             sent: 0,
             telemetry: false,
+            cap: None,
         }
     }
 
-    /// Mark the request as carrying player telemetry (see [`telemetry`]).
-    pub fn with_telemetry(mut self, telemetry: bool) -> KeepDate {
+    /// Mark the request as carrying player telemetry (see [`telemetry`]), and the quality
+    /// guard's cap for it.
+    pub fn with_telemetry(mut self, telemetry: bool, cap: Option<u32>) -> KeepDate {
         self.telemetry = telemetry;
+        self.cap = cap;
         self
     }
 
@@ -106,6 +112,13 @@ pub fn telemetry(stream: Option<&Stream>) -> bool {
     stream
         .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
         .is_some_and(|kd| kd.telemetry)
+}
+
+/// The quality guard's cap the gate found for the request on `stream` (HTTP/1 only).
+pub fn cap(stream: Option<&Stream>) -> Option<u32> {
+    stream
+        .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
+        .and_then(|kd| kd.cap)
 }
 
 /// An HTTP-date in IMF-fixdate form, from any form RFC 9110 §5.6.7 allows.

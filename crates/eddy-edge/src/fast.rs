@@ -125,6 +125,10 @@ impl FastHits {
         let Some((url, head)) = eligible(req) else {
             return Ok(Served::Pass);
         };
+        // A quality guard cap goes in CMSD-Dynamic, which the full proxy writes (crate::guard).
+        if req.telemetry && st.caps.active() {
+            return Ok(Served::Pass);
+        }
         let key = primary_of(url);
         if st.storage.filling(&key) {
             return Ok(Served::Pass);

@@ -167,13 +167,17 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                     Read::Closed => return None,
                 }
             }
+            let mut cap = None;
             let req = loop {
                 match request::judge(&buf, edge.max_header_bytes, |h| st.config.path_options(h)) {
                     Head::Complete(r) => {
                         if r.telemetry
-                            && let (Some(q), Some(url)) = (&st.qoe, &r.url)
+                            && let Some(url) = &r.url
                         {
-                            q.offer_head(&buf[..r.head_len], url.as_str());
+                            if let Some(q) = &st.qoe {
+                                q.offer_head(&buf[..r.head_len], url.as_str());
+                            }
+                            cap = st.caps.for_head(&buf[..r.head_len], url.as_str());
                         }
                         break r;
                     }
@@ -235,8 +239,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                 None => l4.rewind(&buf[..end]),
             }
             buf.drain(..end);
-            let mut session =
-                ServerSession::new_http1(Box::new(KeepDate::new(l4).with_telemetry(req.telemetry)));
+            let mut session = ServerSession::new_http1(Box::new(
+                KeepDate::new(l4).with_telemetry(req.telemetry, cap),
+            ));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
                 None if *shutdown.borrow() => session.set_keepalive(None),

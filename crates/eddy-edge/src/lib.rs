@@ -30,6 +30,7 @@ pub mod control;
 pub mod date;
 pub mod fast;
 pub mod fields;
+pub mod guard;
 pub mod h2c;
 pub mod health;
 pub mod llhls;
@@ -242,16 +243,18 @@ impl Edge {
         }
         let metrics = Arc::new(metrics::Metrics::new());
         // Player telemetry is read when there is a bus to publish QoE on, or prefetch to drive.
-        let (qoe, qoe_rx) = if bus.is_some() || config.streaming.prefetch.is_some() {
-            let (q, rx) = qoe::Qoe::new(metrics.clone());
-            (Some(q), Some(rx))
-        } else {
-            (None, None)
-        };
+        let (qoe, qoe_rx) =
+            if bus.is_some() || config.streaming.prefetch.is_some() || config.streaming.guard {
+                let (q, rx) = qoe::Qoe::new(metrics.clone());
+                (Some(q), Some(rx))
+            } else {
+                (None, None)
+            };
         let cmsd = cmsd::Hop::new(&config.edge.id);
         let state = Arc::new(EdgeState {
             cmsd,
             recent_purges: Default::default(),
+            caps: Default::default(),
             config,
             storage,
             lock,
@@ -429,6 +432,11 @@ impl Edge {
                             rx,
                             health_state.bus.clone(),
                             prefetch,
+                            health_state
+                                .config
+                                .streaming
+                                .guard
+                                .then(|| guard::Steering::new(health_state.clone())),
                             health_state.metrics.clone(),
                             health_state.config.edge.id.clone(),
                             follower_rx.clone(),

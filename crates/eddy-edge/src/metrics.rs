@@ -158,6 +158,10 @@ pub struct Metrics {
     pub qoe: Family<LlhlsLabel, Counter>,
     /// Next objects players named (CMCD `nor`), by what became of them.
     pub prefetch: Family<LlhlsLabel, Counter>,
+    /// Quality guard decisions, by reason.
+    pub guard: Family<LlhlsLabel, Counter>,
+    /// Bitrate caps the quality guard holds now (titles, and the edge).
+    pub guard_caps: Gauge,
     /// Prefetches in flight now.
     pub prefetch_inflight: Gauge,
     /// Viewer connections open now (set when rendered).
@@ -347,6 +351,18 @@ impl Metrics {
             "Next objects players named (CMCD nor/nrr): fetched into the cache (fetched), prefetch answered without the object or not at all (failed), not fetched because fresh in memory (cached), already being filled (inflight), hard-purged a moment ago (purged), or over the budget, streaming.prefetch_rate and prefetch_inflight (refused)",
             prefetch.clone(),
         );
+        let guard = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "qoe_guard",
+            "Quality guard decisions: a bitrate cap set or lowered because players' buffers ran dry (starvation), a VOD buffer ran low (low_buffer) or throughput fell below the bitrate pulled (throughput); raised a rung or lifted (recovered)",
+            guard.clone(),
+        );
+        let guard_caps = Gauge::default();
+        registry.register(
+            "qoe_guard_caps",
+            "Bitrate caps the quality guard holds now (one per capped title, one for the whole edge)",
+            guard_caps.clone(),
+        );
         let prefetch_inflight = Gauge::default();
         registry.register(
             "prefetch_inflight",
@@ -466,6 +482,8 @@ impl Metrics {
             qoe,
             prefetch,
             prefetch_inflight,
+            guard,
+            guard_caps,
             open_connections,
             refused,
             origin_retries,
@@ -518,6 +536,13 @@ impl Metrics {
     /// The prefetch counter for `what`.
     pub fn prefetch(&self, what: &'static str) -> Counter {
         self.prefetch.get_or_create(&LlhlsLabel { what }).clone()
+    }
+
+    /// The quality guard counter for `reason`.
+    pub fn guard(&self, reason: &'static str) -> Counter {
+        self.guard
+            .get_or_create(&LlhlsLabel { what: reason })
+            .clone()
     }
 
     /// Count a viewer connection the edge closed itself, and why.

@@ -69,6 +69,8 @@ pub struct EdgeState {
     pub conns: Arc<crate::conn::ConnLimits>,
     /// This edge's CMSD-Dynamic member, for responses to requests that carried CMCD.
     pub cmsd: Option<crate::cmsd::Hop>,
+    /// The quality guard's bitrate caps in force.
+    pub caps: crate::guard::Caps,
     /// Hard purges of the last moments: their objects are not prefetched.
     pub recent_purges: crate::prefetch::RecentPurges,
 }
@@ -195,6 +197,8 @@ pub struct Ctx {
     hold_until: Option<Instant>,
     /// The request carried player telemetry (CMCD): the response gets this hop's CMSD.
     telemetry: bool,
+    /// The quality guard's cap for this request (CMSD-Dynamic `mb`).
+    mb: Option<u32>,
 }
 
 /// The edge proxy.
@@ -449,6 +453,7 @@ impl ProxyHttp for EdgeProxy {
             fresh_conn: false,
             hold_until: None,
             telemetry: false,
+            mb: None,
         }
     }
 
@@ -557,8 +562,18 @@ impl ProxyHttp for EdgeProxy {
                     req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
                 );
             }
+            if let (true, Some(url)) = (ctx.telemetry, &ctx.url) {
+                ctx.mb = self.state.caps.for_request(
+                    url,
+                    req.uri.query(),
+                    req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                );
+            }
         } else {
-            ctx.telemetry = crate::date::telemetry(session.as_downstream().stream());
+            // HTTP/1: the gate judged the cap from the head as the player sent it.
+            let stream = session.as_downstream().stream();
+            ctx.telemetry = crate::date::telemetry(stream);
+            ctx.mb = crate::date::cap(stream);
         }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
@@ -1053,7 +1068,7 @@ impl ProxyHttp for EdgeProxy {
         resp.insert_header("x-cache", outcome.as_str())?;
         resp.insert_header("cache-status", cache_status)?;
         if let (true, Some(hop)) = (ctx.telemetry, &self.state.cmsd) {
-            resp.append_header("cmsd-dynamic", hop.value().clone())?;
+            resp.append_header("cmsd-dynamic", hop.value_with_cap(ctx.mb))?;
         }
 
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and

@@ -11,6 +11,9 @@
 //! - with prefetch on, offers the objects the player names next (`nor`) to
 //!   [`crate::prefetch::Prefetch`].
 //!
+//! - with the quality guard on, feeds [`crate::guard::Steering`] every sample and applies its
+//!   decisions once a window, publishing each as `dev.eddy.qoe.guard.v1`.
+//!
 //! Malformed CMCD never changes what the player receives: it is counted and logged at most once
 //! a second.
 //!
@@ -152,6 +155,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Raw>,
     bus: Option<Arc<dyn eddy_bus::Bus>>,
     prefetch: Option<crate::prefetch::Prefetch>,
+    mut guard: Option<crate::guard::Steering>,
     metrics: Arc<Metrics>,
     edge: String,
     mut shutdown: watch::Receiver<bool>,
@@ -173,9 +177,16 @@ pub async fn run(
                         if let Some(p) = &prefetch {
                             p.offer(&raw.url, &c);
                         }
+                        if bus.is_none() && guard.is_none() {
+                            continue;
+                        }
+                        let s = sample_of(&raw, c, since);
+                        if let Some(g) = &mut guard {
+                            g.observe(&s);
+                        }
                         match (&bus, batch.len() < MAX_BATCH) {
                             (None, _) => {}
-                            (Some(_), true) => batch.push(sample_of(&raw, c, since)),
+                            (Some(_), true) => batch.push(s),
                             (Some(_), false) => {
                                 dropped += 1;
                                 metrics.qoe("dropped").inc();
@@ -193,7 +204,11 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
+                let decisions = guard.as_mut().map(|g| g.decide()).unwrap_or_default();
                 let Some(bus) = &bus else { continue };
+                for d in decisions {
+                    publish_guard(bus.as_ref(), &edge, d).await;
+                }
                 if batch.is_empty() && dropped == 0 {
                     continue;
                 }
@@ -236,6 +251,22 @@ pub async fn run(
         }
     }
     tracing::info!("telemetry reading (QoE samples, prefetch) stopped: the edge is shutting down");
+}
+
+/// Publish one quality guard decision; a bus that fails is logged (the cap holds regardless).
+async fn publish_guard(bus: &dyn eddy_bus::Bus, edge: &str, d: Event) {
+    let key = d.key();
+    let cloud = d.to_cloud(eddy_control::event_id(), format!("/eddy/edge/{edge}"));
+    let publish = bus.publish(
+        eddy_control::QOE_GUARD_TOPIC,
+        &key,
+        bytes::Bytes::from(cloud.encode()),
+    );
+    match tokio::time::timeout(WINDOW, publish).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not publish a quality guard decision"),
+        Err(_) => tracing::warn!("could not publish a quality guard decision within {WINDOW:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub const TRAFFIC_SPIKE: &str = "dev.eddy.traffic.spike.v1";
 pub const QOE_CMCD: &str = "dev.eddy.qoe.cmcd.v1";
 /// `dev.eddy.qoe.samples.v1`.
 pub const QOE_SAMPLES: &str = "dev.eddy.qoe.samples.v1";
+/// `dev.eddy.qoe.guard.v1`.
+pub const QOE_GUARD: &str = "dev.eddy.qoe.guard.v1";
 /// `dev.eddy.interaction.v1`.
 pub const INTERACTION: &str = "dev.eddy.interaction.v1";
 /// `dev.eddy.segment.published.v1`.
@@ -336,6 +338,34 @@ pub struct QoeSamples {
     pub dropped: u64,
 }
 
+/// `dev.eddy.qoe.guard.v1`: an edge's quality guard set, moved or lifted a bitrate cap for a
+/// title or for the whole edge. Rates kbit/s.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QoeGuard {
+    /// The edge that decided.
+    pub edge: String,
+    /// The title (`cid`) capped; `None`: every title on the edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The cap from now on; `None`: lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_kbps: Option<u32>,
+    /// The cap before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_kbps: Option<u32>,
+    /// Why, as a token: `starvation`, `low_buffer`, `throughput`, `recovered`.
+    pub reason: String,
+    /// Why, for people.
+    #[serde(default)]
+    pub detail: String,
+    /// Sessions in the scope.
+    #[serde(default)]
+    pub sessions: u32,
+    /// Of them, in trouble.
+    #[serde(default)]
+    pub troubled: u32,
+}
+
 /// `dev.eddy.interaction.v1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interaction {
@@ -380,6 +410,8 @@ pub enum Event {
     QoeCmcd(QoeCmcd),
     /// An edge's batch of QoE samples.
     QoeSamples(QoeSamples),
+    /// An edge's quality guard decided.
+    QoeGuard(QoeGuard),
     /// User interaction.
     Interaction(Interaction),
     /// LL-HLS segment or part published.
@@ -412,6 +444,7 @@ impl Event {
             TRAFFIC_SPIKE => Event::TrafficSpike(data(ev)?),
             QOE_CMCD => Event::QoeCmcd(data(ev)?),
             QOE_SAMPLES => Event::QoeSamples(data(ev)?),
+            QOE_GUARD => Event::QoeGuard(data(ev)?),
             INTERACTION => Event::Interaction(data(ev)?),
             SEGMENT_PUBLISHED => Event::SegmentPublished(data(ev)?),
             other => Event::Unknown {
@@ -438,6 +471,7 @@ impl Event {
             Event::TrafficSpike(_) => TRAFFIC_SPIKE,
             Event::QoeCmcd(_) => QOE_CMCD,
             Event::QoeSamples(_) => QOE_SAMPLES,
+            Event::QoeGuard(_) => QOE_GUARD,
             Event::Interaction(_) => INTERACTION,
             Event::SegmentPublished(_) => SEGMENT_PUBLISHED,
             Event::Unknown { ty } => ty,
@@ -461,6 +495,10 @@ impl Event {
             Event::TrafficSpike(s) => s.key.clone(),
             Event::QoeCmcd(q) => q.session.clone(),
             Event::QoeSamples(q) => q.edge.clone(),
+            Event::QoeGuard(g) => match &g.title {
+                Some(t) => format!("{}/{t}", g.edge),
+                None => g.edge.clone(),
+            },
             Event::Interaction(i) => i.user.clone(),
             Event::SegmentPublished(s) => s.stream.clone(),
             Event::Unknown { .. } => String::new(),
@@ -477,6 +515,7 @@ impl Event {
             Event::TrafficSpike(x) => serde_json::to_value(x),
             Event::QoeCmcd(x) => serde_json::to_value(x),
             Event::QoeSamples(x) => serde_json::to_value(x),
+            Event::QoeGuard(x) => serde_json::to_value(x),
             Event::Interaction(x) => serde_json::to_value(x),
             Event::SegmentPublished(x) => serde_json::to_value(x),
             Event::Unknown { .. } => Ok(serde_json::Value::Null),
@@ -599,6 +638,16 @@ mod tests {
                     ..Default::default()
                 }],
                 dropped: 3,
+            }),
+            Event::QoeGuard(QoeGuard {
+                edge: "e".into(),
+                title: Some("film".into()),
+                cap_kbps: Some(600),
+                reason: "throughput".into(),
+                detail: "players measured 500 kbit/s while pulling 1200 kbit/s".into(),
+                sessions: 1,
+                troubled: 1,
+                ..Default::default()
             }),
             Event::Interaction(Interaction {
                 user: "u".into(),

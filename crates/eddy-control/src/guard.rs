@@ -1,0 +1,791 @@
+//! Adaptive-quality guard: when players' QoE degrades, steer them down to a bitrate their
+//! throughput carries, and lift the cap step by step once QoE recovers.
+//!
+//! An edge feeds its guard every CMCD sample it reads ([`Guard::observe`]) and asks it for
+//! decisions once a second or so ([`Guard::decide`]). The guard judges two scopes: each title
+//! (`cid`) on this edge, and the edge as a whole.
+//!
+//! A media request (CMCD object type `v`, `av`, or none with a bitrate) is a sign of trouble when
+//! - the buffer ran dry since the player's previous request (`bs`): **starvation**;
+//! - a VOD player outside startup (`su`) holds less than [`GuardConfig::low_buffer_ms`] (`bl`):
+//!   **low buffer** (live players run short buffers by design, so only starvation and throughput
+//!   judge them);
+//! - the throughput the player measured (`mtp`) is below the bitrate it pulls (`br`):
+//!   **throughput**.
+//!
+//! A title is degraded when at least [`GuardConfig::degraded_share`] of its sessions heard within
+//! [`GuardConfig::window`] showed a sign within it. Then the guard caps the title at the highest
+//! rung of its ladder that the slowest troubled session's throughput carries with
+//! [`GuardConfig::headroom`] (one rung below what they pull when no throughput is known), never
+//! below the lowest rung and only ever down. Once no sign was seen for [`GuardConfig::recover`],
+//! the cap rises one rung, when the sessions' throughput carries that rung; the top rung lifts
+//! the cap altogether. A scope changes at most once per [`GuardConfig::hold`], so players steered
+//! by it switch at most that often.
+//!
+//! The ladder of a title is what its players report: the bitrates they pull (`br`) and their top
+//! bitrate (`tb`). A cap is always one of those rungs, so a decision never raises a cap above
+//! what the origin offers.
+//!
+//! The edge is degraded when at least [`GuardConfig::edge_sessions`] sessions over two titles or
+//! more are in trouble and they are at least the degraded share of its sessions: the trouble is
+//! the edge, not one title. Its cap is half the bitrate the troubled sessions pull, and rises by
+//! half again per step until it passes every title's top.
+//!
+//! Pure: no clock of its own (callers pass `now`), no I/O. Bounded: [`GuardConfig::sessions`]
+//! sessions, [`GuardConfig::titles`] titles, [`LADDER`] rungs per title.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use eddy_events::QoeSample;
+
+/// Rungs kept per title.
+pub const LADDER: usize = 16;
+/// Throughput readings kept per session.
+const READINGS: usize = 8;
+
+/// Guard settings.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Signs of trouble, and sessions, count over this window.
+    pub window: Duration,
+    /// Least time between two decisions of one scope.
+    pub hold: Duration,
+    /// Time without a sign of trouble before a cap rises a rung.
+    pub recover: Duration,
+    /// A VOD player holding less than this (ms) is short of buffer.
+    pub low_buffer_ms: u32,
+    /// A cap fits within throughput × headroom.
+    pub headroom: f64,
+    /// Share of a scope's sessions in trouble that degrades it.
+    pub degraded_share: f64,
+    /// Sessions in trouble, over two titles or more, that degrade the edge.
+    pub edge_sessions: usize,
+    /// Sessions kept; past it the longest silent one is forgotten.
+    pub sessions: usize,
+    /// Titles kept; past it the longest silent one is forgotten.
+    pub titles: usize,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            window: Duration::from_secs(4),
+            hold: Duration::from_secs(4),
+            recover: Duration::from_secs(8),
+            low_buffer_ms: 3_000,
+            headroom: 0.8,
+            degraded_share: 0.5,
+            edge_sessions: 4,
+            sessions: 10_000,
+            titles: 1_024,
+        }
+    }
+}
+
+/// What a decision is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One title (`cid`) on this edge.
+    Title(String),
+    /// This edge, every title.
+    Edge,
+}
+
+/// Why the guard decided.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reason {
+    /// Players' buffers ran dry.
+    Starvation,
+    /// VOD players ran short of buffer (the shortest, ms).
+    LowBuffer(u32),
+    /// Players measured less throughput than the bitrate they pull (kbit/s).
+    Throughput {
+        /// The slowest troubled session's throughput.
+        measured_kbps: u32,
+        /// What it pulled.
+        bitrate_kbps: u32,
+    },
+    /// No sign of trouble for the recovery time.
+    Recovered,
+}
+
+impl Reason {
+    /// The reason's token, as events and metrics carry it.
+    pub fn token(&self) -> &'static str {
+        match self {
+            Reason::Starvation => "starvation",
+            Reason::LowBuffer(_) => "low_buffer",
+            Reason::Throughput { .. } => "throughput",
+            Reason::Recovered => "recovered",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Starvation => f.write_str("players' buffers ran dry"),
+            Reason::LowBuffer(ms) => write!(f, "a VOD player's buffer fell to {ms} ms"),
+            Reason::Throughput {
+                measured_kbps,
+                bitrate_kbps,
+            } => write!(
+                f,
+                "players measured {measured_kbps} kbit/s while pulling {bitrate_kbps} kbit/s"
+            ),
+            Reason::Recovered => f.write_str("QoE recovered"),
+        }
+    }
+}
+
+/// One decision: the scope's cap from now on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Which players it steers.
+    pub scope: Scope,
+    /// The cap, kbit/s; `None`: lifted.
+    pub cap_kbps: Option<u32>,
+    /// The cap before.
+    pub previous_kbps: Option<u32>,
+    /// Why.
+    pub reason: Reason,
+    /// Sessions in the scope, heard within the window.
+    pub sessions: u32,
+    /// Of them, in trouble.
+    pub troubled: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    title: String,
+    heard: Instant,
+    /// When it last showed a sign of trouble, and which.
+    trouble: Option<(Instant, Reason)>,
+    /// Last bitrate pulled.
+    br: Option<u32>,
+    /// Recent throughput readings.
+    mtp: Vec<(Instant, u32)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Cap {
+    cap: Option<u32>,
+    changed: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Title {
+    heard: Instant,
+    ladder: BTreeSet<u32>,
+    cap: Cap,
+}
+
+/// One edge's guard.
+#[derive(Debug)]
+pub struct Guard {
+    config: GuardConfig,
+    sessions: HashMap<String, Session>,
+    titles: HashMap<String, Title>,
+    edge: Cap,
+    /// The largest top bitrate any title reported: an edge cap at or past it is lifted.
+    edge_top: u32,
+}
+
+/// Whether a sample is of a media object: video, muxed, or unknown type with a bitrate.
+fn is_media(s: &QoeSample) -> bool {
+    match s.ot.as_deref() {
+        Some("v" | "av") => true,
+        None => s.br.is_some(),
+        Some(_) => false,
+    }
+}
+
+/// The title a sample belongs to: its `cid`, else the object's directory.
+pub fn title_of(s: &QoeSample) -> String {
+    title(s.cid.as_deref(), &s.url)
+}
+
+/// The title of a request for `url` (`host/path`, no query) whose CMCD carries content id
+/// `cid`: the `cid`, else the object's directory (`/vod` for `host/vod/seg-1.m4s`).
+pub fn title(cid: Option<&str>, url: &str) -> String {
+    if let Some(cid) = cid {
+        return cid.to_string();
+    }
+    let path = url.find('/').map_or("", |i| &url[i..]);
+    path.rsplit_once('/')
+        .map_or(path, |(dir, _)| dir)
+        .to_string()
+}
+
+impl Guard {
+    /// A guard with these settings.
+    pub fn new(config: GuardConfig) -> Guard {
+        Guard {
+            config,
+            sessions: HashMap::new(),
+            titles: HashMap::new(),
+            edge: Cap::default(),
+            edge_top: 0,
+        }
+    }
+
+    /// The cap now in force for a title: the lower of its own and the edge's.
+    pub fn cap(&self, title: &str) -> Option<u32> {
+        let own = self.titles.get(title).and_then(|t| t.cap.cap);
+        match (own, self.edge.cap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Take one sample read at `now`.
+    pub fn observe(&mut self, s: &QoeSample, now: Instant) {
+        let Some(sid) = &s.sid else { return };
+        let title = title_of(s);
+        self.remember_title(&title, now);
+        if let Some(t) = self.titles.get_mut(&title) {
+            for rate in [s.br.filter(|_| is_media(s)), s.tb].into_iter().flatten() {
+                if rate > 0 && t.ladder.len() < LADDER {
+                    t.ladder.insert(rate);
+                }
+                self.edge_top = self.edge_top.max(rate);
+            }
+        }
+        if !self.sessions.contains_key(sid) && self.sessions.len() >= self.config.sessions {
+            let oldest = self.sessions.iter().min_by_key(|(_, v)| v.heard);
+            if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+                self.sessions.remove(&k);
+            }
+        }
+        let session = self.sessions.entry(sid.clone()).or_insert_with(|| Session {
+            title: title.clone(),
+            heard: now,
+            trouble: None,
+            br: None,
+            mtp: Vec::new(),
+        });
+        session.heard = now;
+        session.title = title;
+        // A stall shows on whatever the player asks for next; rates only on media objects.
+        let media = is_media(s);
+        if media {
+            if let Some(br) = s.br {
+                session.br = Some(br);
+            }
+            if let Some(mtp) = s.mtp {
+                if session.mtp.len() >= READINGS {
+                    session.mtp.remove(0);
+                }
+                session.mtp.push((now, mtp));
+            }
+        }
+        let throughput = match (s.mtp, s.br) {
+            (Some(mtp), Some(br)) if media && mtp < br => Some(Reason::Throughput {
+                measured_kbps: mtp,
+                bitrate_kbps: br,
+            }),
+            _ => None,
+        };
+        let low_buffer = match s.bl {
+            Some(bl) if media && !s.live && !s.su && bl < self.config.low_buffer_ms => {
+                Some(Reason::LowBuffer(bl))
+            }
+            _ => None,
+        };
+        let sign =
+            s.bs.then_some(Reason::Starvation)
+                .or(throughput)
+                .or(low_buffer);
+        if let Some(why) = sign {
+            session.trouble = Some((now, why));
+        }
+    }
+
+    fn remember_title(&mut self, title: &str, now: Instant) {
+        if let Some(t) = self.titles.get_mut(title) {
+            t.heard = now;
+            return;
+        }
+        if self.titles.len() >= self.config.titles {
+            // Forget the longest silent title without a cap; a capped one is kept until lifted.
+            let oldest = self
+                .titles
+                .iter()
+                .filter(|(_, t)| t.cap.cap.is_none())
+                .min_by_key(|(_, t)| t.heard);
+            match oldest.map(|(k, _)| k.clone()) {
+                Some(k) => {
+                    self.titles.remove(&k);
+                }
+                None => return,
+            }
+        }
+        self.titles.insert(
+            title.to_string(),
+            Title {
+                heard: now,
+                ladder: BTreeSet::new(),
+                cap: Cap::default(),
+            },
+        );
+    }
+
+    /// The decisions due at `now`, titles first, then the edge.
+    pub fn decide(&mut self, now: Instant) -> Vec<Decision> {
+        let cfg = self.config.clone();
+        let heard = |s: &Session| now.saturating_duration_since(s.heard) <= cfg.window;
+        let troubled = |s: &Session| {
+            s.trouble
+                .is_some_and(|(at, _)| now.saturating_duration_since(at) <= cfg.window)
+        };
+        // Per title: (sessions, troubled sessions).
+        let mut by_title: HashMap<&str, Vec<&Session>> = HashMap::new();
+        for s in self.sessions.values().filter(|s| heard(s)) {
+            by_title.entry(s.title.as_str()).or_default().push(s);
+        }
+        let mut out = Vec::new();
+        for (name, title) in self.titles.iter_mut() {
+            let sessions = by_title.get(name.as_str()).map_or(&[][..], |v| &v[..]);
+            let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
+            let last_trouble = self
+                .sessions
+                .values()
+                .filter(|s| s.title == *name)
+                .filter_map(|s| s.trouble.map(|(at, _)| at))
+                .max();
+            if let Some(d) = judge(
+                &cfg,
+                &mut title.cap,
+                &title.ladder,
+                sessions,
+                &bad,
+                last_trouble,
+                now,
+            ) {
+                out.push(Decision {
+                    scope: Scope::Title(name.clone()),
+                    ..d
+                });
+            }
+        }
+        // The edge: trouble over two titles or more, and a share of all its sessions.
+        let all: Vec<&Session> = self.sessions.values().filter(|s| heard(s)).collect();
+        let bad: Vec<&Session> = all.iter().copied().filter(|s| troubled(s)).collect();
+        let bad_titles: BTreeSet<&str> = bad.iter().map(|s| s.title.as_str()).collect();
+        let degraded = bad.len() >= cfg.edge_sessions
+            && bad_titles.len() >= 2
+            && bad.len() as f64 >= cfg.degraded_share * all.len() as f64;
+        let last_trouble = self
+            .sessions
+            .values()
+            .filter_map(|s| s.trouble.map(|(at, _)| at))
+            .max();
+        let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= cfg.recover);
+        let may_change = self
+            .edge
+            .changed
+            .is_none_or(|at| now.saturating_duration_since(at) >= cfg.hold);
+        let previous = self.edge.cap;
+        let next = match (may_change, degraded, previous) {
+            (false, _, _) => None,
+            (true, true, _) => {
+                let pulled = bad.iter().filter_map(|s| s.br).max().unwrap_or(0);
+                let cap = (pulled / 2).max(1);
+                let why = bad.iter().find_map(|s| s.trouble.map(|(_, r)| r));
+                match why {
+                    Some(why) if pulled > 0 && previous.is_none_or(|c| cap < c) => {
+                        Some((Some(cap), why))
+                    }
+                    _ => None,
+                }
+            }
+            (true, false, Some(c)) if calm => {
+                let up = c.saturating_add(c / 2).max(c.saturating_add(1));
+                Some(((up < self.edge_top).then_some(up), Reason::Recovered))
+            }
+            (true, false, _) => None,
+        };
+        if let Some((cap, reason)) = next {
+            self.edge = Cap {
+                cap,
+                changed: Some(now),
+            };
+            out.push(Decision {
+                scope: Scope::Edge,
+                cap_kbps: cap,
+                previous_kbps: previous,
+                reason,
+                sessions: count(all.len()),
+                troubled: count(bad.len()),
+            });
+        }
+        // Forget sessions long silent.
+        let keep = cfg.window * 8;
+        self.sessions
+            .retain(|_, s| now.saturating_duration_since(s.heard) <= keep);
+        out
+    }
+}
+
+/// One title's decision, if one is due: down when degraded, a rung up when recovered.
+fn judge(
+    cfg: &GuardConfig,
+    cap: &mut Cap,
+    ladder: &BTreeSet<u32>,
+    sessions: &[&Session],
+    bad: &[&Session],
+    last_trouble: Option<Instant>,
+    now: Instant,
+) -> Option<Decision> {
+    let lowest = *ladder.first()?;
+    let may_change = cap
+        .changed
+        .is_none_or(|at| now.saturating_duration_since(at) >= cfg.hold);
+    if !may_change {
+        return None;
+    }
+    let previous = cap.cap;
+    let recent_mtp = |s: &Session| {
+        s.mtp
+            .iter()
+            .filter(|(at, _)| now.saturating_duration_since(*at) <= cfg.window)
+            .map(|(_, v)| *v)
+            .min()
+    };
+    let degraded =
+        !bad.is_empty() && bad.len() as f64 >= cfg.degraded_share * sessions.len() as f64;
+    let next = if degraded {
+        let pulled = bad.iter().filter_map(|s| s.br).max();
+        let slowest = bad.iter().filter_map(|s| recent_mtp(s)).min();
+        let fits = |kbps: f64| ladder.range(..=kbps.max(0.0) as u32).next_back().copied();
+        let by_throughput = slowest.and_then(|m| fits(m as f64 * cfg.headroom));
+        let below_pulled = pulled.and_then(|p| ladder.range(..p).next_back().copied());
+        let mut want = match (by_throughput, below_pulled) {
+            // Throughput carries what they pull: one rung down still eases the trouble.
+            (Some(t), Some(b)) if pulled.is_some_and(|p| t >= p) => b,
+            (Some(t), _) => t,
+            (None, Some(b)) => b,
+            (None, None) => lowest,
+        };
+        want = want.max(lowest);
+        // Only ever down: below the cap in force, or below what they pull when there is none.
+        let steers = match previous {
+            Some(c) => want < c,
+            None => pulled.is_some_and(|p| want < p),
+        };
+        if !steers {
+            return None;
+        }
+        let why = bad
+            .iter()
+            .filter_map(|s| s.trouble.map(|(_, r)| r))
+            .min_by_key(|r| match r {
+                Reason::Throughput { measured_kbps, .. } => *measured_kbps,
+                _ => u32::MAX,
+            })
+            .unwrap_or(Reason::Starvation);
+        Some((Some(want), why))
+    } else {
+        let c = previous?;
+        let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= cfg.recover);
+        if !calm {
+            return None;
+        }
+        let up = ladder.range(c + 1..).next().copied();
+        let carried = sessions
+            .iter()
+            .filter_map(|s| recent_mtp(s))
+            .min()
+            .is_none_or(|m| up.is_none_or(|u| m as f64 * cfg.headroom >= u as f64));
+        if !carried {
+            return None;
+        }
+        let top = ladder.last().copied();
+        let to = match up {
+            Some(u) if Some(u) != top => Some(u),
+            _ => None,
+        };
+        Some((to, Reason::Recovered))
+    };
+    let (to, reason) = next?;
+    *cap = Cap {
+        cap: to,
+        changed: Some(now),
+    };
+    Some(Decision {
+        scope: Scope::Edge,
+        cap_kbps: to,
+        previous_kbps: previous,
+        reason,
+        sessions: count(sessions.len()),
+        troubled: count(bad.len()),
+    })
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample(sid: &str, cid: &str, br: u32, mtp: u32, bl: u32) -> QoeSample {
+        QoeSample {
+            url: format!("v.test/{cid}/seg.m4s"),
+            sid: Some(sid.into()),
+            cid: Some(cid.into()),
+            ot: Some("v".into()),
+            br: Some(br),
+            tb: Some(1200),
+            mtp: Some(mtp),
+            bl: Some(bl),
+            ..QoeSample::default()
+        }
+    }
+
+    /// A player pulling `br` at `mtp` with `bl` buffered, one request a second for `secs`
+    /// seconds from `t`; the decisions made along the way.
+    fn play(
+        g: &mut Guard,
+        t: &mut Instant,
+        secs: u32,
+        s: impl Fn(u32) -> QoeSample,
+    ) -> Vec<Decision> {
+        let mut out = Vec::new();
+        for i in 0..secs {
+            *t += Duration::from_secs(1);
+            g.observe(&s(i), *t);
+            out.extend(g.decide(*t));
+        }
+        out
+    }
+
+    /// The ladder 300/600/1200 seen, at a throughput that carries the top.
+    fn warmed() -> (Guard, Instant) {
+        let mut g = Guard::new(GuardConfig::default());
+        let mut t = Instant::now();
+        for br in [300, 600, 1200] {
+            let d = play(&mut g, &mut t, 2, |_| {
+                sample("s1", "film", br, 4000, 10_000)
+            });
+            assert!(d.is_empty(), "{d:?}");
+        }
+        (g, t)
+    }
+
+    #[test]
+    fn a_throughput_drop_caps_the_title_at_the_rung_it_carries_then_lifts_it_step_by_step() {
+        let (mut g, mut t) = warmed();
+        assert_eq!(g.cap("film"), None);
+        // The link drops to 500 kbit/s: 500 × 0.8 carries 300.
+        let d = play(&mut g, &mut t, 1, |_| {
+            sample("s1", "film", 1200, 500, 9_000)
+        });
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].scope, Scope::Title("film".into()));
+        assert_eq!((d[0].cap_kbps, d[0].previous_kbps), (Some(300), None));
+        assert_eq!(
+            d[0].reason,
+            Reason::Throughput {
+                measured_kbps: 500,
+                bitrate_kbps: 1200
+            }
+        );
+        assert_eq!(g.cap("film"), Some(300));
+        // Steered down, the player is fine at 300, but 500 kbit/s does not carry 600: held.
+        let d = play(&mut g, &mut t, 20, |_| {
+            sample("s1", "film", 300, 500, 12_000)
+        });
+        assert!(d.is_empty(), "{d:?}");
+        // The link comes back: one rung after the recovery time, the top a hold later.
+        let d = play(&mut g, &mut t, 20, |_| {
+            sample("s1", "film", 300, 4000, 12_000)
+        });
+        let caps: Vec<_> = d.iter().map(|d| (d.cap_kbps, d.reason)).collect();
+        assert_eq!(
+            caps,
+            vec![(Some(600), Reason::Recovered), (None, Reason::Recovered)]
+        );
+        assert_eq!(g.cap("film"), None);
+    }
+
+    #[test]
+    fn starvation_without_throughput_steps_one_rung_below_what_players_pull() {
+        let (mut g, mut t) = warmed();
+        let d = play(&mut g, &mut t, 1, |_| QoeSample {
+            bs: true,
+            mtp: None,
+            ..sample("s1", "film", 1200, 0, 500)
+        });
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].cap_kbps, d[0].reason),
+            (Some(600), Reason::Starvation)
+        );
+        // Still starving: a rung lower, but only a hold later.
+        let d = play(&mut g, &mut t, 6, |_| QoeSample {
+            bs: true,
+            mtp: None,
+            ..sample("s1", "film", 600, 0, 500)
+        });
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].cap_kbps, Some(300));
+        // At the bottom: nothing lower to steer to.
+        let d = play(&mut g, &mut t, 8, |_| QoeSample {
+            bs: true,
+            mtp: None,
+            ..sample("s1", "film", 300, 0, 500)
+        });
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn live_players_short_buffers_are_not_trouble_but_vod_ones_are() {
+        let (mut g, mut t) = warmed();
+        let live = |_| QoeSample {
+            live: true,
+            ..sample("s1", "film", 1200, 4000, 1_000)
+        };
+        assert!(play(&mut g, &mut t, 10, live).is_empty());
+        let d = play(&mut g, &mut t, 1, |_| {
+            sample("s1", "film", 1200, 4000, 1_000)
+        });
+        assert_eq!(
+            (d[0].cap_kbps, d[0].reason),
+            (Some(600), Reason::LowBuffer(1_000))
+        );
+        // Startup requests (su) are short of buffer by nature.
+        let (mut g, mut t) = warmed();
+        let starting = |_| QoeSample {
+            su: true,
+            ..sample("s1", "film", 1200, 4000, 0)
+        };
+        assert!(play(&mut g, &mut t, 3, starting).is_empty());
+    }
+
+    #[test]
+    fn one_troubled_viewer_among_many_does_not_cap_the_title() {
+        let (mut g, mut t) = warmed();
+        for i in 0..3 {
+            g.observe(&sample(&format!("ok{i}"), "film", 1200, 4000, 10_000), t);
+        }
+        let d = play(&mut g, &mut t, 3, |i| {
+            if i % 2 == 0 {
+                sample("bad", "film", 1200, 400, 1_000)
+            } else {
+                sample("ok0", "film", 1200, 4000, 10_000)
+            }
+        });
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn trouble_across_titles_caps_the_edge_and_it_lifts_when_calm() {
+        let mut g = Guard::new(GuardConfig::default());
+        let mut t = Instant::now();
+        let mut d = Vec::new();
+        for round in 0..2 {
+            t += Duration::from_secs(1);
+            for i in 0..4 {
+                let title = if i % 2 == 0 { "a" } else { "b" };
+                let (mtp, bs) = if round == 0 {
+                    (4000, false)
+                } else {
+                    (4000, true)
+                };
+                g.observe(
+                    &QoeSample {
+                        bs,
+                        ..sample(&format!("s{i}"), title, 1200, mtp, 10_000)
+                    },
+                    t,
+                );
+            }
+            d.extend(g.decide(t));
+        }
+        let edge: Vec<_> = d.iter().filter(|d| d.scope == Scope::Edge).collect();
+        assert_eq!(edge.len(), 1, "{d:?}");
+        assert_eq!((edge[0].cap_kbps, edge[0].troubled), (Some(600), 4));
+        assert!(g.cap("a").is_some_and(|c| c <= 600));
+        // Calm (the players' last troubled requests age out of the window without lowering the
+        // cap again): 900, then past the top (1200): lifted.
+        let mut d = Vec::new();
+        for _ in 0..30 {
+            t += Duration::from_secs(1);
+            for i in 0..4 {
+                let title = if i % 2 == 0 { "a" } else { "b" };
+                g.observe(&sample(&format!("s{i}"), title, 1200, 4000, 10_000), t);
+            }
+            d.extend(g.decide(t).into_iter().filter(|d| d.scope == Scope::Edge));
+        }
+        let caps: Vec<_> = d.iter().map(|d| d.cap_kbps).collect();
+        assert_eq!(caps, vec![Some(900), None]);
+    }
+
+    #[test]
+    fn sessions_and_titles_are_bounded() {
+        let mut g = Guard::new(GuardConfig {
+            sessions: 50,
+            titles: 10,
+            ..GuardConfig::default()
+        });
+        let t = Instant::now();
+        for i in 0..1000 {
+            g.observe(
+                &sample(&format!("s{i}"), &format!("t{i}"), 600, 4000, 10_000),
+                t,
+            );
+        }
+        assert!(g.sessions.len() <= 50 && g.titles.len() <= 10);
+    }
+
+    proptest! {
+        /// Whatever players report: a title's cap is always a rung its players reported (never
+        /// above what the origin offers), it only goes down when troubled and up when recovered,
+        /// and its decisions are at least a hold apart.
+        #[test]
+        fn caps_stay_on_the_ladder_move_the_right_way_and_keep_their_hold(
+            steps in prop::collection::vec(
+                (0u8..3, 0usize..3, 0u32..3000, 0u32..20_000, any::<bool>(), any::<bool>()),
+                1..300,
+            )
+        ) {
+            let cfg = GuardConfig::default();
+            let mut g = Guard::new(cfg.clone());
+            let mut t = Instant::now();
+            let ladder = [300u32, 600, 1200];
+            let mut last: HashMap<Scope, Instant> = HashMap::new();
+            for (sid, rung, mtp, bl, bs, tick) in steps {
+                let s = QoeSample {
+                    bs,
+                    ..sample(&format!("s{sid}"), "film", ladder[rung], mtp, bl)
+                };
+                g.observe(&s, t);
+                if tick {
+                    t += Duration::from_millis(700);
+                    for d in g.decide(t) {
+                        if let Some(at) = last.insert(d.scope.clone(), t) {
+                            prop_assert!(t - at >= cfg.hold, "{d:?}");
+                        }
+                        if d.scope == Scope::Edge {
+                            continue;
+                        }
+                        if let Some(c) = d.cap_kbps {
+                            prop_assert!(ladder.contains(&c), "{d:?}");
+                        }
+                        let up = match (d.cap_kbps, d.previous_kbps) {
+                            (None, _) => true,
+                            (Some(c), Some(p)) => c > p,
+                            (Some(_), None) => false,
+                        };
+                        prop_assert_eq!(up, d.reason == Reason::Recovered, "{:?}", d);
+                        prop_assert!(d.cap_kbps.is_none_or(|c| c <= 1200));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Issue 12, the adaptive-quality guard: players of a title whose CMCD shows throughput below
+//! the bitrate they pull are steered down by `mb` in the edge's CMSD-Dynamic member within a
+//! second or two, on hits (fast path and proxy alike) and misses; the decision is a
+//! `dev.eddy.qoe.guard.v1` event with its reason; other titles are untouched; and the cap is
+//! lifted step by step once the players' throughput carries the ladder again.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Rig, embedded_bus, node_overrides, start_with};
+use eddy_events::Event;
+use eddy_testkit::origin::{Reply, Seen};
+use eddy_testkit::wait_until;
+
+/// A dash.js-like request of `title`'s segment `i` at bitrate `br`, throughput `mtp`.
+fn seg(rig: &Rig, title: &str, i: usize, br: u32, mtp: u32) -> String {
+    let q = format!(
+        "CMCD=bl%3D12000%2Cbr%3D{br}%2Ccid%3D%22{title}%22%2Cmtp%3D{mtp}%2Cot%3Dv%2Csid%3D%22{title}-1%22%2Ctb%3D1200"
+    );
+    let r = rig.get(&format!("/{title}/{br}/seg_{i}.m4s?{q}"));
+    assert_eq!(r.status, 200);
+    r.h("cmsd-dynamic").to_string()
+}
+
+#[test]
+fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let mut rig = start_with(
+        |s: &Seen| {
+            Reply::ok(format!("{} {}", s.path, "x".repeat(2000)))
+                .header("content-type", "video/mp4")
+                .header("cache-control", "max-age=600")
+        },
+        |_| {},
+        "",
+    );
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some("guard-edge"));
+    rig.start_edge_with_bus(&o, "[streaming]\nprefetch = false\n", Some(bus.clone()));
+
+    // The players see the ladder 300/600/1200 and pull the top; nothing is capped.
+    let mut i = 0;
+    for br in [300, 600, 1200, 1200, 1200] {
+        i += 1;
+        assert_eq!(seg(&rig, "film", i, br, 5000), "\"guard-edge\"");
+    }
+    // The link drops to 500 kbit/s while they pull 1200: 500 × 0.8 carries 300.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            i += 1;
+            seg(&rig, "film", i, 1200, 500).contains("mb=300")
+        }),
+        "no cap within 5 s: {}",
+        rig.metrics_text()
+            .lines()
+            .filter(|l| l.contains("qoe") || l.contains("guard"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(rig.metric("eddy_qoe_guard_total{what=\"throughput\"}"), 1);
+    assert_eq!(rig.metric("eddy_qoe_guard_caps"), 1);
+    // A hit carries it too (the fast path hands the request to the proxy while a cap is held),
+    // and another title is not capped.
+    let hit = rig.get("/film/1200/seg_3.m4s?CMCD=cid%3D%22film%22%2Cot%3Dv");
+    assert_eq!(hit.x_cache(), "HIT");
+    assert_eq!(hit.h("cmsd-dynamic"), "\"guard-edge\";mb=300");
+    assert_eq!(seg(&rig, "news", 1, 1200, 5000), "\"guard-edge\"");
+    // A request without CMCD gets no CMSD at all.
+    assert_eq!(rig.get("/film/1200/seg_3.m4s").h("cmsd-dynamic"), "");
+
+    // The decision is on the bus, with its reason.
+    let guard = rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(
+                eddy_control::QOE_GUARD_TOPIC,
+                "t",
+                eddy_bus::StartFrom::Earliest,
+            )
+            .await
+            .unwrap();
+        let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a guard event within 5 s")
+            .unwrap();
+        let (cloud, ev) = Event::decode(&rec.payload).unwrap();
+        assert_eq!(cloud.ty, "dev.eddy.qoe.guard.v1");
+        let Event::QoeGuard(g) = ev else {
+            panic!("{ev:?}")
+        };
+        g
+    });
+    assert_eq!(
+        (
+            guard.edge.as_str(),
+            guard.title.as_deref(),
+            guard.cap_kbps,
+            guard.previous_kbps,
+            guard.reason.as_str()
+        ),
+        ("guard-edge", Some("film"), Some(300), None, "throughput")
+    );
+
+    // The link comes back: a rung at a time (600), then lifted, never above the ladder.
+    let mut seen = Vec::new();
+    let lifted = wait_until(Duration::from_secs(40), || {
+        i += 1;
+        let v = seg(&rig, "film", i, 300, 5000);
+        if seen.last() != Some(&v) {
+            seen.push(v.clone());
+        }
+        v == "\"guard-edge\""
+    });
+    assert!(lifted, "{seen:?}");
+    assert_eq!(
+        seen,
+        vec![
+            "\"guard-edge\";mb=300".to_string(),
+            "\"guard-edge\";mb=600".into(),
+            "\"guard-edge\"".into()
+        ]
+    );
+    assert_eq!(rig.metric("eddy_qoe_guard_total{what=\"recovered\"}"), 2);
+    assert_eq!(rig.metric("eddy_qoe_guard_caps"), 0);
+}
+
+#[test]
+fn the_guard_can_be_turned_off() {
+    let mut rig = start_with(
+        |_: &Seen| Reply::ok("x".repeat(100)).header("cache-control", "max-age=600"),
+        |_| {},
+        "",
+    );
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some("off-edge"));
+    rig.start_edge(&o, "[streaming]\nguard = false\nprefetch = false\n");
+    for i in 0..4 {
+        seg_any(&rig, i, 1200, 5000);
+    }
+    for i in 4..12 {
+        assert_eq!(seg_any(&rig, i, 1200, 300), "\"off-edge\"");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(rig.metric("eddy_qoe_guard_caps"), 0);
+}
+
+fn seg_any(rig: &Rig, i: usize, br: u32, mtp: u32) -> String {
+    let q = format!("CMCD=br%3D{br}%2Ccid%3D%22f%22%2Cmtp%3D{mtp}%2Cot%3Dv%2Csid%3D%22s%22");
+    rig.get(&format!("/f/seg_{i}.m4s?{q}"))
+        .h("cmsd-dynamic")
+        .to_string()
+}
