@@ -21,6 +21,9 @@
 //! that lists it, read from the memory cache (VOD playlists only: a live playlist's next segment
 //! does not exist yet; LL-HLS parts are named by `nor`).
 //!
+//! The same request URL naming the same next objects again within a second (many viewers of
+//! one title at one moment) is passed over without being judged again.
+//!
 //! A prefetch request carries no CMCD, so it never offers a prefetch of its own: prefetch never
 //! recurses, and the load it adds is bounded by the budget whatever players send. It carries
 //! [`HEADER`], and an answer other than 2xx to it is not stored (a live segment asked for a moment
@@ -59,6 +62,12 @@ const PLAYLISTS_PER_SESSION: usize = 4;
 /// A media playlist larger than this is not read for the next segment.
 const PLAYLIST_MAX: usize = 1 << 20;
 
+/// An offer repeated within this long (the same request URL naming the same next objects: many
+/// viewers of one live title at the same moment) is passed over without judging it again.
+const REPEAT: Duration = Duration::from_secs(1);
+/// Offers remembered for [`REPEAT`]; past it the memory starts afresh.
+const REPEATS_KEPT: usize = 4096;
+
 /// Longest one prefetch may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -93,6 +102,7 @@ impl RecentPurges {
 
 /// What became of one offered object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Offer {
     /// A prefetch started.
     Started,
@@ -126,6 +136,10 @@ pub struct Prefetch {
     pending: Arc<Mutex<HashSet<String>>>,
     /// Per session (`sid`), the media playlists it asked for (`host/path`).
     playlists: Mutex<HashMap<String, VecDeque<String>>>,
+    /// Offers judged lately, by a hash of the request URL and the next objects it named.
+    recent: Mutex<HashMap<u64, Instant>>,
+    /// `eddy_prefetch_total{what}` for each outcome judged here, looked up once.
+    counted: [prometheus_client::metrics::counter::Counter; 5],
 }
 
 impl Prefetch {
@@ -133,11 +147,20 @@ impl Prefetch {
     pub fn new(state: Arc<EdgeState>, budget: PrefetchBudget) -> Prefetch {
         let per_second = std::num::NonZeroU32::new(budget.per_second).unwrap_or(nonzero_one());
         Prefetch {
-            state,
             slots: Arc::new(Semaphore::new(budget.inflight as usize)),
             rate: governor::RateLimiter::direct(governor::Quota::per_second(per_second)),
             pending: Arc::new(Mutex::new(HashSet::new())),
             playlists: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+            counted: [
+                Offer::Started,
+                Offer::Cached,
+                Offer::Inflight,
+                Offer::Purged,
+                Offer::Refused,
+            ]
+            .map(|o| state.metrics.prefetch(o.label())),
+            state,
         }
     }
 
@@ -147,6 +170,9 @@ impl Prefetch {
         let (host, path) = url.find('/').map_or((url, "/"), |i| (&url[..i], &url[i..]));
         let opts = self.state.config.path_options(host);
         let next = if !cmcd.next.is_empty() {
+            if self.repeated(url, cmcd) {
+                return;
+            }
             cmcd.next_objects(path, opts)
         } else {
             let Some(sid) = &cmcd.sid else { return };
@@ -169,9 +195,37 @@ impl Prefetch {
         for (next, range) in next {
             let what = self.consider(format!("{host}{next}"), range);
             if what != Offer::Started {
-                self.state.metrics.prefetch(what.label()).inc();
+                self.counted[what as usize].inc();
             }
         }
+    }
+
+    /// Whether the same request URL named the same next objects within [`REPEAT`].
+    fn repeated(&self, url: &str, cmcd: &Cmcd) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        url.hash(&mut h);
+        for n in &cmcd.next {
+            n.url.hash(&mut h);
+            n.range.hash(&mut h);
+        }
+        let sig = h.finish();
+        let now = Instant::now();
+        let mut recent = self.recent.lock();
+        if recent
+            .get(&sig)
+            .is_some_and(|at| now.saturating_duration_since(*at) < REPEAT)
+        {
+            return true;
+        }
+        if recent.len() >= REPEATS_KEPT {
+            recent.retain(|_, at| now.saturating_duration_since(*at) < REPEAT);
+            if recent.len() >= REPEATS_KEPT {
+                recent.clear();
+            }
+        }
+        recent.insert(sig, now);
+        false
     }
 
     fn remember_playlist(&self, sid: &str, url: &str) {

@@ -3,8 +3,8 @@
 //! Every request that carries CMCD, in the query (`CMCD=`) or in the four `CMCD-*` fields, is a
 //! QoE sample. The serving path does as little as it can: the gate marks such a request while it
 //! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
-//! queue with `try_send`, never waiting; a full queue drops the sample and counts it. One task
-//! ([`run`]) reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
+//! queue ([`Inbox`]) under a short lock, never waiting and never waking the reader; a full queue
+//! drops the sample and counts it. One task ([`run`]) takes the queue every [`DRAIN`], reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
 //! - with a bus, gathers a window's samples and publishes them as one
 //!   `dev.eddy.qoe.samples.v1` event per second at most, on [`eddy_control::QOE_TOPIC`], keyed
 //!   by the edge;
@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use eddy_events::{Event, QoeSample, QoeSamples};
 use eddy_streaming::cmcd::{Cmcd, StreamType};
-use tokio::sync::{mpsc, watch};
+use parking_lot::Mutex;
+use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
@@ -35,6 +36,9 @@ pub const QUEUE: usize = 8192;
 pub const MAX_BATCH: usize = 4096;
 /// One event per window.
 pub const WINDOW: Duration = Duration::from_secs(1);
+/// How often the reader takes what the serving path queued. The serving path never wakes it: a
+/// wake per request (an eventfd write and a context switch) cost more than reading the sample.
+pub const DRAIN: Duration = Duration::from_millis(20);
 
 /// A request's raw telemetry, as the serving path copies it.
 #[derive(Debug)]
@@ -49,24 +53,45 @@ pub struct Raw {
     pub at: Instant,
 }
 
+/// Telemetry queued by the serving path for the reader, at most [`QUEUE`].
+#[derive(Debug, Default)]
+pub struct Inbox(Mutex<Vec<Raw>>);
+
+impl Inbox {
+    /// Everything queued so far, oldest first, leaving the queue empty.
+    pub fn take(&self) -> Vec<Raw> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
 /// The serving side: offer samples without waiting.
 pub struct Qoe {
-    tx: mpsc::Sender<Raw>,
+    inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
 }
 
 impl Qoe {
     /// A queue and its reader's end.
-    pub fn new(metrics: Arc<Metrics>) -> (Qoe, mpsc::Receiver<Raw>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        (Qoe { tx, metrics }, rx)
+    pub fn new(metrics: Arc<Metrics>) -> (Qoe, Arc<Inbox>) {
+        let inbox = Arc::new(Inbox::default());
+        (
+            Qoe {
+                inbox: inbox.clone(),
+                metrics,
+            },
+            inbox,
+        )
     }
 
     /// Offer one sample; a full queue drops it (counted).
     pub fn offer(&self, raw: Raw) {
-        if self.tx.try_send(raw).is_err() {
+        let mut q = self.inbox.0.lock();
+        if q.len() >= QUEUE {
+            drop(q);
             self.metrics.qoe("dropped").inc();
+            return;
         }
+        q.push(raw);
     }
 
     /// Offer the telemetry of an HTTP/1 head the gate judged (`head` is its bytes, `url` its
@@ -152,7 +177,7 @@ fn sample_of(raw: &Raw, c: Cmcd, since: Instant) -> QoeSample {
 /// Read telemetry from `rx` until `shutdown`: publish its samples on `bus` a window at a time,
 /// and offer its next objects to `prefetch`.
 pub async fn run(
-    mut rx: mpsc::Receiver<Raw>,
+    inbox: Arc<Inbox>,
     bus: Option<Arc<dyn eddy_bus::Bus>>,
     prefetch: Option<crate::prefetch::Prefetch>,
     mut guard: Option<crate::guard::Steering>,
@@ -165,40 +190,43 @@ pub async fn run(
     let mut since = Instant::now();
     let mut since_wall = SystemTime::now();
     let mut tick = tokio::time::interval(WINDOW);
+    let mut drain = tokio::time::interval(DRAIN);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = Instant::now() - Duration::from_secs(2);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            raw = rx.recv() => {
-                let Some(raw) = raw else { break };
-                match read(&raw) {
-                    Ok(Some(c)) => {
-                        if let Some(p) = &prefetch {
-                            p.offer(&raw.url, &c);
-                        }
-                        if bus.is_none() && guard.is_none() {
-                            continue;
-                        }
-                        let s = sample_of(&raw, c, since);
-                        if let Some(g) = &mut guard {
-                            g.observe(&s);
-                        }
-                        match (&bus, batch.len() < MAX_BATCH) {
-                            (None, _) => {}
-                            (Some(_), true) => batch.push(s),
-                            (Some(_), false) => {
-                                dropped += 1;
-                                metrics.qoe("dropped").inc();
+            _ = drain.tick() => {
+                for raw in inbox.take() {
+                    match read(&raw) {
+                        Ok(Some(c)) => {
+                            if let Some(p) = &prefetch {
+                                p.offer(&raw.url, &c);
+                            }
+                            if bus.is_none() && guard.is_none() {
+                                continue;
+                            }
+                            let s = sample_of(&raw, c, since);
+                            if let Some(g) = &mut guard {
+                                g.observe(&s);
+                            }
+                            match (&bus, batch.len() < MAX_BATCH) {
+                                (None, _) => {}
+                                (Some(_), true) => batch.push(s),
+                                (Some(_), false) => {
+                                    dropped += 1;
+                                    metrics.qoe("dropped").inc();
+                                }
                             }
                         }
-                    }
-                    Ok(None) => {}
-                    Err(why) => {
-                        metrics.qoe("malformed").inc();
-                        if last_log.elapsed() >= Duration::from_secs(1) {
-                            last_log = Instant::now();
-                            tracing::info!(url = %raw.url, reason = %why, "ignored malformed CMCD");
+                        Ok(None) => {}
+                        Err(why) => {
+                            metrics.qoe("malformed").inc();
+                            if last_log.elapsed() >= Duration::from_secs(1) {
+                                last_log = Instant::now();
+                                tracing::info!(url = %raw.url, reason = %why, "ignored malformed CMCD");
+                            }
                         }
                     }
                 }
