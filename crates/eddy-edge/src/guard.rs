@@ -9,8 +9,12 @@
 //!
 //! A response to a CMCD-carrying request whose title (its `cid`, else its directory) is capped,
 //! or on a capped edge, carries the cap as `mb` in this hop's `CMSD-Dynamic` member: dash.js
-//! (with `cmsd.abr.applyMb`) switches down at once. While any cap is held, the hit fast path
-//! hands CMCD-carrying requests to the full proxy, so both give the same answer.
+//! (with `cmsd.abr.applyMb`) switches down at once. hls.js reads no CMSD, and reads the
+//! multivariant playlist only when a session starts: a capped CMCD-carrying `GET` of a
+//! multivariant playlist is answered without the variants above the cap ([`Rewrite`]; the
+//! lowest always stays, the cached object stays the origin's, and the rewritten answer is
+//! `no-store` so no cache downstream keeps it). While any cap is held, the hit fast path hands
+//! CMCD-carrying requests to the full proxy, so both give the same answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,6 +113,72 @@ impl Caps {
     }
 }
 
+/// Multivariant playlists larger than this are served as the origin sent them.
+pub const REWRITE_MAX: usize = 1 << 20;
+
+/// A multivariant playlist answer being rewritten under a cap: the body is held until its end,
+/// then the variants above the cap are removed (`eddy_streaming::hls::multivariant::cap`). A
+/// body that does not read as a multivariant playlist, carries tags a rewrite would move, or
+/// passes [`REWRITE_MAX`] goes out as it came.
+#[derive(Debug)]
+pub struct Rewrite {
+    cap_bps: u64,
+    held: Vec<u8>,
+    given_up: bool,
+}
+
+impl Rewrite {
+    /// A rewrite for a response to `method` of `path` with `status`, when the request's cap
+    /// calls for one: a `GET` (not a range) of a `.m3u8` answered `200`.
+    pub fn begin(
+        cap_kbps: Option<u32>,
+        method: &http::Method,
+        path: &str,
+        ranged: bool,
+        status: u16,
+    ) -> Option<Rewrite> {
+        let kbps = cap_kbps?;
+        let path = path.split('?').next().unwrap_or(path);
+        if *method != http::Method::GET || ranged || status != 200 || !path.ends_with(".m3u8") {
+            return None;
+        }
+        // CMCD `br` is kbit/s rounded: a variant of 655,600 bit/s reports 656, so a cap of
+        // 656 keeps it.
+        Some(Rewrite {
+            cap_bps: (u64::from(kbps) + 1) * 1000 - 1,
+            held: Vec::new(),
+            given_up: false,
+        })
+    }
+
+    /// Pass one piece of the body through: held until the end, then the rewritten whole.
+    pub fn body(&mut self, body: &mut Option<bytes::Bytes>, end_of_stream: bool) {
+        if self.given_up {
+            return;
+        }
+        if let Some(b) = body.take() {
+            self.held.extend_from_slice(&b);
+        }
+        if self.held.len() > REWRITE_MAX {
+            self.given_up = true;
+            *body = Some(std::mem::take(&mut self.held).into());
+            return;
+        }
+        if end_of_stream {
+            let held = std::mem::take(&mut self.held);
+            let out = match eddy_streaming::hls::multivariant::cap(&held, self.cap_bps) {
+                Ok(Some(capped)) => capped,
+                Ok(None) => held,
+                Err(e) => {
+                    tracing::debug!(error = %e, "multivariant playlist served without the cap");
+                    held
+                }
+            };
+            *body = Some(out.into());
+        }
+    }
+}
+
 /// The guard as the telemetry task runs it: decisions made, held in [`Caps`], counted, logged.
 pub struct Steering {
     guard: Guard,
@@ -170,6 +240,7 @@ impl Steering {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use eddy_control::guard::Reason;
 
@@ -182,6 +253,50 @@ mod tests {
             sessions: 1,
             troubled: 1,
         }
+    }
+
+    const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:6\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=1273600,CODECS=\"avc1.4d401f,mp4a.40.2\"\nmedia_0.m3u8\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=655600,CODECS=\"avc1.4d401f,mp4a.40.2\"\nmedia_1.m3u8\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=373600,CODECS=\"avc1.4d401e,mp4a.40.2\"\nmedia_2.m3u8\n";
+
+    fn rewrite(cap: u32, pieces: &[&str]) -> String {
+        let mut r =
+            Rewrite::begin(Some(cap), &http::Method::GET, "/v/master.m3u8", false, 200).unwrap();
+        let mut out = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            let mut b = Some(bytes::Bytes::copy_from_slice(p.as_bytes()));
+            r.body(&mut b, i + 1 == pieces.len());
+            if let Some(b) = b {
+                out.extend_from_slice(&b);
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_capped_multivariant_playlist_loses_the_variants_above_the_cap() {
+        let (a, b) = MASTER.split_at(100);
+        // 656 kbit/s (how hls.js reports the 655,600 bit/s variant) keeps it.
+        let out = rewrite(656, &[a, b]);
+        assert!(!out.contains("media_0") && out.contains("media_1") && out.contains("media_2"));
+        // Below the lowest: the lowest stays.
+        let out = rewrite(100, &[MASTER]);
+        assert!(!out.contains("media_0") && !out.contains("media_1") && out.contains("media_2"));
+        // Nothing to remove, or not a playlist: the bytes as they came.
+        assert_eq!(rewrite(5000, &[MASTER]), MASTER);
+        assert_eq!(rewrite(300, &["not a playlist"]), "not a playlist");
+        // Only a plain GET of a whole .m3u8 answered 200, and only under a cap.
+        let get = http::Method::GET;
+        assert!(Rewrite::begin(None, &get, "/m.m3u8", false, 200).is_none());
+        assert!(Rewrite::begin(Some(1), &http::Method::HEAD, "/m.m3u8", false, 200).is_none());
+        assert!(Rewrite::begin(Some(1), &get, "/m.m3u8", true, 200).is_none());
+        assert!(Rewrite::begin(Some(1), &get, "/m.m3u8", false, 304).is_none());
+        assert!(Rewrite::begin(Some(1), &get, "/s.m4s", false, 200).is_none());
+        assert!(Rewrite::begin(Some(1), &get, "/m.m3u8?x=1", false, 200).is_some());
+        // Too big to hold: out as it came.
+        let big = "#".repeat(REWRITE_MAX + 10);
+        assert_eq!(rewrite(300, &[&big[..10], &big[10..], ""]).len(), big.len());
     }
 
     #[test]

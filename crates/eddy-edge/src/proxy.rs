@@ -199,6 +199,8 @@ pub struct Ctx {
     telemetry: bool,
     /// The quality guard's cap for this request (CMSD-Dynamic `mb`).
     mb: Option<u32>,
+    /// A multivariant playlist answer being rewritten under the guard's cap.
+    rewrite: Option<crate::guard::Rewrite>,
 }
 
 /// The edge proxy.
@@ -454,6 +456,7 @@ impl ProxyHttp for EdgeProxy {
             hold_until: None,
             telemetry: false,
             mb: None,
+            rewrite: None,
         }
     }
 
@@ -1070,6 +1073,25 @@ impl ProxyHttp for EdgeProxy {
         if let (true, Some(hop)) = (ctx.telemetry, &self.state.cmsd) {
             resp.append_header("cmsd-dynamic", hop.value_with_cap(ctx.mb))?;
         }
+        // hls.js reads no CMSD: under a cap, the multivariant playlist loses what is above it.
+        if let Some(url) = &ctx.url {
+            let req = session.req_header();
+            ctx.rewrite = crate::guard::Rewrite::begin(
+                ctx.mb,
+                &req.method,
+                url,
+                req.headers.contains_key(header::RANGE),
+                status,
+            );
+        }
+        if ctx.rewrite.is_some() {
+            resp.remove_header(&header::CONTENT_LENGTH);
+            resp.remove_header(&header::ETAG);
+            resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
+            if !session.as_downstream().is_http2() {
+                resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+            }
+        }
 
         // RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
         // same-host Location / Content-Location.
@@ -1130,9 +1152,12 @@ impl ProxyHttp for EdgeProxy {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        if let Some(r) = &mut ctx.rewrite {
+            r.body(body, end_of_stream);
+        }
         if let Some(b) = body {
             ctx.body_bytes += b.len() as u64;
         }

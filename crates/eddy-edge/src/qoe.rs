@@ -3,8 +3,9 @@
 //! Every request that carries CMCD, in the query (`CMCD=`) or in the four `CMCD-*` fields, is a
 //! QoE sample. The serving path does as little as it can: the gate marks such a request while it
 //! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
-//! queue ([`Inbox`]) under a short lock, never waiting and never waking the reader; a full queue
-//! drops the sample and counts it. One task ([`run`]) takes the queue every [`DRAIN`], reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
+//! queue ([`Inbox`]) under a short lock, never waiting, and wakes the reader only when the queue
+//! was empty; a full queue drops the sample and counts it. One task ([`run`]) takes the queue at
+//! most once per [`DRAIN`], reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
 //! - with a bus, gathers a window's samples and publishes them as one
 //!   `dev.eddy.qoe.samples.v1` event per second at most, on [`eddy_control::QOE_TOPIC`], keyed
 //!   by the edge;
@@ -36,9 +37,12 @@ pub const QUEUE: usize = 8192;
 pub const MAX_BATCH: usize = 4096;
 /// One event per window.
 pub const WINDOW: Duration = Duration::from_secs(1);
-/// How often the reader takes what the serving path queued. The serving path never wakes it: a
-/// wake per request (an eventfd write and a context switch) cost more than reading the sample.
-pub const DRAIN: Duration = Duration::from_millis(20);
+/// Least time between two takes of the queue. The serving path wakes the reader only when it
+/// queues into an empty queue, and the reader waits this long after each take, so under load it
+/// is woken at most 1/DRAIN times a second (a wake per request, an eventfd write and a context
+/// switch, cost more than reading the sample), and a lone player's request is read within it
+/// (prefetch races the player's next request).
+pub const DRAIN: Duration = Duration::from_millis(5);
 
 /// A request's raw telemetry, as the serving path copies it.
 #[derive(Debug)]
@@ -55,7 +59,7 @@ pub struct Raw {
 
 /// Telemetry queued by the serving path for the reader, at most [`QUEUE`].
 #[derive(Debug, Default)]
-pub struct Inbox(Mutex<Vec<Raw>>);
+pub struct Inbox(Mutex<Vec<Raw>>, tokio::sync::Notify);
 
 impl Inbox {
     /// Everything queued so far, oldest first, leaving the queue empty.
@@ -92,6 +96,11 @@ impl Qoe {
             return;
         }
         q.push(raw);
+        let first = q.len() == 1;
+        drop(q);
+        if first {
+            self.inbox.1.notify_one();
+        }
     }
 
     /// Offer the telemetry of an HTTP/1 head the gate judged (`head` is its bytes, `url` its
@@ -190,14 +199,13 @@ pub async fn run(
     let mut since = Instant::now();
     let mut since_wall = SystemTime::now();
     let mut tick = tokio::time::interval(WINDOW);
-    let mut drain = tokio::time::interval(DRAIN);
-    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = Instant::now() - Duration::from_secs(2);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = drain.tick() => {
+            _ = inbox.1.notified() => {
+                tokio::time::sleep(DRAIN).await;
                 for raw in inbox.take() {
                     match read(&raw) {
                         Ok(Some(c)) => {

@@ -14,6 +14,11 @@ use eddy_events::Event;
 use eddy_testkit::origin::{Reply, Seen};
 use eddy_testkit::wait_until;
 
+const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:6\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1200000,CODECS=\"avc1.4d401f,mp4a.40.2\"\n1200/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=600000,CODECS=\"avc1.4d401f,mp4a.40.2\"\n600/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS=\"avc1.4d401e,mp4a.40.2\"\n300/index.m3u8\n";
+
 /// A dash.js-like request of `title`'s segment `i` at bitrate `br`, throughput `mtp`.
 fn seg(rig: &Rig, title: &str, i: usize, br: u32, mtp: u32) -> String {
     let q = format!(
@@ -30,6 +35,12 @@ fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() 
     let bus = embedded_bus(dir.path());
     let mut rig = start_with(
         |s: &Seen| {
+            if s.path.ends_with("master.m3u8") {
+                return Reply::ok(MASTER)
+                    .header("content-type", "application/vnd.apple.mpegurl")
+                    .header("cache-control", "max-age=600")
+                    .header("etag", "\"m1\"");
+            }
             Reply::ok(format!("{} {}", s.path, "x".repeat(2000)))
                 .header("content-type", "video/mp4")
                 .header("cache-control", "max-age=600")
@@ -68,6 +79,24 @@ fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() 
     assert_eq!(hit.x_cache(), "HIT");
     assert_eq!(hit.h("cmsd-dynamic"), "\"guard-edge\";mb=300");
     assert_eq!(seg(&rig, "news", 1, 1200, 5000), "\"guard-edge\"");
+    // hls.js reads no CMSD: a session of the capped title that starts now gets the multivariant
+    // playlist without the variants above the cap, uncacheable downstream; the cached object,
+    // and a request without the title's CMCD, keep them all. Both through the proxy: a cache
+    // miss, then a hit.
+    let plain = rig.get("/film/master.m3u8");
+    assert_eq!(plain.text(), MASTER);
+    for _ in 0..2 {
+        let capped = rig.get("/film/master.m3u8?CMCD=cid%3D%22film%22%2Cot%3Dm%2Csid%3D%22n%22");
+        assert_eq!(capped.status, 200);
+        let text = capped.text();
+        assert!(
+            text.contains("300/index.m3u8") && !text.contains("600/") && !text.contains("1200/"),
+            "{text}"
+        );
+        assert_eq!(capped.h("cache-control"), "private, no-store");
+        assert_eq!(capped.h("etag"), "");
+    }
+    assert_eq!(rig.get("/film/master.m3u8").text(), MASTER);
     // A request without CMCD gets no CMSD at all.
     assert_eq!(rig.get("/film/1200/seg_3.m4s").h("cmsd-dynamic"), "");
 
