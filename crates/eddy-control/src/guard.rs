@@ -181,6 +181,44 @@ struct Title {
     cap: Cap,
 }
 
+/// The cap in force where a title's own cap and the edge's meet: the lower, or whichever is set.
+pub fn lower(title: Option<u32>, edge: Option<u32>) -> Option<u32> {
+    match (title, edge) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Cap {
+    /// Hold `to` from `now` on, and say so.
+    fn set(
+        &mut self,
+        scope: Scope,
+        to: Option<u32>,
+        reason: Reason,
+        sessions: usize,
+        troubled: usize,
+        now: Instant,
+    ) -> Decision {
+        let previous = std::mem::replace(
+            self,
+            Cap {
+                cap: to,
+                changed: Some(now),
+            },
+        )
+        .cap;
+        Decision {
+            scope,
+            cap_kbps: to,
+            previous_kbps: previous,
+            reason,
+            sessions: count(sessions),
+            troubled: count(troubled),
+        }
+    }
+}
+
 /// One edge's guard.
 #[derive(Debug)]
 pub struct Guard {
@@ -232,11 +270,10 @@ impl Guard {
 
     /// The cap now in force for a title: the lower of its own and the edge's.
     pub fn cap(&self, title: &str) -> Option<u32> {
-        let own = self.titles.get(title).and_then(|t| t.cap.cap);
-        match (own, self.edge.cap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        lower(
+            self.titles.get(title).and_then(|t| t.cap.cap),
+            self.edge.cap,
+        )
     }
 
     /// Take one sample read at `now`.
@@ -339,34 +376,38 @@ impl Guard {
             s.trouble
                 .is_some_and(|(at, _)| now.saturating_duration_since(at) <= cfg.window)
         };
-        // Per title: (sessions, troubled sessions).
-        let mut by_title: HashMap<&str, Vec<&Session>> = HashMap::new();
-        for s in self.sessions.values().filter(|s| heard(s)) {
-            by_title.entry(s.title.as_str()).or_default().push(s);
+        // One pass over the sessions: per title, those heard in the window and the last time
+        // any of them (heard lately or not) was in trouble.
+        let mut by_title: HashMap<&str, (Vec<&Session>, Option<Instant>)> = HashMap::new();
+        for s in self.sessions.values() {
+            let entry = by_title.entry(s.title.as_str()).or_default();
+            if heard(s) {
+                entry.0.push(s);
+            }
+            entry.1 = entry.1.max(s.trouble.map(|(at, _)| at));
         }
         let mut out = Vec::new();
         for (name, title) in self.titles.iter_mut() {
-            let sessions = by_title.get(name.as_str()).map_or(&[][..], |v| &v[..]);
+            let (sessions, last_trouble) = by_title
+                .get(name.as_str())
+                .map_or((&[][..], None), |(v, t)| (&v[..], *t));
             let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
-            let last_trouble = self
-                .sessions
-                .values()
-                .filter(|s| s.title == *name)
-                .filter_map(|s| s.trouble.map(|(at, _)| at))
-                .max();
-            if let Some(d) = judge(
+            let next = judge(
                 &cfg,
-                &mut title.cap,
+                &title.cap,
                 &title.ladder,
                 sessions,
                 &bad,
                 last_trouble,
                 now,
-            ) {
-                out.push(Decision {
-                    scope: Scope::Title(name.clone()),
-                    ..d
-                });
+            );
+            if let Some((to, reason)) = next {
+                let scope = Scope::Title(name.clone());
+                out.push(
+                    title
+                        .cap
+                        .set(scope, to, reason, sessions.len(), bad.len(), now),
+                );
             }
         }
         // The edge: trouble over two titles or more, and a share of all its sessions.
@@ -376,11 +417,7 @@ impl Guard {
         let degraded = bad.len() >= cfg.edge_sessions
             && bad_titles.len() >= 2
             && bad.len() as f64 >= cfg.degraded_share * all.len() as f64;
-        let last_trouble = self
-            .sessions
-            .values()
-            .filter_map(|s| s.trouble.map(|(at, _)| at))
-            .max();
+        let last_trouble = by_title.values().filter_map(|(_, t)| *t).max();
         let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= cfg.recover);
         let may_change = self
             .edge
@@ -407,18 +444,10 @@ impl Guard {
             (true, false, _) => None,
         };
         if let Some((cap, reason)) = next {
-            self.edge = Cap {
-                cap,
-                changed: Some(now),
-            };
-            out.push(Decision {
-                scope: Scope::Edge,
-                cap_kbps: cap,
-                previous_kbps: previous,
-                reason,
-                sessions: count(all.len()),
-                troubled: count(bad.len()),
-            });
+            out.push(
+                self.edge
+                    .set(Scope::Edge, cap, reason, all.len(), bad.len(), now),
+            );
         }
         // Forget sessions long silent.
         let keep = cfg.window * 8;
@@ -428,16 +457,17 @@ impl Guard {
     }
 }
 
-/// One title's decision, if one is due: down when degraded, a rung up when recovered.
+/// One title's next cap and why, if a change is due: down when degraded, a rung up when
+/// recovered.
 fn judge(
     cfg: &GuardConfig,
-    cap: &mut Cap,
+    cap: &Cap,
     ladder: &BTreeSet<u32>,
     sessions: &[&Session],
     bad: &[&Session],
     last_trouble: Option<Instant>,
     now: Instant,
-) -> Option<Decision> {
+) -> Option<(Option<u32>, Reason)> {
     let lowest = *ladder.first()?;
     let may_change = cap
         .changed
@@ -455,7 +485,7 @@ fn judge(
     };
     let degraded =
         !bad.is_empty() && bad.len() as f64 >= cfg.degraded_share * sessions.len() as f64;
-    let next = if degraded {
+    if degraded {
         let pulled = bad.iter().filter_map(|s| s.br).max();
         let slowest = bad.iter().filter_map(|s| recent_mtp(s)).min();
         let fits = |kbps: f64| ladder.range(..=kbps.max(0.0) as u32).next_back().copied();
@@ -507,20 +537,7 @@ fn judge(
             _ => None,
         };
         Some((to, Reason::Recovered))
-    };
-    let (to, reason) = next?;
-    *cap = Cap {
-        cap: to,
-        changed: Some(now),
-    };
-    Some(Decision {
-        scope: Scope::Edge,
-        cap_kbps: to,
-        previous_kbps: previous,
-        reason,
-        sessions: count(sessions.len()),
-        troubled: count(bad.len()),
-    })
+    }
 }
 
 fn count(n: usize) -> u32 {

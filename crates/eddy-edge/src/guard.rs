@@ -70,10 +70,7 @@ impl Caps {
             return None;
         }
         let held = self.held.read();
-        match (held.titles.get(title).copied(), held.edge) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        eddy_control::guard::lower(held.titles.get(title).copied(), held.edge)
     }
 
     /// The cap for a request for `url` (`host/path?query`) with this query and these fields,
@@ -93,23 +90,6 @@ impl Caps {
         let url = crate::qoe::without_query(url);
         let title = eddy_control::guard::title(cmcd.as_ref().and_then(|c| c.cid.as_deref()), url);
         self.cap(&title)
-    }
-}
-
-impl Caps {
-    /// [`Caps::for_request`] for an HTTP/1 head as the client sent it (the gate's view, before
-    /// the canonical target drops the `CMCD` parameter).
-    pub fn for_head(&self, head: &[u8], url: &str) -> Option<u32> {
-        if !self.active() {
-            return None;
-        }
-        let mut fields = [httparse::EMPTY_HEADER; 128];
-        let mut req = httparse::Request::new(&mut fields);
-        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-            return None;
-        }
-        let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
-        self.for_request(url, query, req.headers.iter().map(|h| (h.name, h.value)))
     }
 }
 

@@ -173,11 +173,19 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                     Head::Complete(r) => {
                         if r.telemetry
                             && let Some(url) = &r.url
+                            && (st.qoe.is_some() || st.caps.active())
                         {
-                            if let Some(q) = &st.qoe {
-                                q.offer_head(&buf[..r.head_len], url.as_str());
-                            }
-                            cap = st.caps.for_head(&buf[..r.head_len], url.as_str());
+                            // One reading of the head as the player sent it (the canonical
+                            // target drops `CMCD`), for the QoE queue and the guard's cap.
+                            let url = url.as_str();
+                            cap = crate::qoe::with_head(&buf[..r.head_len], |query, fields| {
+                                let fields = || fields.iter().map(|h| (h.name, h.value));
+                                if let Some(q) = &st.qoe {
+                                    q.offer_parts(url, query, fields());
+                                }
+                                st.caps.for_request(url, query, fields())
+                            })
+                            .flatten();
                         }
                         break r;
                     }

@@ -103,18 +103,6 @@ impl Qoe {
         }
     }
 
-    /// Offer the telemetry of an HTTP/1 head the gate judged (`head` is its bytes, `url` its
-    /// canonical URL).
-    pub fn offer_head(&self, head: &[u8], url: &str) {
-        let mut fields = [httparse::EMPTY_HEADER; 128];
-        let mut req = httparse::Request::new(&mut fields);
-        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-            return;
-        }
-        let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
-        self.offer_parts(url, query, req.headers.iter().map(|h| (h.name, h.value)));
-    }
-
     /// Offer the telemetry of a request with canonical URL `url`, raw query `query` and header
     /// fields `fields`, when it carries any (the gate for HTTP/1, the proxy for HTTP/2).
     pub fn offer_parts<'a>(
@@ -143,6 +131,21 @@ impl Qoe {
 /// `host/path` of a canonical `host/path?query`.
 pub fn without_query(url: &str) -> &str {
     url.split_once('?').map_or(url, |(u, _)| u)
+}
+
+/// Hand `f` the raw query and the fields of an HTTP/1 head the gate judged (its bytes as the
+/// client sent them); `None` when the head does not parse.
+pub fn with_head<R>(
+    head: &[u8],
+    f: impl FnOnce(Option<&str>, &[httparse::Header<'_>]) -> R,
+) -> Option<R> {
+    let mut fields = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut fields);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
+    Some(f(query, req.headers))
 }
 
 /// The CMCD of a request's telemetry; `None` without any.
