@@ -40,6 +40,10 @@ pub struct StreamingFile {
     pub prefetch_rate: Option<u32>,
     /// Prefetches in flight at once, at most (default 8; 1 to 1024).
     pub prefetch_inflight: Option<u32>,
+    /// How many objects ahead of a player's request to prefetch (default 2; 1 to 8): those it
+    /// names (CMCD `nor`), then the ones after it in its VOD media playlist. Two keeps one ahead
+    /// of a player that asks for its next segment the moment the last one arrived.
+    pub prefetch_depth: Option<u32>,
     /// The adaptive-quality guard (default true): when players' QoE degrades, cap the bitrate
     /// they are steered to (CMSD-Dynamic `mb`), and lift it step by step when it recovers.
     pub guard: Option<bool>,
@@ -67,6 +71,8 @@ pub struct PrefetchBudget {
     pub per_second: u32,
     /// Prefetches in flight at once, at most.
     pub inflight: u32,
+    /// Objects prefetched ahead of a request, at most.
+    pub depth: u32,
 }
 
 impl Default for PrefetchBudget {
@@ -74,6 +80,7 @@ impl Default for PrefetchBudget {
         PrefetchBudget {
             per_second: 50,
             inflight: 8,
+            depth: 2,
         }
     }
 }
@@ -178,6 +185,12 @@ pub(crate) fn streaming_settings(
             1..=1024,
             &mut budget.inflight,
         ),
+        (
+            "streaming.prefetch_depth",
+            f.prefetch_depth,
+            1..=8,
+            &mut budget.depth,
+        ),
     ] {
         if let Some(v) = value {
             if !range.contains(&v) {
@@ -215,7 +228,7 @@ mod tests {
         assert!(s.ttl_classes);
         assert_eq!(s.prefetch, Some(PrefetchBudget::default()));
         let file: crate::File = crate::parse(
-            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_rate = 5\nprefetch_inflight = 2\n",
+            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_rate = 5\nprefetch_inflight = 2\nprefetch_depth = 3\n",
             Path::new("t.toml"),
         )?;
         let s = streaming_settings(Path::new("t.toml"), file.streaming)?;
@@ -223,7 +236,8 @@ mod tests {
             s.prefetch,
             Some(PrefetchBudget {
                 per_second: 5,
-                inflight: 2
+                inflight: 2,
+                depth: 3
             })
         );
         let file: crate::File = crate::parse(
@@ -264,6 +278,10 @@ mod tests {
             (
                 "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_inflight = 5000",
                 "streaming.prefetch_inflight",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_depth = 9",
+                "streaming.prefetch_depth",
             ),
         ]);
     }

@@ -15,11 +15,14 @@
 //! - the budget is spent: prefetches started per second or in flight at once
 //!   (`[streaming] prefetch_rate`, `prefetch_inflight`; `refused`).
 //!
-//! A player that names no next object (hls.js names none for audio segments) is served by the
-//! media playlist instead: the media playlists a session asked for (CMCD `ot=m`) are
-//! remembered, a few per session, and a segment request finds its successor in the one of them
-//! that lists it, read from the memory cache (VOD playlists only: a live playlist's next segment
-//! does not exist yet; LL-HLS parts are named by `nor`).
+//! Beyond what a player names (hls.js names nothing for audio segments), the media playlist
+//! says what comes next: the media playlists a session asked for (CMCD `ot=m`) are remembered,
+//! a few per session, and a segment request finds its successors in the one of them that lists
+//! it, read from the memory cache (VOD playlists only: a live playlist's next segment does not
+//! exist yet; LL-HLS parts are named by `nor`). Up to `[streaming] prefetch_depth` objects (2)
+//! are offered per request: a player asks for its next segment the moment the last one
+//! arrived, before the telemetry task has read that request, so only the object after next is
+//! sure to be fetched ahead of it.
 //!
 //! The same request URL naming the same next objects again within a second (many viewers of
 //! one title at one moment) is passed over without being judged again.
@@ -61,6 +64,10 @@ const SESSIONS_KEPT: usize = 10_000;
 const PLAYLISTS_PER_SESSION: usize = 4;
 /// A media playlist larger than this is not read for the next segment.
 const PLAYLIST_MAX: usize = 1 << 20;
+/// Media playlists whose segment lists are kept, at most, and the bytes they may hold; past
+/// either the memory starts afresh.
+const LISTINGS_KEPT: usize = 256;
+const LISTINGS_BYTES: usize = 16 << 20;
 
 /// An offer repeated within this long (the same request URL naming the same next objects: many
 /// viewers of one live title at the same moment) is passed over without judging it again.
@@ -128,6 +135,10 @@ impl Offer {
     }
 }
 
+/// A media playlist read for its segments: the copy read (held, so its address names it) and
+/// its segment paths (`None`: not a VOD media playlist).
+type Listing = (bytes::Bytes, Option<Arc<Vec<String>>>);
+
 /// One edge's prefetcher.
 pub struct Prefetch {
     state: Arc<EdgeState>,
@@ -138,6 +149,11 @@ pub struct Prefetch {
     playlists: Mutex<HashMap<String, VecDeque<String>>>,
     /// Offers judged lately, by a hash of the request URL and the next objects it named.
     recent: Mutex<HashMap<u64, Instant>>,
+    /// Media playlists read for their segments, by `host/path`: the copy read (held, so its
+    /// address names it) and its segment paths (`None`: not a VOD media playlist).
+    listings: Mutex<HashMap<String, Listing>>,
+    /// Objects offered ahead of a request, at most (`[streaming] prefetch_depth`).
+    depth: usize,
     /// `eddy_prefetch_total{what}` for each outcome judged here, looked up once.
     counted: [prometheus_client::metrics::counter::Counter; 5],
 }
@@ -152,6 +168,8 @@ impl Prefetch {
             pending: Arc::new(Mutex::new(HashSet::new())),
             playlists: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
+            listings: Mutex::new(HashMap::new()),
+            depth: budget.depth.max(1) as usize,
             counted: [
                 Offer::Started,
                 Offer::Cached,
@@ -165,33 +183,41 @@ impl Prefetch {
     }
 
     /// Offer the next objects of a request of `url` (`host/path`) with telemetry `cmcd`: those
-    /// it names, else the segment after it in its session's media playlist.
+    /// it names, then the ones after it in its session's VOD media playlist, up to the depth.
     pub fn offer(&self, url: &str, cmcd: &Cmcd) {
         let (host, path) = url.find('/').map_or((url, "/"), |i| (&url[..i], &url[i..]));
         let opts = self.state.config.path_options(host);
-        let next = if !cmcd.next.is_empty() {
+        let mut next = if !cmcd.next.is_empty() {
             if self.repeated(url, cmcd) {
                 return;
             }
             cmcd.next_objects(path, opts)
         } else {
-            let Some(sid) = &cmcd.sid else { return };
             match cmcd.ot {
                 Some(ObjectType::Manifest) => {
-                    if path.ends_with(".m3u8") {
+                    if let (Some(sid), true) = (&cmcd.sid, path.ends_with(".m3u8")) {
                         self.remember_playlist(sid, url);
                     }
                     return;
                 }
                 Some(ObjectType::Audio | ObjectType::Video | ObjectType::Muxed) | None => {
-                    match self.next_in_playlist(sid, host, path) {
-                        Some(n) => vec![(n, None)],
-                        None => return,
-                    }
+                    Vec::new()
                 }
                 Some(_) => return,
             }
         };
+        if next.len() < self.depth
+            && let Some(sid) = &cmcd.sid
+        {
+            for n in self.ahead_in_playlist(sid, host, path) {
+                if next.len() >= self.depth {
+                    break;
+                }
+                if !next.iter().any(|(u, r)| r.is_none() && *u == n) {
+                    next.push((n, None));
+                }
+            }
+        }
         for (next, range) in next {
             let what = self.consider(format!("{host}{next}"), range);
             if what != Offer::Started {
@@ -243,33 +269,66 @@ impl Prefetch {
         mine.push_back(url.to_string());
     }
 
-    /// The segment after `path` in a VOD media playlist session `sid` asked for, as it sits in
-    /// the memory cache.
-    fn next_in_playlist(&self, sid: &str, host: &str, path: &str) -> Option<String> {
-        let playlists: Vec<String> = self.playlists.lock().get(sid)?.iter().cloned().collect();
-        let cache = self.state.storage.cache();
+    /// The segments after `path` (up to the depth) in a VOD media playlist session `sid` asked
+    /// for, as it sits in the memory cache.
+    fn ahead_in_playlist(&self, sid: &str, host: &str, path: &str) -> Vec<String> {
+        let Some(playlists) = self
+            .playlists
+            .lock()
+            .get(sid)
+            .map(|p| p.iter().cloned().collect::<Vec<String>>())
+        else {
+            return Vec::new();
+        };
+        playlists
+            .iter()
+            .rev()
+            .find_map(|pl| {
+                let (pl_host, _) = pl.split_at(pl.find('/')?);
+                if pl_host != host {
+                    return None;
+                }
+                let uris = self.listing(pl)?;
+                let at = uris.iter().position(|u| u == path)?;
+                Some(uris.iter().skip(at + 1).take(self.depth).cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// The segment paths of the VOD media playlist `pl` (`host/path`) as it sits fresh in the
+    /// memory cache, read once per stored copy.
+    fn listing(&self, pl: &str) -> Option<Arc<Vec<String>>> {
+        let found = self.state.storage.cache().peek_memory(&primary_of(pl))?;
+        let body = &found.object.body;
+        if found.stale || body.len() > PLAYLIST_MAX {
+            return None;
+        }
+        if let Some((held, uris)) = self.listings.lock().get(pl) {
+            // The held copy keeps its bytes alive, so the same address is the same copy.
+            if held.as_ptr() == body.as_ptr() && held.len() == body.len() {
+                return uris.clone();
+            }
+        }
+        let (host, pl_path) = pl.split_at(pl.find('/')?);
         let opts = self.state.config.path_options(host);
-        playlists.iter().rev().find_map(|pl| {
-            let (pl_host, pl_path) = pl.find('/').map(|i| (&pl[..i], &pl[i..]))?;
-            if pl_host != host {
-                return None;
-            }
-            let found = cache.peek_memory(&primary_of(pl))?;
-            if found.stale || found.object.body.len() > PLAYLIST_MAX {
-                return None;
-            }
-            let list = MediaPlaylist::parse(&found.object.body).ok()?;
-            if !list.ended {
-                return None;
-            }
-            let uris: Vec<String> = list
-                .segments
-                .iter()
-                .filter_map(|s| eddy_streaming::cmcd::resolve(pl_path, &s.uri, opts))
-                .collect();
-            let at = uris.iter().position(|u| u == path)?;
-            uris.get(at + 1).cloned()
-        })
+        let uris = MediaPlaylist::parse(body)
+            .ok()
+            .filter(|list| list.ended)
+            .map(|list| {
+                Arc::new(
+                    list.segments
+                        .iter()
+                        .filter_map(|s| eddy_streaming::cmcd::resolve(pl_path, &s.uri, opts))
+                        .collect::<Vec<String>>(),
+                )
+            });
+        let mut listings = self.listings.lock();
+        let held: usize = listings.values().map(|(b, _)| b.len()).sum();
+        if listings.len() >= LISTINGS_KEPT || held + body.len() > LISTINGS_BYTES {
+            listings.clear();
+        }
+        listings.insert(pl.to_string(), (body.clone(), uris.clone()));
+        uris
     }
 
     /// Judge one next object, and start its prefetch when it passes.

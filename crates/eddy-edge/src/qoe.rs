@@ -5,7 +5,7 @@
 //! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
 //! queue ([`Inbox`]) under a short lock, never waiting, and wakes the reader only when the queue
 //! was empty; a full queue drops the sample and counts it. One task ([`run`]) takes the queue at
-//! most once per [`DRAIN`], reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
+//! most once per [`DRAIN`] under load, reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
 //! - with a bus, gathers a window's samples and publishes them as one
 //!   `dev.eddy.qoe.samples.v1` event per second at most, on [`eddy_control::QOE_TOPIC`], keyed
 //!   by the edge;
@@ -37,12 +37,15 @@ pub const QUEUE: usize = 8192;
 pub const MAX_BATCH: usize = 4096;
 /// One event per window.
 pub const WINDOW: Duration = Duration::from_secs(1);
-/// Least time between two takes of the queue. The serving path wakes the reader only when it
-/// queues into an empty queue, and the reader waits this long after each take, so under load it
-/// is woken at most 1/DRAIN times a second (a wake per request, an eventfd write and a context
-/// switch, cost more than reading the sample), and a lone player's request is read within it
+/// Least time between two takes of the queue under load. The serving path wakes the reader
+/// only when it queues into an empty queue; after a take of [`BUSY`] samples or more the reader
+/// waits this long before the next, so under load it is woken at most 1/DRAIN times a second (a
+/// wake per request, an eventfd write and a context switch, cost more than reading the sample).
+/// Below that it takes the queue as soon as it is woken: a lone player's request is read at once
 /// (prefetch races the player's next request).
 pub const DRAIN: Duration = Duration::from_millis(5);
+/// A take this large means load: the next waits [`DRAIN`].
+pub const BUSY: usize = 16;
 
 /// A request's raw telemetry, as the serving path copies it.
 #[derive(Debug)]
@@ -204,12 +207,17 @@ pub async fn run(
     let mut tick = tokio::time::interval(WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = Instant::now() - Duration::from_secs(2);
+    let mut busy = false;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = inbox.1.notified() => {
-                tokio::time::sleep(DRAIN).await;
-                for raw in inbox.take() {
+                if busy {
+                    tokio::time::sleep(DRAIN).await;
+                }
+                let raws = inbox.take();
+                busy = raws.len() >= BUSY;
+                for raw in raws {
                     match read(&raw) {
                         Ok(Some(c)) => {
                             if let Some(p) = &prefetch {

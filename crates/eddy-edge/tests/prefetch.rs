@@ -108,8 +108,10 @@ fn plain(ot: &str, sid: &str) -> String {
 }
 
 #[test]
-fn without_nor_the_sessions_vod_playlist_names_the_next_segment() {
-    // hls.js names no next object for audio segments: the playlist the session asked for does.
+fn without_nor_the_sessions_vod_playlist_names_the_next_segments() {
+    // hls.js names no next object for audio segments: the playlist the session asked for does,
+    // two ahead by default (a player asks for its next segment before the edge has read the
+    // request for the last one).
     let rig = rig("");
     assert_eq!(
         rig.get(&format!("/a/audio.m3u8?{}", plain("m", "s9")))
@@ -117,23 +119,42 @@ fn without_nor_the_sessions_vod_playlist_names_the_next_segment() {
         200
     );
     rig.get(&format!("/a/seg_1.m4s?{}", plain("a", "s9")));
-    assert_eq!(prefetched(&rig, "fetched", 1), 1);
+    assert_eq!(prefetched(&rig, "fetched", 2), 2);
+    assert_eq!(rig.origin.count("/a/seg_2.m4s"), 1);
+    assert_eq!(rig.origin.count("/a/seg_3.m4s"), 1);
     let r = rig.get(&format!("/a/seg_2.m4s?{}", plain("a", "s9")));
     assert_eq!((r.status, r.x_cache()), (200, "HIT"));
-    assert_eq!(prefetched(&rig, "fetched", 2), 2);
-    assert_eq!(rig.origin.count("/a/seg_3.m4s"), 1);
+    assert_eq!(prefetched(&rig, "cached", 1), 1);
     // The last segment has no next; another session did not ask for this playlist; a live
     // playlist's next segment does not exist yet.
-    rig.get(&format!("/a/seg_3.m4s?{}", plain("a", "s9")));
+    let r = rig.get(&format!("/a/seg_3.m4s?{}", plain("a", "s9")));
+    assert_eq!((r.status, r.x_cache()), (200, "HIT"));
     rig.get(&format!("/b/seg_1.m4s?{}", plain("a", "other")));
     rig.get(&format!("/l/live.m3u8?{}", plain("m", "s8")));
     rig.get(&format!("/l/seg_1.m4s?{}", plain("a", "s8")));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rig.metric("eddy_prefetch_total{what=\"fetched\"}"), 2);
+    assert_eq!(rig.metric("eddy_prefetch_total{what=\"cached\"}"), 1);
     assert_eq!(
         rig.origin.count("/b/seg_2.m4s") + rig.origin.count("/l/seg_2.m4s"),
         0
     );
+    assert_eq!(rig.origin.total(), 7, "{:?}", rig.origin.seen());
+
+    // What a player names comes first, then the playlist, within `prefetch_depth`.
+    let rig = self::rig("[streaming]\nprefetch_depth = 1\n");
+    rig.get(&format!("/a/audio.m3u8?{}", plain("m", "s9")));
+    rig.get(&format!("/a/seg_1.m4s?{}", plain("a", "s9")));
+    assert_eq!(prefetched(&rig, "fetched", 1), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rig.origin.count("/a/seg_3.m4s"), 0);
+    let named = format!(
+        "/a/seg_1.m4s?{}",
+        plain("a", "s9").replace("br%3D128", "br%3D128%2Cnor%3D%22seg_3.m4s%22")
+    );
+    rig.get(&named);
+    assert_eq!(prefetched(&rig, "fetched", 2), 2);
+    assert_eq!(rig.origin.count("/a/seg_3.m4s"), 1);
 }
 
 #[test]
@@ -207,6 +228,16 @@ fn prefetch_stays_within_its_budget_and_joins_fills_in_flight() {
             == 1
     }));
     assert_eq!(rig.origin.count("/v/slow_a.m4s"), 1);
+
+    // A viewer who asks while a prefetch of the object is in flight waits for it: one origin
+    // fetch, and the viewer is answered from the cache.
+    rig.get(&format!("/v/seg_1.m4s?{}", cmcd("slow_b.m4s")));
+    assert!(wait_until(Duration::from_secs(5), || {
+        rig.origin.count("/v/slow_b.m4s") == 1
+    }));
+    let r = rig.get("/v/slow_b.m4s");
+    assert_eq!((r.status, r.x_cache()), (200, "HIT"));
+    assert_eq!(rig.origin.count("/v/slow_b.m4s"), 1);
 }
 
 fn rig_slow_fill() -> Rig {

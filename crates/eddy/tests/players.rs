@@ -26,6 +26,7 @@ struct Up {
     _dir: tempfile::TempDir,
     origin: SocketAddr,
     edge: SocketAddr,
+    admin: SocketAddr,
     dashboard: SocketAddr,
 }
 
@@ -55,8 +56,29 @@ fn up() -> Up {
         _dir: dir,
         origin,
         edge,
+        admin,
         dashboard,
     }
+}
+
+/// The edge's `eddy_prefetch_*` lines from its `/metrics`.
+fn prefetch_metrics(up: &Up) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = rt.block_on(async {
+        reqwest::get(format!("http://{}/metrics", up.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    text.lines()
+        .filter(|l| l.starts_with("eddy_prefetch"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Run the scenarios (`name`, page URL, seconds) in one browser; their reports by name.
@@ -239,7 +261,11 @@ fn hls_js_and_dash_js_play_through_the_edge_with_cmcd_and_cmsd() {
     // Prefetch: after the first segment of each track, the player finds its segments cached.
     let (hits, all) = hits_after_first(report(&vod, "hls-vod"));
     println!("hls.js on a cold edge: {hits} of {all} segments after the first were hits");
-    assert!(all >= 8 && hits * 100 >= all * 95, "{hits} of {all}");
+    assert!(
+        all >= 8 && hits * 100 >= all * 95,
+        "{hits} of {all}; the edge's prefetch counters:\n{}",
+        prefetch_metrics(&up)
+    );
 
     // LL-HLS: straight at the origin, then through the edge.
     let live = play(&[
@@ -260,14 +286,15 @@ fn hls_js_and_dash_js_play_through_the_edge_with_cmcd_and_cmsd() {
     let net = &report(&live, "hls-live-edge")["net"];
     assert_eq!(net["cmsd"], net["media"], "{net}");
     assert_eq!(report(&live, "hls-live-origin")["net"]["cmsd"], 0);
-    // LL-HLS through the edge is as live as straight at the origin.
+    // LL-HLS through the edge is as live as straight at the origin (or more: hls.js picks its
+    // start point from the first playlist it reads, so either may start a part closer).
     let (via_edge, direct) = (
         latency(report(&live, "hls-live-edge"), 5),
         latency(report(&live, "hls-live-origin"), 5),
     );
     println!("hls.js live latency: {via_edge:.2} s through the edge, {direct:.2} s at the origin");
     assert!(
-        (via_edge - direct).abs() <= 0.5,
+        via_edge <= direct + 0.5,
         "through the edge {via_edge:.2} s, at the origin {direct:.2} s"
     );
 }
