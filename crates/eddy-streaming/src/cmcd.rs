@@ -269,6 +269,15 @@ impl Cmcd {
                 max: MAX_BYTES,
             });
         }
+        // A query is form-encoded: `+` is a space (dash.js's URLSearchParams writes the space
+        // between an inner list's members so: `br=(600;v+64;a)`); a literal `+` is `%2B`.
+        let spaced;
+        let raw = if raw.contains('+') {
+            spaced = raw.replace('+', " ");
+            spaced.as_str()
+        } else {
+            raw
+        };
         let decoded = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .map_err(|_| CmcdError::Encoding)?;

@@ -10,6 +10,26 @@ fn opts() -> eddy_url::PathOptions<'static> {
 /// What hls.js 1.7.4 sent for a segment in query mode, v1 (STREAMING.md, measured).
 const HLS_V1: &str = "bl=0,br=2306,cid=\"show-1\",d=2000,dl=0,mtp=2300,nor=\"seg_001.m4s\",ot=av,rtp=11500,sf=h,sid=\"6e2fb550-c457-11e9-bb97-0800200c9a66\",st=v,su,tb=2306";
 
+/// What dash.js 5.2.1 sent for a video segment in query mode, v2 (measured here through the edge:
+/// URLSearchParams writes a space as `+`).
+const DASH_V2_QUERY: &str = "CMCD=ab%3D%28600%3Bv+64%3Ba%29%2Cbl%3D%281900%3Bv%29%2Cbr%3D%28600%3Bv%29%2Cbs%2Cbsd%3D%2875%3Bv%29%2Ccid%3D%22vod-dash%22%2Cd%3D2000%2Cnor%3D%28%22seg-1-003.m4s%22%29%2Cot%3Dv%2Csid%3D%22d7b2%22%2Csn%3D6%2Cst%3Dv%2Csta%3Dp%2Ctab%3D%281200%3Bv+64%3Ba%29%2Ctb%3D%281200%3Bv%29%2Cv%3D2%2Cx%3D%22a%2Bb%22";
+
+#[test]
+fn dash_js_v2_query_reads_with_form_encoded_spaces() {
+    let c = Cmcd::from_query(DASH_V2_QUERY).unwrap().unwrap();
+    assert_eq!(c.version, 2);
+    assert_eq!(
+        (c.br, c.bl, c.tb, c.bsd),
+        (Some(600), Some(1900), Some(1200), Some(75))
+    );
+    assert!(c.bs);
+    assert_eq!(c.ot, Some(ObjectType::Video));
+    assert_eq!(c.sta, Some(PlayerState::Playing));
+    assert_eq!(c.next[0].url, "seg-1-003.m4s");
+    // `ab`, `tab` and the custom-less `x` are read and passed over; `%2B` stays a `+`.
+    assert_eq!(c.skipped, 3);
+}
+
 #[test]
 fn hls_js_v1_query_reads_whole() {
     let q = format!("foo=1&CMCD={}", encode(HLS_V1));
