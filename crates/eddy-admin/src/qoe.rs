@@ -105,8 +105,11 @@ fn title_of(s: &QoeSample) -> String {
 }
 
 /// Whether a sample is for media (not a manifest, init segment or key): stalls count on these.
+/// A media request: not a manifest, init segment or key, and not a CMCD v2 event report (`e`):
+/// a report tells of a request already sampled (`e=rr`) or of the player, so it updates the
+/// session's state without counting as a request.
 fn is_media(s: &QoeSample) -> bool {
-    !matches!(s.ot.as_deref(), Some("m" | "i" | "k"))
+    !matches!(s.ot.as_deref(), Some("m" | "i" | "k")) && s.e.is_none()
 }
 
 impl QoeBoard {
@@ -274,6 +277,11 @@ mod tests {
                     sample("a", 400, 1200, 2000, false, false),
                     sample("a", 800, 600, 1000, true, false),
                     sample("b", 100, 2300, 6000, false, false),
+                    // An event report (v2 event mode) is no media request of its own.
+                    QoeSample {
+                        e: Some("rr".into()),
+                        ..sample("b", 200, 2300, 6000, true, false)
+                    },
                 ],
                 dropped: 2,
             },
@@ -292,7 +300,7 @@ mod tests {
             t0 + Duration::from_secs(1),
         );
         let v = b.snapshot(t0 + Duration::from_secs(2));
-        assert_eq!((v.samples, v.dropped), (5, 2));
+        assert_eq!((v.samples, v.dropped), (6, 2));
         assert_eq!(v.titles.len(), 1);
         let t = &v.titles[0];
         assert_eq!((t.name.as_str(), t.sessions, t.rebuffers), ("show", 2, 1));

@@ -47,6 +47,10 @@ pub struct StreamingFile {
     /// The adaptive-quality guard (default true): when players' QoE degrades, cap the bitrate
     /// they are steered to (CMSD-Dynamic `mb`), and lift it step by step when it recovers.
     pub guard: Option<bool>,
+    /// The path on every site where the edge takes CMCD v2 event reports (`POST`,
+    /// `Content-Type: application/cmcd`; players' `eventTargets`), default "/_eddy/cmcd"; ""
+    /// passes that path to the origin like any other.
+    pub cmcd_events: Option<String>,
 }
 
 /// Validated `[streaming]`.
@@ -62,6 +66,8 @@ pub struct StreamingSettings {
     pub prefetch: Option<PrefetchBudget>,
     /// The adaptive-quality guard on.
     pub guard: bool,
+    /// Where CMCD v2 event reports are taken; `None` when off.
+    pub cmcd_events: Option<String>,
 }
 
 /// How much an edge may prefetch.
@@ -96,6 +102,7 @@ impl Default for StreamingSettings {
             hold: Duration::from_secs(6),
             prefetch: Some(PrefetchBudget::default()),
             guard: true,
+            cmcd_events: Some(DEFAULT_CMCD_EVENTS.to_string()),
         }
     }
 }
@@ -121,6 +128,9 @@ fn default_ttl(c: Class) -> Duration {
         Class::Init => 86_400,
     })
 }
+
+/// Where CMCD v2 event reports are taken unless configured.
+pub const DEFAULT_CMCD_EVENTS: &str = "/_eddy/cmcd";
 
 /// Longest TTL a class may be given.
 const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
@@ -206,6 +216,27 @@ pub(crate) fn streaming_settings(
     }
     s.prefetch = f.prefetch.unwrap_or(true).then_some(budget);
     s.guard = f.guard.unwrap_or(true);
+    if let Some(path) = f.cmcd_events {
+        s.cmcd_events = match path.as_str() {
+            "" => None,
+            p if p.len() <= 256
+                && p.starts_with('/')
+                && !p.contains('?')
+                && eddy_url::path(p.as_bytes(), eddy_url::PathOptions::default())
+                    .is_ok_and(|n| n == p) =>
+            {
+                Some(path)
+            }
+            _ => {
+                return Err(invalid(
+                    name,
+                    "streaming.cmcd_events",
+                    &path,
+                    "an absolute path in canonical form without a query, such as \"/_eddy/cmcd\" (at most 256 bytes), or \"\" for none",
+                ));
+            }
+        };
+    }
     Ok(s)
 }
 
@@ -282,6 +313,14 @@ mod tests {
             (
                 "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nprefetch_depth = 9",
                 "streaming.prefetch_depth",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\ncmcd_events = \"/a/../cmcd?x\"",
+                "streaming.cmcd_events",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\ncmcd_events = \"cmcd\"",
+                "streaming.cmcd_events",
             ),
         ]);
     }

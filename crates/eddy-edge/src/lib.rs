@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod prefetch;
 pub mod proxy;
 pub mod qoe;
+pub mod reports;
 pub mod request;
 pub mod slice;
 pub mod spike;

@@ -578,6 +578,18 @@ impl ProxyHttp for EdgeProxy {
             ctx.telemetry = crate::date::telemetry(stream);
             ctx.mb = crate::date::cap(stream);
         }
+        if let (Some(q), Some(path), Some(url)) = (
+            &self.state.qoe,
+            &self.state.config.streaming.cmcd_events,
+            &ctx.url,
+        ) && crate::reports::is_target(url, path)
+        {
+            // CMCD v2 event reports: taken here, never sent to the origin.
+            ctx.outcome = Outcome::Pass;
+            let url = url.clone();
+            crate::reports::serve(session, q, &url).await?;
+            return Ok(true);
+        }
         let method = session.req_header().method.clone();
         if method.as_str() == "PURGE" {
             ctx.outcome = Outcome::Purge;

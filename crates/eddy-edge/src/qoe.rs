@@ -15,6 +15,10 @@
 //! - with the quality guard on, feeds [`crate::guard::Steering`] every sample and applies its
 //!   decisions once a window, publishing each as `dev.eddy.qoe.guard.v1`.
 //!
+//! Players in CMCD v2 event mode `POST` reports instead; [`crate::reports`] reads them on the
+//! serving path and queues each, read already, beside the requests' telemetry (reports never
+//! drive prefetch).
+//!
 //! Malformed CMCD never changes what the player receives: it is counted and logged at most once
 //! a second.
 //!
@@ -58,6 +62,9 @@ pub struct Raw {
     pub fields: Vec<(String, Vec<u8>)>,
     /// When it was seen.
     pub at: Instant,
+    /// A CMCD v2 event report, read already ([`crate::reports`]); `query` and `fields` are
+    /// empty then.
+    pub report: Option<Box<Cmcd>>,
 }
 
 /// Telemetry queued by the serving path for the reader, at most [`QUEUE`].
@@ -75,6 +82,8 @@ impl Inbox {
 pub struct Qoe {
     inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
+    /// When the serving path last logged malformed telemetry.
+    logged: Mutex<Option<Instant>>,
 }
 
 impl Qoe {
@@ -85,6 +94,7 @@ impl Qoe {
             Qoe {
                 inbox: inbox.clone(),
                 metrics,
+                logged: Mutex::new(None),
             },
             inbox,
         )
@@ -127,7 +137,20 @@ impl Qoe {
             query,
             fields,
             at: Instant::now(),
+            report: None,
         });
+    }
+
+    /// Count telemetry of `url` that the serving path refused (`why`), logging it at most once
+    /// a second.
+    pub fn malformed(&self, url: &str, why: &str) {
+        self.metrics.qoe("malformed").inc();
+        let mut logged = self.logged.lock();
+        if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            *logged = Some(Instant::now());
+            drop(logged);
+            tracing::info!(%url, reason = %why, "ignored malformed CMCD");
+        }
     }
 }
 
@@ -153,6 +176,9 @@ pub fn with_head<R>(
 
 /// The CMCD of a request's telemetry; `None` without any.
 pub fn read(raw: &Raw) -> Result<Option<Cmcd>, String> {
+    if let Some(c) = &raw.report {
+        return Ok(Some((**c).clone()));
+    }
     let from_query = match &raw.query {
         Some(q) => Cmcd::from_query(q).map_err(|e| e.to_string())?,
         None => None,
@@ -220,14 +246,16 @@ pub async fn run(
                 for raw in raws {
                     match read(&raw) {
                         Ok(Some(c)) => {
-                            if let Some(p) = &prefetch {
+                            if let (Some(p), None) = (&prefetch, &raw.report) {
                                 p.offer(&raw.url, &c);
                             }
                             if bus.is_none() && guard.is_none() {
                                 continue;
                             }
                             let s = sample_of(&raw, c, since);
-                            if let Some(g) = &mut guard {
+                            // The guard reads requests: a report repeats one (`e=rr`) or
+                            // tells of the player between them.
+                            if let (Some(g), None) = (&mut guard, &raw.report) {
                                 g.observe(&s);
                             }
                             match (&bus, batch.len() < MAX_BATCH) {
@@ -330,6 +358,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                 .collect(),
             at: Instant::now(),
+            report: None,
         }
     }
 

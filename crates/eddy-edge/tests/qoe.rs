@@ -113,3 +113,112 @@ fn cmcd_requests_become_samples_on_the_bus_once_a_second() {
     );
     assert_eq!(rig.metric("eddy_qoe_samples_total{what=\"dropped\"}"), 0);
 }
+
+fn post(path: &str, kind: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: v.test\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn cmcd_event_reports_posted_to_the_edge_become_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let mut rig = start_with(|s: &Seen| Reply::ok(s.path.clone()), |_| {}, "");
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some("qoe-edge"));
+    rig.start_edge_with_bus(&o, "", Some(bus.clone()));
+    let mut c = RawConn::open(rig.listen);
+
+    // A CORS preflight, as a player page on another origin sends first.
+    c.send(b"OPTIONS /_eddy/cmcd HTTP/1.1\r\nHost: v.test\r\nOrigin: http://page.test\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n");
+    let r = c.read(false).unwrap();
+    assert_eq!(r.status, 204);
+    assert_eq!(r.h("access-control-allow-origin"), Some("*"));
+    assert!(
+        r.h("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    // Two reports as dash.js sends them (v2, one per line), and a response report naming the
+    // object it is about.
+    let body = "e=ps,sid=\"ev1\",cid=\"show\",sn=1,sta=r,ts=1733300000000,v=2\n\
+                br=(2306),cid=\"show\",e=rr,mtp=(2300),ot=v,rc=200,sid=\"ev1\",sn=2,ts=1733300000100,ttfb=5,ttlb=15,url=\"http://V.test/v/./seg_3.m4s?CMCD=x\",v=2\n";
+    c.send(&post("/_eddy/cmcd", "application/cmcd", body));
+    let r = c.read(false).unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.h("access-control-allow-origin"), Some("*"));
+    // A line that does not read refuses the body, naming the line; nothing of it is taken.
+    c.send(&post(
+        "/_eddy/cmcd",
+        "application/cmcd",
+        "e=ps,sid=\"ev2\",ts=1,v=2\nbr=-5,e=t,ts=2,v=2\n",
+    ));
+    let r = c.read(false).unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("report 2"), "{}", r.text());
+    // Another type, another method, too large: each answered, then the connection closes
+    // (its body was not read).
+    c.send(&post("/_eddy/cmcd", "text/plain", "e=t,ts=1,v=2\n"));
+    assert_eq!(c.read(false).unwrap().status, 415);
+    assert!(c.closed_within(Duration::from_secs(5)));
+    let mut c = RawConn::open(rig.listen);
+    c.send(&get("/_eddy/cmcd", "v.test"));
+    let r = c.read(false).unwrap();
+    assert_eq!((r.status, r.h("allow")), (405, Some("POST, OPTIONS")));
+    let big = "e=t,ts=1,v=2\n".repeat(6000);
+    let mut c = RawConn::open(rig.listen);
+    c.send(&post("/_eddy/cmcd", "application/cmcd", &big));
+    assert_eq!(c.read(false).unwrap().status, 413);
+    // None of it reached the origin.
+    assert_eq!(rig.origin.total(), 0, "{:?}", rig.origin.seen());
+
+    let samples = rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(eddy_control::QOE_TOPIC, "t", eddy_bus::StartFrom::Earliest)
+            .await
+            .unwrap();
+        let mut samples = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while samples.len() < 2 {
+            let rec = tokio::time::timeout_at(deadline, sub.next())
+                .await
+                .expect("2 samples within 10 s")
+                .unwrap();
+            let (_, ev) = Event::decode(&rec.payload).unwrap();
+            let Event::QoeSamples(q) = ev else {
+                panic!("{ev:?}")
+            };
+            samples.extend(q.samples);
+        }
+        samples
+    });
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    assert_eq!(samples[0].url, "v.test/_eddy/cmcd");
+    assert_eq!(
+        (
+            samples[0].sid.as_deref(),
+            samples[0].e.as_deref(),
+            samples[0].sta.as_deref()
+        ),
+        (Some("ev1"), Some("ps"), Some("r"))
+    );
+    assert_eq!(samples[1].url, "v.test/v/seg_3.m4s");
+    assert_eq!((samples[1].br, samples[1].mtp), (Some(2306), Some(2300)));
+    assert_eq!(rig.metric("eddy_qoe_samples_total{what=\"malformed\"}"), 1);
+    // A site whose path is "" passes it to the origin like any other.
+    let mut rig = start_with(
+        |s: &Seen| Reply::ok(s.path.clone()),
+        |_| {},
+        "[streaming]\ncmcd_events = \"\"\n",
+    );
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some("qoe-edge-2"));
+    rig.start_edge_with_bus(&o, "[streaming]\ncmcd_events = \"\"\n", Some(bus.clone()));
+    let mut c = RawConn::open(rig.listen);
+    c.send(&post("/_eddy/cmcd", "application/cmcd", "e=t,ts=1,v=2\n"));
+    assert_eq!(c.read(false).unwrap().status, 200);
+    assert_eq!(rig.origin.count("/_eddy/cmcd"), 1);
+}

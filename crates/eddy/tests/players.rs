@@ -6,8 +6,8 @@
 //! Each player must advance playback with no player error; every media request carries CMCD; the
 //! edge answers those with its CMSD-Dynamic member (dash.js reads it); the CMCD becomes QoE events
 //! on the bus, which the dashboard (another component of `eddy up`, fed only by the bus) folds
-//! per title; and hls.js's live latency through the edge stays within 0.5 s of its latency
-//! straight at the origin.
+//! per title; dash.js's CMCD v2 event reports, POSTed to the edge, are taken; and hls.js's live
+//! latency through the edge stays within 0.5 s of its latency straight at the origin.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -249,7 +249,12 @@ fn hls_js_and_dash_js_play_through_the_edge_with_cmcd_and_cmsd() {
     // VOD on a cold edge (shield and origin behind it): hls.js first, then dash.js.
     let vod = play(&[
         ("hls-vod", page("/vod/master.m3u8", "vod-hls"), 8),
-        ("dash-vod", page("/vod/manifest.mpd", "vod-dash"), 8),
+        // dash.js also POSTs CMCD v2 event reports to the edge.
+        (
+            "dash-vod",
+            page("/vod/manifest.mpd", "vod-dash") + "&events=/_eddy/cmcd",
+            8,
+        ),
     ]);
     dashboard_shows(&up, &["vod-hls", "vod-dash"]);
     for name in ["hls-vod", "dash-vod"] {
@@ -258,6 +263,12 @@ fn hls_js_and_dash_js_play_through_the_edge_with_cmcd_and_cmsd() {
         let net = &report(&vod, name)["net"];
         assert_eq!(net["cmsd"], net["media"], "{name}: {net}");
     }
+    // The edge took dash.js's event reports (every 2 s at least, and one per response).
+    let reports = &report(&vod, "dash-vod")["net"]["reports"];
+    assert!(
+        reports["204"].as_u64() >= Some(4) && reports.as_object().unwrap().len() == 1,
+        "event reports: {reports}"
+    );
     // Prefetch: after the first segment of each track, the player finds its segments cached.
     let (hits, all) = hits_after_first(report(&vod, "hls-vod"));
     println!("hls.js on a cold edge: {hits} of {all} segments after the first were hits");

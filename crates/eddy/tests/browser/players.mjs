@@ -9,7 +9,8 @@
 //
 // For each scenario, one line `PLAYER <json>`: the page's `window.eddy` at the end, the playback
 // time sampled once a second, and what crossed the network (media requests, how many carried
-// CMCD, how many responses carried CMSD-Dynamic, and each segment's X-Cache). Exit 0 unless the
+// CMCD, how many responses carried CMSD-Dynamic, each segment's X-Cache, and the status of each
+// CMCD event-report POST). Exit 0 unless the
 // browser itself failed.
 import { chromium } from "playwright-core";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -60,9 +61,14 @@ try {
   for (const s of scenarios) {
     const page = await ctx.newPage();
     // segments: [path, X-Cache] of each media segment response, in order (init segments apart).
-    const net = { media: 0, cmcd: 0, cmsd: 0, statuses: {}, segments: [] };
+    // reports: status → count of CMCD v2 event-report POSTs (to /_eddy/cmcd).
+    const net = { media: 0, cmcd: 0, cmsd: 0, statuses: {}, segments: [], reports: {} };
     page.on("response", (r) => {
       const u = new URL(r.url());
+      if (u.pathname === "/_eddy/cmcd" && r.request().method() === "POST") {
+        net.reports[r.status()] = (net.reports[r.status()] || 0) + 1;
+        return;
+      }
       if (!/\.(m3u8|mpd|m4s|mp4)$/.test(u.pathname)) return;
       net.media += 1;
       if (u.searchParams.has("CMCD")) net.cmcd += 1;
