@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             ..Default::default()
         };
         if let Ok(v) = d.append_to(Some(value)) {
-            assert!(sfv::Parser::parse_list(v.as_bytes()).is_ok());
+            assert!(sfv::Parser::new(v.as_bytes()).parse_list_with_visitor(sfv::visitor::Ignored).is_ok());
         }
     }
 });

@@ -165,34 +165,32 @@ impl Directives {
         if value.is_empty() {
             return Err(ParseError("empty targeted field"));
         }
-        let dict = sfv::Parser::parse_dictionary(value.as_bytes()).map_err(ParseError)?;
+        let members = sfv::Parser::new(value)
+            .with_version(sfv::Version::Rfc8941)
+            .parse_dictionary_with_visitor(Members::default())
+            .map_err(|_| ParseError("not a valid RFC 8941 Dictionary"))?;
         let mut d = Directives::default();
-        for (key, member) in &dict {
-            let value = match member {
-                sfv::ListEntry::Item(item) => Some(&item.bare_item),
-                sfv::ListEntry::InnerList(_) => None,
-            };
-            d.apply_member(key, value)?;
+        for (key, value) in &members {
+            d.apply_member(key, value.as_ref())?;
         }
         Ok(d)
     }
 
     /// One targeted-field Dictionary member; `value` is `None` for an Inner List.
-    fn apply_member(&mut self, key: &str, value: Option<&sfv::BareItem>) -> Result<(), ParseError> {
-        use sfv::BareItem;
+    fn apply_member(&mut self, key: &str, value: Option<&Bare>) -> Result<(), ParseError> {
         let seconds = |err: &'static str| match value {
-            Some(BareItem::Integer(n)) => u64::try_from(*n)
+            Some(Bare::Integer(n)) => u64::try_from(*n)
                 .map(|n| n.min(DELTA_SECONDS_CAP))
                 .map_err(|_| ParseError(err)),
             _ => Err(ParseError(err)),
         };
         let flag = |err: &'static str| match value {
-            Some(BareItem::Boolean(b)) => Ok(*b),
+            Some(Bare::Boolean(b)) => Ok(*b),
             _ => Err(ParseError(err)),
         };
         let flag_or_fields = |err: &'static str| match value {
-            Some(BareItem::Boolean(b)) => Ok(*b),
-            Some(BareItem::String(_)) => Ok(true),
+            Some(Bare::Boolean(b)) => Ok(*b),
+            Some(Bare::String) => Ok(true),
             _ => Err(ParseError(err)),
         };
         match key {
@@ -527,6 +525,92 @@ pub fn decide(f: &ResponseFacts<'_>, limits: &Limits, now: SystemTime) -> Decisi
         freshness.stale_if_error = limits.stale_on_error.saturating_sub(stale_since);
     }
     Decision::Store(freshness)
+}
+
+/// A targeted-field member's value as the directives read it: an Item's bare value (its
+/// parameters are ignored); an Inner List is `None` in [`Members`].
+#[derive(Debug, Clone, Copy)]
+enum Bare {
+    Integer(i64),
+    Boolean(bool),
+    String,
+    Other,
+}
+
+/// Most members a targeted field may have; more refuse the field.
+const MAX_MEMBERS: usize = 64;
+
+/// Past [`MAX_MEMBERS`].
+#[derive(Debug)]
+struct TooManyMembers;
+
+impl std::fmt::Display for TooManyMembers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "more than {MAX_MEMBERS} members")
+    }
+}
+
+impl std::error::Error for TooManyMembers {}
+
+/// Dictionary members in order, read without building a map; a key sent twice keeps its last
+/// value (RFC 8941 §4.2.2).
+#[derive(Default)]
+struct Members<'de>(Vec<(&'de str, Option<Bare>)>);
+
+impl<'de> sfv::visitor::DictionaryVisitor<'de> for Members<'de> {
+    type Out = Vec<(&'de str, Option<Bare>)>;
+    type Error = TooManyMembers;
+
+    fn entry(
+        &mut self,
+        key: &'de sfv::KeyRef,
+    ) -> Result<impl sfv::visitor::EntryVisitor<'de>, Self::Error> {
+        let key = key.as_str();
+        self.0.retain(|(k, _)| *k != key);
+        if self.0.len() >= MAX_MEMBERS {
+            return Err(TooManyMembers);
+        }
+        self.0.push((key, None));
+        Ok(self.0.last_mut().map(|(_, v)| Member(v)))
+    }
+
+    fn finish(self) -> Result<Self::Out, Self::Error> {
+        Ok(self.0)
+    }
+}
+
+/// Where one member's value goes.
+struct Member<'a>(&'a mut Option<Bare>);
+
+impl<'de> sfv::visitor::EntryVisitor<'de> for Member<'_> {
+    type Error = std::convert::Infallible;
+
+    fn item(self) -> Result<impl sfv::visitor::ItemVisitor<'de>, Self::Error> {
+        Ok(self)
+    }
+
+    fn inner_list(self) -> Result<impl sfv::visitor::InnerListVisitor<'de>, Self::Error> {
+        *self.0 = None;
+        Ok(sfv::visitor::Ignored)
+    }
+}
+
+impl<'de> sfv::visitor::ItemVisitor<'de> for Member<'_> {
+    type Out = ();
+    type Error = std::convert::Infallible;
+
+    fn bare_item(
+        self,
+        b: sfv::BareItemFromInput<'de>,
+    ) -> Result<impl sfv::visitor::ParameterVisitor<'de, Out = ()>, Self::Error> {
+        *self.0 = Some(match b {
+            sfv::GenericBareItem::Integer(n) => Bare::Integer(n.into()),
+            sfv::GenericBareItem::Boolean(b) => Bare::Boolean(b),
+            sfv::GenericBareItem::String(_) => Bare::String,
+            _ => Bare::Other,
+        });
+        Ok(sfv::visitor::Ignored)
+    }
 }
 
 #[cfg(test)]

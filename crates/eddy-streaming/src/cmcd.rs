@@ -18,7 +18,10 @@
 //! does not model (custom `com.example-x` keys, keys of later versions) are counted in
 //! [`Cmcd::skipped`] and otherwise ignored, as CTA-5004 asks of receivers.
 
-use sfv::{BareItem, ListEntry, Parser};
+use sfv::{BareItemFromInput as BareItem, GenericBareItem as B, Parser};
+
+mod members;
+use members::{Entry, Members};
 use thiserror::Error;
 
 /// Longest CMCD data read from one request (query value or the four headers together). hls.js
@@ -49,7 +52,7 @@ pub enum CmcdError {
     #[error(
         "CMCD data is not an RFC 8941 dictionary ({0}); send key=value pairs separated by commas"
     )]
-    Syntax(&'static str),
+    Syntax(String),
     #[error("CMCD key `{key}` must be {expected}")]
     Value {
         key: &'static str,
@@ -278,10 +281,13 @@ impl Cmcd {
         } else {
             raw
         };
-        let decoded = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| CmcdError::Encoding)?;
-        Cmcd::parse(decoded.as_bytes()).map(Some)
+        // Decoded into one buffer of the right size (the crate's own grows it byte by byte).
+        let mut decoded = Vec::with_capacity(raw.len());
+        decoded.extend(percent_encoding::percent_decode_str(raw));
+        if std::str::from_utf8(&decoded).is_err() {
+            return Err(CmcdError::Encoding);
+        }
+        Cmcd::parse(&decoded).map(Some)
     }
 
     /// Read the four `CMCD-*` request headers from `(name, value)` pairs (other fields are passed
@@ -320,13 +326,16 @@ impl Cmcd {
                 max: MAX_BYTES,
             });
         }
-        let dict = Parser::parse_dictionary(data).map_err(CmcdError::Syntax)?;
+        let dict = Parser::new(data)
+            .with_version(sfv::Version::Rfc8941)
+            .parse_dictionary_with_visitor(Members::default())
+            .map_err(|e| CmcdError::Syntax(e.to_string()))?;
         let mut c = Cmcd {
             version: 1,
             ..Cmcd::default()
         };
         let mut nrr = None;
-        for (key, entry) in &dict {
+        for (key, entry) in dict.iter() {
             c.apply(key, entry, &mut nrr)?;
         }
         // v1's `nrr` is the range of the (single) next object.
@@ -342,7 +351,7 @@ impl Cmcd {
     fn apply(
         &mut self,
         key: &str,
-        entry: &ListEntry,
+        entry: Entry<'_, '_>,
         nrr: &mut Option<(u64, Option<u64>)>,
     ) -> Result<(), CmcdError> {
         match key {
@@ -492,44 +501,44 @@ pub fn reports(body: &[u8]) -> Result<Vec<Cmcd>, CmcdError> {
     Ok(out)
 }
 
-fn item<'a>(
-    entry: &'a ListEntry,
+fn item<'a, 'de>(
+    entry: Entry<'a, 'de>,
     key: &'static str,
     expected: &'static str,
-) -> Result<&'a BareItem, CmcdError> {
+) -> Result<&'a BareItem<'de>, CmcdError> {
     match entry {
-        ListEntry::Item(i) => Ok(&i.bare_item),
-        ListEntry::InnerList(_) => Err(CmcdError::Value { key, expected }),
+        Entry::Item(i) => Ok(&i.value),
+        Entry::InnerList(_) => Err(CmcdError::Value { key, expected }),
     }
 }
 
-/// A non-negative number from an Integer or a Decimal, rounded, capped at `u32::MAX`.
 /// An Integer or a Decimal as a float; `None` for any other type.
 fn as_f64(b: &BareItem) -> Option<f64> {
     match b {
-        BareItem::Integer(n) => Some(*n as f64),
-        BareItem::Decimal(d) => d.to_string().parse::<f64>().ok(),
+        B::Integer(n) => Some(i64::from(*n) as f64),
+        B::Decimal(d) => Some(f64::from(*d)),
         _ => None,
     }
 }
 
+/// A non-negative number from an Integer or a Decimal, rounded, capped at `u32::MAX`.
 fn one_number(b: &BareItem) -> Option<u32> {
     let f = as_f64(b)?;
     (f >= 0.0).then(|| f.round().min(u32::MAX as f64) as u32)
 }
 
-fn number(entry: &ListEntry, key: &'static str, fold: Fold) -> Result<u32, CmcdError> {
+fn number(entry: Entry, key: &'static str, fold: Fold) -> Result<u32, CmcdError> {
     const EXPECTED: &str = "a non-negative number, or an inner list of them";
     let bad = || CmcdError::Value {
         key,
         expected: EXPECTED,
     };
     match entry {
-        ListEntry::Item(i) => one_number(&i.bare_item).ok_or_else(bad),
-        ListEntry::InnerList(l) => {
+        Entry::Item(i) => one_number(&i.value).ok_or_else(bad),
+        Entry::InnerList(l) => {
             let mut acc: Option<u32> = None;
-            for i in &l.items {
-                let n = one_number(&i.bare_item).ok_or_else(bad)?;
+            for i in l {
+                let n = one_number(&i.value).ok_or_else(bad)?;
                 acc = Some(match (acc, fold) {
                     (None, _) => n,
                     (Some(a), Fold::Sum) => a.saturating_add(n),
@@ -542,9 +551,9 @@ fn number(entry: &ListEntry, key: &'static str, fold: Fold) -> Result<u32, CmcdE
     }
 }
 
-fn int(entry: &ListEntry, key: &'static str) -> Result<i64, CmcdError> {
+fn int(entry: Entry, key: &'static str) -> Result<i64, CmcdError> {
     match item(entry, key, "an integer")? {
-        BareItem::Integer(n) => Ok(*n),
+        B::Integer(n) => Ok(i64::from(*n)),
         _ => Err(CmcdError::Value {
             key,
             expected: "an integer",
@@ -552,16 +561,16 @@ fn int(entry: &ListEntry, key: &'static str) -> Result<i64, CmcdError> {
     }
 }
 
-fn whole(entry: &ListEntry, key: &'static str) -> Result<u64, CmcdError> {
+fn whole(entry: Entry, key: &'static str) -> Result<u64, CmcdError> {
     u64::try_from(int(entry, key)?).map_err(|_| CmcdError::Value {
         key,
         expected: "a non-negative integer",
     })
 }
 
-fn flag(entry: &ListEntry, key: &'static str) -> Result<bool, CmcdError> {
+fn flag(entry: Entry, key: &'static str) -> Result<bool, CmcdError> {
     match item(entry, key, "a bare key (true) or ?0")? {
-        BareItem::Boolean(b) => Ok(*b),
+        B::Boolean(b) => Ok(*b),
         _ => Err(CmcdError::Value {
             key,
             expected: "a bare key (true) or ?0",
@@ -569,10 +578,10 @@ fn flag(entry: &ListEntry, key: &'static str) -> Result<bool, CmcdError> {
     }
 }
 
-fn string<'a>(entry: &'a ListEntry, key: &'static str, max: usize) -> Result<&'a str, CmcdError> {
+fn string<'a>(entry: Entry<'a, '_>, key: &'static str, max: usize) -> Result<&'a str, CmcdError> {
     match item(entry, key, "a quoted string")? {
-        BareItem::String(s) if s.len() <= max => Ok(s),
-        BareItem::String(_) => Err(CmcdError::ValueTooLong { key, max }),
+        B::String(s) if s.as_str().len() <= max => Ok(s.as_str()),
+        B::String(_) => Err(CmcdError::ValueTooLong { key, max }),
         _ => Err(CmcdError::Value {
             key,
             expected: "a quoted string",
@@ -581,12 +590,12 @@ fn string<'a>(entry: &'a ListEntry, key: &'static str, max: usize) -> Result<&'a
 }
 
 fn token<'a>(
-    entry: &'a ListEntry,
+    entry: Entry<'a, '_>,
     key: &'static str,
     expected: &'static str,
 ) -> Result<&'a str, CmcdError> {
     match item(entry, key, expected)? {
-        BareItem::Token(t) => Ok(t),
+        B::Token(t) => Ok(t.as_str()),
         _ => Err(CmcdError::Value { key, expected }),
     }
 }
@@ -628,7 +637,7 @@ const PLAYER_STATES: &[(&str, PlayerState)] = &[
 
 /// The value of an enumerated key: one of `table`'s tokens.
 fn choice<T: Copy>(
-    entry: &ListEntry,
+    entry: Entry,
     key: &'static str,
     expected: &'static str,
     table: &[(&str, T)],
@@ -678,7 +687,7 @@ pub(crate) fn token_of<T: Copy + PartialEq>(table: &[(&'static str, T)], v: T) -
         .map_or("o", |(name, _)| name)
 }
 
-fn event_kind(entry: &ListEntry) -> Result<EventKind, CmcdError> {
+fn event_kind(entry: Entry) -> Result<EventKind, CmcdError> {
     Ok(match token(entry, "e", "a token")? {
         "bc" => EventKind::BitrateChange,
         "ps" => EventKind::PlayState,
@@ -691,7 +700,7 @@ fn event_kind(entry: &ListEntry) -> Result<EventKind, CmcdError> {
     })
 }
 
-fn rate(entry: &ListEntry) -> Result<f64, CmcdError> {
+fn rate(entry: Entry) -> Result<f64, CmcdError> {
     const E: &str = "a positive number";
     as_f64(item(entry, "pr", E)?)
         .filter(|f| *f > 0.0)
@@ -721,45 +730,37 @@ fn range(s: &str, key: &'static str) -> Result<(u64, Option<u64>), CmcdError> {
 }
 
 /// `nor`: a String in v1, an Inner List of Strings each with an optional `r` range in v2.
-fn next_objects(entry: &ListEntry) -> Result<Vec<NextObject>, CmcdError> {
+fn next_objects(entry: Entry) -> Result<Vec<NextObject>, CmcdError> {
     const E: &str =
         "a quoted relative URL, or an inner list of them with an optional r=\"first-last\"";
-    let one = |b: &BareItem, params: &sfv::Parameters| -> Result<NextObject, CmcdError> {
-        let BareItem::String(url) = b else {
-            return Err(CmcdError::Value {
-                key: "nor",
-                expected: E,
-            });
+    let bad = || CmcdError::Value {
+        key: "nor",
+        expected: E,
+    };
+    let one = |b: &members::Bare| -> Result<NextObject, CmcdError> {
+        let B::String(url) = &b.value else {
+            return Err(bad());
         };
+        let url = url.as_str();
         if url.len() > MAX_URL {
             return Err(CmcdError::ValueTooLong {
                 key: "nor",
                 max: MAX_URL,
             });
         }
-        let range = match params.get("r") {
+        let range = match &b.r {
             None => None,
-            Some(BareItem::String(r)) => Some(range(r, "nor")?),
-            Some(_) => {
-                return Err(CmcdError::Value {
-                    key: "nor",
-                    expected: E,
-                });
-            }
+            Some(B::String(r)) => Some(range(r.as_str(), "nor")?),
+            Some(_) => return Err(bad()),
         };
         Ok(NextObject {
-            url: url.clone(),
+            url: url.to_owned(),
             range,
         })
     };
     match entry {
-        ListEntry::Item(i) => Ok(vec![one(&i.bare_item, &i.params)?]),
-        ListEntry::InnerList(l) => l
-            .items
-            .iter()
-            .take(MAX_NEXT)
-            .map(|i| one(&i.bare_item, &i.params))
-            .collect(),
+        Entry::Item(i) => Ok(vec![one(i)?]),
+        Entry::InnerList(l) => l.iter().take(MAX_NEXT).map(one).collect(),
     }
 }
 

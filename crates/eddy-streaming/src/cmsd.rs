@@ -11,7 +11,7 @@
 //! Both are RFC 8941 structures written with `sfv`'s serialisers, so a value that is not valid
 //! there (a server id with a control character) is refused, never written half-escaped.
 
-use sfv::{Parser, RefBareItem, RefDictSerializer, RefListSerializer, SerializeValue};
+use sfv::{DictSerializer, Integer, KeyRef, ListSerializer, Parser, StringRef, TokenRef, key_ref};
 use thiserror::Error;
 
 use crate::cmcd::{
@@ -72,66 +72,74 @@ pub struct Dynamic {
 }
 
 /// An Integer as RFC 8941 allows it (at most 15 digits).
-fn int(n: u64) -> RefBareItem<'static> {
-    RefBareItem::Integer(i64::try_from(n.min(999_999_999_999_999)).unwrap_or(0))
+fn int(n: u64) -> Integer {
+    Integer::try_from(n.min(999_999_999_999_999)).unwrap_or(sfv::integer(0))
 }
 
-fn invalid(key: &'static str) -> impl Fn(&'static str) -> CmsdError {
-    move |reason| CmsdError::Invalid { key, reason }
+/// `s` as an RFC 8941 String for `key`.
+fn string<'a>(key: &'static str, s: &'a str) -> Result<&'a StringRef, CmsdError> {
+    StringRef::from_str(s).map_err(|_| CmsdError::Invalid {
+        key,
+        reason: "a character a String cannot hold",
+    })
+}
+
+/// A token of one of the enumeration tables (always valid).
+fn token(t: &'static str) -> &'static TokenRef {
+    TokenRef::constant(t)
+}
+
+const fn key(k: &str) -> &KeyRef {
+    key_ref(k)
 }
 
 impl Static {
     /// The `CMSD-Static` field value; `None` when there is nothing to send.
     pub fn header_value(&self) -> Result<Option<String>, CmsdError> {
-        let mut out = String::new();
-        let mut d = RefDictSerializer::new(&mut out);
-        let err = invalid("CMSD-Static");
-        if let Some(at) = self.at {
-            d = d.bare_item_member("at", &int(at)).map_err(&err)?;
-        }
-        if let Some(br) = self.br {
-            d = d.bare_item_member("br", &int(br.into())).map_err(&err)?;
-        }
-        if let Some(v) = self.d {
-            d = d.bare_item_member("d", &int(v.into())).map_err(&err)?;
-        }
-        if let Some(ht) = self.ht {
-            d = d.bare_item_member("ht", &int(ht.into())).map_err(&err)?;
-        }
-        if let Some(n) = &self.n {
-            d = d
-                .bare_item_member("n", &RefBareItem::String(n))
-                .map_err(invalid("CMSD-Static n"))?;
-        }
-        if !self.nor.is_empty() {
-            let mut l = d.open_inner_list("nor").map_err(&err)?;
-            for u in &self.nor {
-                l = l
-                    .inner_list_bare_item(&RefBareItem::String(u))
-                    .map_err(invalid("CMSD-Static nor"))?;
+        // Strings first: a value that cannot be written refuses the whole field.
+        let n = self
+            .n
+            .as_deref()
+            .map(|n| string("CMSD-Static n", n))
+            .transpose()?;
+        let nor = self
+            .nor
+            .iter()
+            .map(|u| string("CMSD-Static nor", u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut d = DictSerializer::new();
+        for (k, v) in [("at", self.at), ("br", self.br.map(u64::from))] {
+            if let Some(v) = v {
+                d.bare_item(key(k), int(v));
             }
-            d = l.close_inner_list();
+        }
+        for (k, v) in [("d", self.d), ("ht", self.ht)] {
+            if let Some(v) = v {
+                d.bare_item(key(k), int(v.into()));
+            }
+        }
+        if let Some(n) = n {
+            d.bare_item(key("n"), n);
+        }
+        if !nor.is_empty() {
+            let mut l = d.inner_list(key("nor"));
+            for u in nor {
+                l.bare_item(u);
+            }
         }
         if let Some(ot) = self.ot {
-            d = d
-                .bare_item_member("ot", &RefBareItem::Token(token_of(OBJECT_TYPES, ot)))
-                .map_err(&err)?;
+            d.bare_item(key("ot"), token(token_of(OBJECT_TYPES, ot)));
         }
         if let Some(sf) = self.sf {
-            d = d
-                .bare_item_member("sf", &RefBareItem::Token(token_of(STREAMING_FORMATS, sf)))
-                .map_err(&err)?;
+            d.bare_item(key("sf"), token(token_of(STREAMING_FORMATS, sf)));
         }
         if let Some(st) = self.st {
-            d = d
-                .bare_item_member("st", &RefBareItem::Token(token_of(STREAM_TYPES, st)))
-                .map_err(&err)?;
+            d.bare_item(key("st"), token(token_of(STREAM_TYPES, st)));
         }
         if self.su {
-            d.bare_item_member("su", &RefBareItem::Boolean(true))
-                .map_err(&err)?;
+            d.bare_item(key("su"), true);
         }
-        Ok((!out.is_empty()).then_some(out))
+        Ok(d.finish())
     }
 }
 
@@ -149,9 +157,13 @@ impl Dynamic {
     /// nearest to it.
     pub fn append_to(&self, upstream: Option<&[u8]>) -> Result<String, CmsdError> {
         let mut out = upstream
-            .and_then(|u| Parser::parse_list(u).ok())
-            .filter(|l| !l.is_empty())
-            .and_then(|l| l.serialize_value().ok())
+            .filter(|u| {
+                Parser::new(u)
+                    .parse_list_with_visitor(sfv::visitor::Ignored)
+                    .is_ok()
+            })
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .map(|u| u.trim_matches([' ', '\t']).to_string())
             .unwrap_or_default();
         if !out.is_empty() {
             out.push_str(", ");
@@ -161,30 +173,22 @@ impl Dynamic {
     }
 
     fn write(&self, out: &mut String) -> Result<(), CmsdError> {
-        let mut mine = String::new();
-        let l = RefListSerializer::new(&mut mine);
-        let err = invalid("CMSD-Dynamic");
-        let mut l = l
-            .bare_item(&RefBareItem::String(&self.server))
-            .map_err(invalid("CMSD-Dynamic server id"))?;
+        let server = string("CMSD-Dynamic server id", &self.server)?;
+        let mut l = ListSerializer::with_buffer(out);
+        let mut p = l.bare_item(server);
         if self.du {
-            l = l
-                .parameter("du", &RefBareItem::Boolean(true))
-                .map_err(&err)?;
+            p = p.parameter(key("du"), true);
         }
-        if let Some(etp) = self.etp {
-            l = l.parameter("etp", &int(etp.into())).map_err(&err)?;
+        for (k, v) in [
+            ("etp", self.etp),
+            ("mb", self.mb),
+            ("rd", self.rd),
+            ("rtt", self.rtt),
+        ] {
+            if let Some(v) = v {
+                p = p.parameter(key(k), int(v.into()));
+            }
         }
-        if let Some(mb) = self.mb {
-            l = l.parameter("mb", &int(mb.into())).map_err(&err)?;
-        }
-        if let Some(rd) = self.rd {
-            l = l.parameter("rd", &int(rd.into())).map_err(&err)?;
-        }
-        if let Some(rtt) = self.rtt {
-            l.parameter("rtt", &int(rtt.into())).map_err(&err)?;
-        }
-        out.push_str(&mine);
         Ok(())
     }
 }
@@ -257,10 +261,13 @@ mod tests {
         fn what_is_written_parses_back(server in "[ -~]{0,40}", mb in proptest::option::of(0u32..100_000), upstream in proptest::collection::vec(any::<u8>(), 0..80)) {
             let d = Dynamic { server: server.clone(), mb, ..Dynamic::default() };
             let v = d.append_to(Some(&upstream)).unwrap();
-            let list = Parser::parse_list(v.as_bytes()).unwrap();
+            let list: sfv::List = Parser::new(v.as_str()).parse().unwrap();
             let Some(sfv::ListEntry::Item(last)) = list.last() else { panic!("{v}") };
-            prop_assert_eq!(last.bare_item.as_str(), Some(server.as_str()));
-            prop_assert_eq!(last.params.get("mb").and_then(|b| b.as_int()), mb.map(i64::from));
+            prop_assert_eq!(last.bare_item.as_string().map(|s| s.as_str()), Some(server.as_str()));
+            prop_assert_eq!(
+                last.params.get(key("mb")).and_then(|b| b.as_integer()).map(i64::from),
+                mb.map(i64::from)
+            );
         }
     }
 }
