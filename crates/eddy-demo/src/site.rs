@@ -92,6 +92,15 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
                 None => Reply::status(503)
                     .body("the live stream could not be cut from the demo video\n"),
             },
+            "/vod/long.mpd" => match crate::media::long_mpd() {
+                Some(mpd) => Reply::ok(mpd)
+                    .header("content-type", "application/dash+xml")
+                    .header("cache-control", "public, max-age=3600")
+                    .header("access-control-allow-origin", "*")
+                    .header("access-control-expose-headers", EXPOSE)
+                    .header("surrogate-key", "vod"),
+                None => Reply::status(500).body("the demo MPD could not be repeated\n"),
+            },
             p if p.starts_with("/vod/") => {
                 let name = &p["/vod/".len()..];
                 match crate::media::vod(name) {

@@ -647,6 +647,7 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("or give the playlist to any HLS or DASH player (VLC, ffplay, Safari):");
     println!("  HLS   {e}/player.html?src=/vod/master.m3u8     {e}/vod/master.m3u8");
     println!("  DASH  {e}/player.html?src=/vod/manifest.mpd    {e}/vod/manifest.mpd");
+    println!("  DASH  {e}/player.html?src=/vod/long.mpd        (the video ten times over, 2 min)");
     println!("  live  {e}/player.html?src=/live/master.m3u8    {e}/live/master.m3u8");
     println!("        (LL-HLS cut from the video on a clock: 0.5 s parts, 2 s segments)");
     println!(
