@@ -239,21 +239,19 @@ fn is_media(s: &QoeSample) -> bool {
     }
 }
 
-/// The title a sample belongs to: its `cid`, else the object's directory.
-pub fn title_of(s: &QoeSample) -> String {
-    title(s.cid.as_deref(), &s.url)
-}
-
 /// The title of a request for `url` (`host/path`, no query) whose CMCD carries content id
 /// `cid`: the `cid`, else the object's directory (`/vod` for `host/vod/seg-1.m4s`).
 pub fn title(cid: Option<&str>, url: &str) -> String {
+    title_in(cid, url).to_string()
+}
+
+/// [`title`], borrowed from what it is made of.
+fn title_in<'a>(cid: Option<&'a str>, url: &'a str) -> &'a str {
     if let Some(cid) = cid {
-        return cid.to_string();
+        return cid;
     }
     let path = url.find('/').map_or("", |i| &url[i..]);
-    path.rsplit_once('/')
-        .map_or(path, |(dir, _)| dir)
-        .to_string()
+    path.rsplit_once('/').map_or(path, |(dir, _)| dir)
 }
 
 impl Guard {
@@ -279,9 +277,10 @@ impl Guard {
     /// Take one sample read at `now`.
     pub fn observe(&mut self, s: &QoeSample, now: Instant) {
         let Some(sid) = &s.sid else { return };
-        let title = title_of(s);
-        self.remember_title(&title, now);
-        if let Some(t) = self.titles.get_mut(&title) {
+        // Read for every CMCD request: nothing is allocated for a known title and session.
+        let title = title_in(s.cid.as_deref(), &s.url);
+        self.remember_title(title, now);
+        if let Some(t) = self.titles.get_mut(title) {
             for rate in [s.br.filter(|_| is_media(s)), s.tb].into_iter().flatten() {
                 if rate > 0 && t.ladder.len() < LADDER {
                     t.ladder.insert(rate);
@@ -289,21 +288,31 @@ impl Guard {
                 self.edge_top = self.edge_top.max(rate);
             }
         }
-        if !self.sessions.contains_key(sid) && self.sessions.len() >= self.config.sessions {
-            let oldest = self.sessions.iter().min_by_key(|(_, v)| v.heard);
-            if let Some(k) = oldest.map(|(k, _)| k.clone()) {
-                self.sessions.remove(&k);
+        if !self.sessions.contains_key(sid.as_str()) {
+            if self.sessions.len() >= self.config.sessions {
+                let oldest = self.sessions.iter().min_by_key(|(_, v)| v.heard);
+                if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+                    self.sessions.remove(&k);
+                }
             }
+            self.sessions.insert(
+                sid.clone(),
+                Session {
+                    title: title.to_string(),
+                    heard: now,
+                    trouble: None,
+                    br: None,
+                    mtp: Vec::new(),
+                },
+            );
         }
-        let session = self.sessions.entry(sid.clone()).or_insert_with(|| Session {
-            title: title.clone(),
-            heard: now,
-            trouble: None,
-            br: None,
-            mtp: Vec::new(),
-        });
+        let Some(session) = self.sessions.get_mut(sid.as_str()) else {
+            return;
+        };
         session.heard = now;
-        session.title = title;
+        if session.title != title {
+            session.title = title.to_string();
+        }
         // A stall shows on whatever the player asks for next; rates only on media objects.
         let media = is_media(s);
         if media {

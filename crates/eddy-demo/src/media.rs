@@ -106,7 +106,10 @@ mod tests {
         assert_eq!(ladder.len(), 3 * LONG_TIMES as usize);
         assert!(ladder.chunks(3).all(|c| c == [1_200_000, 600_000, 300_000]));
         assert_eq!(long.matches("<Period ").count(), LONG_TIMES as usize);
-        assert!(long.contains("mediaPresentationDuration=\"PT120.0S\""), "{long}");
+        assert!(
+            long.contains("mediaPresentationDuration=\"PT120.0S\""),
+            "{long}"
+        );
         assert!(long.contains("<Period id=\"9\" start=\"PT108.0S\" duration=\"PT12.0S\">"));
         assert!(long.trim_end().ends_with("</MPD>"));
         assert_eq!(mpd.video_bandwidths(), [1_200_000, 600_000, 300_000]);
