@@ -587,7 +587,7 @@ impl ProxyHttp for EdgeProxy {
             // CMCD v2 event reports: taken here, never sent to the origin.
             ctx.outcome = Outcome::Pass;
             let url = url.clone();
-            crate::reports::serve(session, q, &url).await?;
+            crate::reports::serve(session, q, &self.state.config, &url).await?;
             return Ok(true);
         }
         let method = session.req_header().method.clone();

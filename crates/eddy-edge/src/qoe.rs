@@ -83,7 +83,7 @@ pub struct Qoe {
     inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
     /// When the serving path last logged malformed telemetry.
-    logged: Mutex<Option<Instant>>,
+    logged: Mutex<Instant>,
 }
 
 impl Qoe {
@@ -94,7 +94,7 @@ impl Qoe {
             Qoe {
                 inbox: inbox.clone(),
                 metrics,
-                logged: Mutex::new(None),
+                logged: Mutex::new(long_ago()),
             },
             inbox,
         )
@@ -144,13 +144,22 @@ impl Qoe {
     /// Count telemetry of `url` that the serving path refused (`why`), logging it at most once
     /// a second.
     pub fn malformed(&self, url: &str, why: &str) {
-        self.metrics.qoe("malformed").inc();
-        let mut logged = self.logged.lock();
-        if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            *logged = Some(Instant::now());
-            drop(logged);
-            tracing::info!(%url, reason = %why, "ignored malformed CMCD");
-        }
+        malformed(&self.metrics, &mut self.logged.lock(), url, why);
+    }
+}
+
+/// A moment over a second ago: logging is due at once.
+fn long_ago() -> Instant {
+    Instant::now() - Duration::from_secs(2)
+}
+
+/// Count malformed telemetry of `url` (`why`), and log it when the last log (`last_log`) is a
+/// second old or more.
+fn malformed(metrics: &Metrics, last_log: &mut Instant, url: &str, why: &str) {
+    metrics.qoe("malformed").inc();
+    if last_log.elapsed() >= Duration::from_secs(1) {
+        *last_log = Instant::now();
+        tracing::info!(%url, reason = %why, "ignored malformed CMCD");
     }
 }
 
@@ -232,7 +241,7 @@ pub async fn run(
     let mut since_wall = SystemTime::now();
     let mut tick = tokio::time::interval(WINDOW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_log = Instant::now() - Duration::from_secs(2);
+    let mut last_log = long_ago();
     let mut busy = false;
     loop {
         tokio::select! {
@@ -268,13 +277,7 @@ pub async fn run(
                             }
                         }
                         Ok(None) => {}
-                        Err(why) => {
-                            metrics.qoe("malformed").inc();
-                            if last_log.elapsed() >= Duration::from_secs(1) {
-                                last_log = Instant::now();
-                                tracing::info!(url = %raw.url, reason = %why, "ignored malformed CMCD");
-                            }
-                        }
+                        Err(why) => malformed(&metrics, &mut last_log, &raw.url, &why),
                     }
                 }
             }

@@ -42,7 +42,12 @@ pub fn is_target(url: &str, path: &str) -> bool {
 }
 
 /// Answer a request to the reports path of canonical `url`; the status sent.
-pub async fn serve(session: &mut Session, qoe: &Qoe, url: &str) -> pingora_error::Result<u16> {
+pub async fn serve(
+    session: &mut Session,
+    qoe: &Qoe,
+    config: &eddy_config::Config,
+    url: &str,
+) -> pingora_error::Result<u16> {
     let method = session.req_header().method.clone();
     if method == http::Method::OPTIONS {
         answer(
@@ -107,7 +112,8 @@ pub async fn serve(session: &mut Session, qoe: &Qoe, url: &str) -> pingora_error
             let at = Instant::now();
             for c in reports {
                 qoe.offer(Raw {
-                    url: reported_url(&c).unwrap_or_else(|| target.to_string()),
+                    url: reported_url(&c, |h| config.path_options(h))
+                        .unwrap_or_else(|| target.to_string()),
                     query: None,
                     fields: Vec::new(),
                     at,
@@ -148,23 +154,19 @@ async fn read_body(session: &mut Session) -> pingora_error::Result<Option<Bytes>
 }
 
 /// `host/path` of the object a response report (`e=rr`) is about, when it names an
-/// `http(s)` URL that reads.
-fn reported_url(c: &Cmcd) -> Option<String> {
+/// `http(s)` URL that reads, in the form cache keys have (the one normaliser, with the site's
+/// options).
+fn reported_url<'a>(
+    c: &Cmcd,
+    opts: impl FnOnce(&str) -> eddy_url::PathOptions<'a>,
+) -> Option<String> {
     let raw = c.url.as_deref()?;
-    let eddy_url::Target::Absolute {
-        authority, path, ..
-    } = eddy_url::target(raw.as_bytes()).ok()?
-    else {
+    let scheme = raw.split_once("://")?.0;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return None;
-    };
-    let path = path.split(|b| *b == b'?').next().unwrap_or(path);
-    let host = eddy_url::host(authority, 80).ok()?;
-    let path = if path.is_empty() {
-        "/".to_string()
-    } else {
-        eddy_url::path(path, eddy_url::PathOptions::default()).ok()?
-    };
-    Some(format!("{host}{path}"))
+    }
+    let url = eddy_url::content_url(raw, opts).ok()?;
+    Some(crate::qoe::without_query(&url).to_string())
 }
 
 /// An answer with a JSON error (`why`, when not empty), CORS open to every origin.
@@ -220,12 +222,17 @@ mod tests {
             url: Some(url.to_string()),
             ..Cmcd::default()
         };
+        let r = |url: &str| reported_url(&c(url), |_| eddy_url::PathOptions::default());
         assert_eq!(
-            reported_url(&c("http://V.test/a/./seg_1.m4s?CMCD=x")).as_deref(),
+            r("http://V.test/a/./seg_1.m4s?CMCD=x").as_deref(),
             Some("v.test/a/seg_1.m4s")
         );
-        assert_eq!(reported_url(&c("/relative/seg.m4s")), None);
-        assert_eq!(reported_url(&c("http://user@v.test/x")), None);
-        assert_eq!(reported_url(&Cmcd::default()), None);
+        assert_eq!(r("/relative/seg.m4s"), None);
+        assert_eq!(r("v.test/relative/seg.m4s"), None);
+        assert_eq!(r("http://user@v.test/x"), None);
+        assert_eq!(
+            reported_url(&Cmcd::default(), |_| eddy_url::PathOptions::default()),
+            None
+        );
     }
 }

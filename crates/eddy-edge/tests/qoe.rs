@@ -20,6 +20,39 @@ fn cmcd(i: usize) -> String {
     )
 }
 
+/// The QoE samples edge `qoe-edge` published on `bus`, read until there are `want` (within
+/// 10 s), and when each event arrived.
+fn samples_on(
+    rig: &common::Rig,
+    bus: &std::sync::Arc<dyn eddy_bus::Bus>,
+    want: usize,
+) -> (Vec<Instant>, Vec<eddy_events::QoeSample>) {
+    rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(eddy_control::QOE_TOPIC, "t", eddy_bus::StartFrom::Earliest)
+            .await
+            .unwrap();
+        let mut events = Vec::new();
+        let mut samples = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while samples.len() < want {
+            let rec = tokio::time::timeout_at(deadline, sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{want} samples within 10 s"))
+                .unwrap();
+            let (cloud, ev) = Event::decode(&rec.payload).unwrap();
+            let Event::QoeSamples(q) = ev else {
+                panic!("{ev:?}")
+            };
+            assert_eq!(q.edge, "qoe-edge");
+            assert_eq!(cloud.ty, "dev.eddy.qoe.samples.v1");
+            samples.extend(q.samples);
+            events.push(Instant::now());
+        }
+        (events, samples)
+    })
+}
+
 #[test]
 fn cmcd_requests_become_samples_on_the_bus_once_a_second() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,30 +89,7 @@ fn cmcd_requests_become_samples_on_the_bus_once_a_second() {
     c.send(&get("/v/seg_1.m4s", "v.test"));
     assert_eq!(c.read(false).unwrap().status, 200);
 
-    let (events, samples) = rig.rt.block_on(async {
-        let mut sub = bus
-            .subscribe(eddy_control::QOE_TOPIC, "t", eddy_bus::StartFrom::Earliest)
-            .await
-            .unwrap();
-        let mut events = Vec::new();
-        let mut samples = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while samples.len() < 31 {
-            let rec = tokio::time::timeout_at(deadline, sub.next())
-                .await
-                .expect("31 samples within 10 s")
-                .unwrap();
-            let (cloud, ev) = Event::decode(&rec.payload).unwrap();
-            let Event::QoeSamples(q) = ev else {
-                panic!("{ev:?}")
-            };
-            assert_eq!(q.edge, "qoe-edge");
-            assert_eq!(cloud.ty, "dev.eddy.qoe.samples.v1");
-            samples.extend(q.samples);
-            events.push(Instant::now());
-        }
-        (events, samples)
-    });
+    let (events, samples) = samples_on(&rig, &bus, 31);
     let took = started.elapsed();
     // At most one event per second (plus the first window).
     assert!(
@@ -175,26 +185,7 @@ fn cmcd_event_reports_posted_to_the_edge_become_samples() {
     // None of it reached the origin.
     assert_eq!(rig.origin.total(), 0, "{:?}", rig.origin.seen());
 
-    let samples = rig.rt.block_on(async {
-        let mut sub = bus
-            .subscribe(eddy_control::QOE_TOPIC, "t", eddy_bus::StartFrom::Earliest)
-            .await
-            .unwrap();
-        let mut samples = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while samples.len() < 2 {
-            let rec = tokio::time::timeout_at(deadline, sub.next())
-                .await
-                .expect("2 samples within 10 s")
-                .unwrap();
-            let (_, ev) = Event::decode(&rec.payload).unwrap();
-            let Event::QoeSamples(q) = ev else {
-                panic!("{ev:?}")
-            };
-            samples.extend(q.samples);
-        }
-        samples
-    });
+    let (_, samples) = samples_on(&rig, &bus, 2);
     assert_eq!(samples.len(), 2, "{samples:?}");
     assert_eq!(samples[0].url, "v.test/_eddy/cmcd");
     assert_eq!(

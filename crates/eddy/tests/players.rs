@@ -61,21 +61,19 @@ fn up() -> Up {
     }
 }
 
-/// The edge's `eddy_prefetch_*` lines from its `/metrics`.
-fn prefetch_metrics(up: &Up) -> String {
+/// The body of `GET url`.
+fn get_text(url: String) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let text = rt.block_on(async {
-        reqwest::get(format!("http://{}/metrics", up.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
-    text.lines()
+    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+}
+
+/// The edge's `eddy_prefetch_*` lines from its `/metrics`.
+fn prefetch_metrics(up: &Up) -> String {
+    get_text(format!("http://{}/metrics", up.admin))
+        .lines()
         .filter(|l| l.starts_with("eddy_prefetch"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -192,18 +190,7 @@ fn latency(r: &Value, n: usize) -> f64 {
 /// bitrate. Sessions end 30 s after their last request, so ask right after they played.
 fn dashboard_shows(up: &Up, titles: &[&str]) {
     let status = || -> Value {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            reqwest::get(format!("http://{}/api/status", up.dashboard))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        })
+        serde_json::from_str(&get_text(format!("http://{}/api/status", up.dashboard))).unwrap()
     };
     let has_titles = |s: &Value| {
         let shown = s["qoe"]["titles"].as_array().cloned().unwrap_or_default();
