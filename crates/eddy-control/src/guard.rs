@@ -7,9 +7,10 @@
 //!
 //! A media request (CMCD object type `v`, `av`, or none with a bitrate) is a sign of trouble when
 //! - the buffer ran dry since the player's previous request (`bs`): **starvation**;
-//! - a VOD player outside startup (`su`) holds less than [`GuardConfig::low_buffer_ms`] (`bl`):
-//!   **low buffer** (live players run short buffers by design, so only starvation and throughput
-//!   judge them);
+//! - a VOD player outside startup (`su`) whose buffer fell below [`GuardConfig::low_buffer_ms`]
+//!   (`bl`) after it once held twice that: **low buffer** (a buffer still filling after the
+//!   start is not trouble; live players run short buffers by design, so only starvation and
+//!   throughput judge them);
 //! - the throughput the player measured (`mtp`) is below the bitrate it pulls (`br`):
 //!   **throughput**.
 //!
@@ -18,12 +19,13 @@
 //! rung of its ladder that the slowest troubled session's throughput carries with
 //! [`GuardConfig::headroom`] (one rung below what they pull when no throughput is known), never
 //! below the lowest rung and only ever down. Once no sign was seen for [`GuardConfig::recover`],
-//! the cap rises one rung, when the sessions' throughput carries that rung; the top rung lifts
-//! the cap altogether. A scope changes at most once per [`GuardConfig::hold`], so players steered
+//! the cap rises one rung, when the sessions' throughput carries that rung (a cap with no
+//! session heard stays: no news is not recovery; once nobody was heard for eight windows there
+//! is nobody left to steer and it is lifted); the top rung lifts the cap altogether. A scope changes at most once per [`GuardConfig::hold`], so players steered
 //! by it switch at most that often.
 //!
-//! The ladder of a title is what its players report: the bitrates they pull (`br`) and their top
-//! bitrate (`tb`). A cap is always one of those rungs, so a decision never raises a cap above
+//! The ladder of a title is what its players report of its media objects: the bitrates they
+//! pull (`br`) and their top bitrate (`tb`); an audio track's bitrates are not rungs. A cap is always one of those rungs, so a decision never raises a cap above
 //! what the origin offers.
 //!
 //! The edge is degraded when at least [`GuardConfig::edge_sessions`] sessions over two titles or
@@ -164,6 +166,8 @@ struct Session {
     trouble: Option<(Instant, Reason)>,
     /// Last bitrate pulled.
     br: Option<u32>,
+    /// The most buffer (ms) it reported holding.
+    peak_bl: u32,
     /// Recent throughput readings.
     mtp: Vec<(Instant, u32)>,
 }
@@ -281,7 +285,8 @@ impl Guard {
         let title = title_in(s.cid.as_deref(), &s.url);
         self.remember_title(title, now);
         if let Some(t) = self.titles.get_mut(title) {
-            for rate in [s.br.filter(|_| is_media(s)), s.tb].into_iter().flatten() {
+            let rates = [s.br, s.tb].into_iter().filter(|_| is_media(s));
+            for rate in rates.flatten() {
                 if rate > 0 && t.ladder.len() < LADDER {
                     t.ladder.insert(rate);
                 }
@@ -302,6 +307,7 @@ impl Guard {
                     heard: now,
                     trouble: None,
                     br: None,
+                    peak_bl: 0,
                     mtp: Vec::new(),
                 },
             );
@@ -333,12 +339,17 @@ impl Guard {
             }),
             _ => None,
         };
+        // Low only once it fell: a buffer still filling after the start is not trouble.
+        let fell = session.peak_bl >= self.config.low_buffer_ms.saturating_mul(2);
         let low_buffer = match s.bl {
-            Some(bl) if media && !s.live && !s.su && bl < self.config.low_buffer_ms => {
+            Some(bl) if media && !s.live && !s.su && bl < self.config.low_buffer_ms && fell => {
                 Some(Reason::LowBuffer(bl))
             }
             _ => None,
         };
+        if media && let Some(bl) = s.bl {
+            session.peak_bl = session.peak_bl.max(bl);
+        }
         let sign =
             s.bs.then_some(Reason::Starvation)
                 .or(throughput)
@@ -401,15 +412,7 @@ impl Guard {
                 .get(name.as_str())
                 .map_or((&[][..], None), |(v, t)| (&v[..], *t));
             let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
-            let next = judge(
-                &cfg,
-                &title.cap,
-                &title.ladder,
-                sessions,
-                &bad,
-                last_trouble,
-                now,
-            );
+            let next = judge(&cfg, title, sessions, &bad, last_trouble, now);
             if let Some((to, reason)) = next {
                 let scope = Scope::Title(name.clone());
                 out.push(
@@ -470,13 +473,13 @@ impl Guard {
 /// recovered.
 fn judge(
     cfg: &GuardConfig,
-    cap: &Cap,
-    ladder: &BTreeSet<u32>,
+    title: &Title,
     sessions: &[&Session],
     bad: &[&Session],
     last_trouble: Option<Instant>,
     now: Instant,
 ) -> Option<(Option<u32>, Reason)> {
+    let (cap, ladder) = (&title.cap, &title.ladder);
     let lowest = *ladder.first()?;
     let may_change = cap
         .changed
@@ -498,7 +501,8 @@ fn judge(
         let pulled = bad.iter().filter_map(|s| s.br).max();
         let slowest = bad.iter().filter_map(|s| recent_mtp(s)).min();
         let fits = |kbps: f64| ladder.range(..=kbps.max(0.0) as u32).next_back().copied();
-        let by_throughput = slowest.and_then(|m| fits(m as f64 * cfg.headroom));
+        // A throughput that carries no rung steers to the lowest.
+        let by_throughput = slowest.map(|m| fits(m as f64 * cfg.headroom).unwrap_or(lowest));
         let below_pulled = pulled.and_then(|p| ladder.range(..p).next_back().copied());
         let mut want = match (by_throughput, below_pulled) {
             // Throughput carries what they pull: one rung down still eases the trouble.
@@ -527,6 +531,11 @@ fn judge(
         Some((Some(want), why))
     } else {
         let c = previous?;
+        if sessions.is_empty() {
+            // No news is not recovery: held until nobody is left to steer.
+            let gone = now.saturating_duration_since(title.heard) >= cfg.window * 8;
+            return gone.then_some((None, Reason::Recovered));
+        }
         let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= cfg.recover);
         if !calm {
             return None;
@@ -554,264 +563,4 @@ fn count(n: usize) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn sample(sid: &str, cid: &str, br: u32, mtp: u32, bl: u32) -> QoeSample {
-        QoeSample {
-            url: format!("v.test/{cid}/seg.m4s"),
-            sid: Some(sid.into()),
-            cid: Some(cid.into()),
-            ot: Some("v".into()),
-            br: Some(br),
-            tb: Some(1200),
-            mtp: Some(mtp),
-            bl: Some(bl),
-            ..QoeSample::default()
-        }
-    }
-
-    /// A player pulling `br` at `mtp` with `bl` buffered, one request a second for `secs`
-    /// seconds from `t`; the decisions made along the way.
-    fn play(
-        g: &mut Guard,
-        t: &mut Instant,
-        secs: u32,
-        s: impl Fn(u32) -> QoeSample,
-    ) -> Vec<Decision> {
-        let mut out = Vec::new();
-        for i in 0..secs {
-            *t += Duration::from_secs(1);
-            g.observe(&s(i), *t);
-            out.extend(g.decide(*t));
-        }
-        out
-    }
-
-    /// The ladder 300/600/1200 seen, at a throughput that carries the top.
-    fn warmed() -> (Guard, Instant) {
-        let mut g = Guard::new(GuardConfig::default());
-        let mut t = Instant::now();
-        for br in [300, 600, 1200] {
-            let d = play(&mut g, &mut t, 2, |_| {
-                sample("s1", "film", br, 4000, 10_000)
-            });
-            assert!(d.is_empty(), "{d:?}");
-        }
-        (g, t)
-    }
-
-    #[test]
-    fn a_throughput_drop_caps_the_title_at_the_rung_it_carries_then_lifts_it_step_by_step() {
-        let (mut g, mut t) = warmed();
-        assert_eq!(g.cap("film"), None);
-        // The link drops to 500 kbit/s: 500 × 0.8 carries 300.
-        let d = play(&mut g, &mut t, 1, |_| {
-            sample("s1", "film", 1200, 500, 9_000)
-        });
-        assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!(d[0].scope, Scope::Title("film".into()));
-        assert_eq!((d[0].cap_kbps, d[0].previous_kbps), (Some(300), None));
-        assert_eq!(
-            d[0].reason,
-            Reason::Throughput {
-                measured_kbps: 500,
-                bitrate_kbps: 1200
-            }
-        );
-        assert_eq!(g.cap("film"), Some(300));
-        // Steered down, the player is fine at 300, but 500 kbit/s does not carry 600: held.
-        let d = play(&mut g, &mut t, 20, |_| {
-            sample("s1", "film", 300, 500, 12_000)
-        });
-        assert!(d.is_empty(), "{d:?}");
-        // The link comes back: one rung after the recovery time, the top a hold later.
-        let d = play(&mut g, &mut t, 20, |_| {
-            sample("s1", "film", 300, 4000, 12_000)
-        });
-        let caps: Vec<_> = d.iter().map(|d| (d.cap_kbps, d.reason)).collect();
-        assert_eq!(
-            caps,
-            vec![(Some(600), Reason::Recovered), (None, Reason::Recovered)]
-        );
-        assert_eq!(g.cap("film"), None);
-    }
-
-    #[test]
-    fn starvation_without_throughput_steps_one_rung_below_what_players_pull() {
-        let (mut g, mut t) = warmed();
-        let d = play(&mut g, &mut t, 1, |_| QoeSample {
-            bs: true,
-            mtp: None,
-            ..sample("s1", "film", 1200, 0, 500)
-        });
-        assert_eq!(d.len(), 1);
-        assert_eq!(
-            (d[0].cap_kbps, d[0].reason),
-            (Some(600), Reason::Starvation)
-        );
-        // Still starving: a rung lower, but only a hold later.
-        let d = play(&mut g, &mut t, 6, |_| QoeSample {
-            bs: true,
-            mtp: None,
-            ..sample("s1", "film", 600, 0, 500)
-        });
-        assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!(d[0].cap_kbps, Some(300));
-        // At the bottom: nothing lower to steer to.
-        let d = play(&mut g, &mut t, 8, |_| QoeSample {
-            bs: true,
-            mtp: None,
-            ..sample("s1", "film", 300, 0, 500)
-        });
-        assert!(d.is_empty(), "{d:?}");
-    }
-
-    #[test]
-    fn live_players_short_buffers_are_not_trouble_but_vod_ones_are() {
-        let (mut g, mut t) = warmed();
-        let live = |_| QoeSample {
-            live: true,
-            ..sample("s1", "film", 1200, 4000, 1_000)
-        };
-        assert!(play(&mut g, &mut t, 10, live).is_empty());
-        let d = play(&mut g, &mut t, 1, |_| {
-            sample("s1", "film", 1200, 4000, 1_000)
-        });
-        assert_eq!(
-            (d[0].cap_kbps, d[0].reason),
-            (Some(600), Reason::LowBuffer(1_000))
-        );
-        // Startup requests (su) are short of buffer by nature.
-        let (mut g, mut t) = warmed();
-        let starting = |_| QoeSample {
-            su: true,
-            ..sample("s1", "film", 1200, 4000, 0)
-        };
-        assert!(play(&mut g, &mut t, 3, starting).is_empty());
-    }
-
-    #[test]
-    fn one_troubled_viewer_among_many_does_not_cap_the_title() {
-        let (mut g, mut t) = warmed();
-        for i in 0..3 {
-            g.observe(&sample(&format!("ok{i}"), "film", 1200, 4000, 10_000), t);
-        }
-        let d = play(&mut g, &mut t, 3, |i| {
-            if i % 2 == 0 {
-                sample("bad", "film", 1200, 400, 1_000)
-            } else {
-                sample("ok0", "film", 1200, 4000, 10_000)
-            }
-        });
-        assert!(d.is_empty(), "{d:?}");
-    }
-
-    #[test]
-    fn trouble_across_titles_caps_the_edge_and_it_lifts_when_calm() {
-        let mut g = Guard::new(GuardConfig::default());
-        let mut t = Instant::now();
-        let mut d = Vec::new();
-        for round in 0..2 {
-            t += Duration::from_secs(1);
-            for i in 0..4 {
-                let title = if i % 2 == 0 { "a" } else { "b" };
-                let (mtp, bs) = if round == 0 {
-                    (4000, false)
-                } else {
-                    (4000, true)
-                };
-                g.observe(
-                    &QoeSample {
-                        bs,
-                        ..sample(&format!("s{i}"), title, 1200, mtp, 10_000)
-                    },
-                    t,
-                );
-            }
-            d.extend(g.decide(t));
-        }
-        let edge: Vec<_> = d.iter().filter(|d| d.scope == Scope::Edge).collect();
-        assert_eq!(edge.len(), 1, "{d:?}");
-        assert_eq!((edge[0].cap_kbps, edge[0].troubled), (Some(600), 4));
-        assert!(g.cap("a").is_some_and(|c| c <= 600));
-        // Calm (the players' last troubled requests age out of the window without lowering the
-        // cap again): 900, then past the top (1200): lifted.
-        let mut d = Vec::new();
-        for _ in 0..30 {
-            t += Duration::from_secs(1);
-            for i in 0..4 {
-                let title = if i % 2 == 0 { "a" } else { "b" };
-                g.observe(&sample(&format!("s{i}"), title, 1200, 4000, 10_000), t);
-            }
-            d.extend(g.decide(t).into_iter().filter(|d| d.scope == Scope::Edge));
-        }
-        let caps: Vec<_> = d.iter().map(|d| d.cap_kbps).collect();
-        assert_eq!(caps, vec![Some(900), None]);
-    }
-
-    #[test]
-    fn sessions_and_titles_are_bounded() {
-        let mut g = Guard::new(GuardConfig {
-            sessions: 50,
-            titles: 10,
-            ..GuardConfig::default()
-        });
-        let t = Instant::now();
-        for i in 0..1000 {
-            g.observe(
-                &sample(&format!("s{i}"), &format!("t{i}"), 600, 4000, 10_000),
-                t,
-            );
-        }
-        assert!(g.sessions.len() <= 50 && g.titles.len() <= 10);
-    }
-
-    proptest! {
-        /// Whatever players report: a title's cap is always a rung its players reported (never
-        /// above what the origin offers), it only goes down when troubled and up when recovered,
-        /// and its decisions are at least a hold apart.
-        #[test]
-        fn caps_stay_on_the_ladder_move_the_right_way_and_keep_their_hold(
-            steps in prop::collection::vec(
-                (0u8..3, 0usize..3, 0u32..3000, 0u32..20_000, any::<bool>(), any::<bool>()),
-                1..300,
-            )
-        ) {
-            let cfg = GuardConfig::default();
-            let mut g = Guard::new(cfg.clone());
-            let mut t = Instant::now();
-            let ladder = [300u32, 600, 1200];
-            let mut last: HashMap<Scope, Instant> = HashMap::new();
-            for (sid, rung, mtp, bl, bs, tick) in steps {
-                let s = QoeSample {
-                    bs,
-                    ..sample(&format!("s{sid}"), "film", ladder[rung], mtp, bl)
-                };
-                g.observe(&s, t);
-                if tick {
-                    t += Duration::from_millis(700);
-                    for d in g.decide(t) {
-                        if let Some(at) = last.insert(d.scope.clone(), t) {
-                            prop_assert!(t - at >= cfg.hold, "{d:?}");
-                        }
-                        if d.scope == Scope::Edge {
-                            continue;
-                        }
-                        if let Some(c) = d.cap_kbps {
-                            prop_assert!(ladder.contains(&c), "{d:?}");
-                        }
-                        let up = match (d.cap_kbps, d.previous_kbps) {
-                            (None, _) => true,
-                            (Some(c), Some(p)) => c > p,
-                            (Some(_), None) => false,
-                        };
-                        prop_assert_eq!(up, d.reason == Reason::Recovered, "{:?}", d);
-                        prop_assert!(d.cap_kbps.is_none_or(|c| c <= 1200));
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;
