@@ -173,7 +173,10 @@ impl QoeBoard {
         if e.starting && e.startup_ms.is_none() && !s.su && is_media(s) {
             e.startup_ms = Some(at.duration_since(e.first).unwrap_or_default().as_secs_f64() * 1e3);
         }
-        e.br = s.br.or(e.br);
+        // The rendition is the picture's: an audio (or text) track's bitrate is not the session's.
+        if !matches!(s.ot.as_deref(), Some("a" | "c" | "tt")) {
+            e.br = s.br.or(e.br);
+        }
         e.bl = s.bl.or(e.bl);
         e.mtp = s.mtp.or(e.mtp);
         if is_media(s) {
@@ -282,6 +285,11 @@ mod tests {
                         e: Some("rr".into()),
                         ..sample("b", 200, 2300, 6000, true, false)
                     },
+                    // An audio request's bitrate is not the session's rendition.
+                    QoeSample {
+                        ot: Some("a".into()),
+                        ..sample("b", 300, 64, 6000, false, false)
+                    },
                 ],
                 dropped: 2,
             },
@@ -300,11 +308,11 @@ mod tests {
             t0 + Duration::from_secs(1),
         );
         let v = b.snapshot(t0 + Duration::from_secs(2));
-        assert_eq!((v.samples, v.dropped), (6, 2));
+        assert_eq!((v.samples, v.dropped), (7, 2));
         assert_eq!(v.titles.len(), 1);
         let t = &v.titles[0];
         assert_eq!((t.name.as_str(), t.sessions, t.rebuffers), ("show", 2, 1));
-        assert_eq!(t.rebuffer_ratio, Some(1.0 / 4.0));
+        assert_eq!(t.rebuffer_ratio, Some(1.0 / 5.0));
         // a: 400 ms to its first request without su; b's first request was not startup.
         assert_eq!(t.startup_ms, Some(400.0));
         assert_eq!(t.bitrate_kbps, Some((600.0 + 2300.0) / 2.0));
