@@ -11,64 +11,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{EDDY, Proc};
+use common::browser::{Up, get_text, play, played_well, report, up};
 
-use eddy_testkit::{free_port, wait_for_listener, wait_until};
+use eddy_testkit::wait_until;
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// `eddy up` on free loopback ports.
-struct Up {
-    _proc: Proc,
-    _dir: tempfile::TempDir,
-    origin: SocketAddr,
-    edge: SocketAddr,
-    admin: SocketAddr,
-    dashboard: SocketAddr,
-}
-
-fn up() -> Up {
-    let dir = tempfile::tempdir().unwrap();
-    let port = || free_port().unwrap();
-    let pair = || format!("{},{}", port(), port());
-    let (origin, edge, admin) = (port(), port(), port());
-    let (router, dashboard, control) = (port(), port(), port());
-    let child = Command::new(EDDY)
-        .args(["up", "--origin-listen", &origin.to_string()])
-        .args(["--listen", &edge.to_string(), "--admin", &admin.to_string()])
-        .args(["--shield", &pair(), "--router", &router.to_string()])
-        .args(["--dashboard", &dashboard.to_string()])
-        .args(["--control", &control.to_string(), "--state-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    for a in [origin, edge, dashboard] {
-        assert!(wait_for_listener(a, Duration::from_secs(30)), "{a} listens");
-    }
-    Up {
-        _proc: proc,
-        _dir: dir,
-        origin,
-        edge,
-        admin,
-        dashboard,
-    }
-}
-
-/// The body of `GET url`.
-fn get_text(url: String) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
-}
+use std::time::Duration;
 
 /// The edge's `eddy_prefetch_*` lines from its `/metrics`.
 fn prefetch_metrics(up: &Up) -> String {
@@ -77,101 +24,6 @@ fn prefetch_metrics(up: &Up) -> String {
         .filter(|l| l.starts_with("eddy_prefetch"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Run the scenarios (`name`, page URL, seconds) in one browser; their reports by name.
-fn play(scenarios: &[(&str, String, u32)]) -> Vec<(String, Value)> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/players.mjs");
-    let modules = script.with_file_name("node_modules");
-    for m in ["playwright-core", "hls.js", "dashjs"] {
-        assert!(
-            modules.join(m).exists(),
-            "{m} is not installed next to {}: run scripts/test-prep.sh",
-            script.display()
-        );
-    }
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "chromium is not installed: run scripts/test-prep.sh"
-    );
-    let json: Vec<Value> = scenarios
-        .iter()
-        .map(|(name, url, secs)| serde_json::json!({"name": name, "url": url, "seconds": secs}))
-        .collect();
-    let out_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("players.out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = Proc(
-        Command::new("node")
-            .arg(&script)
-            .arg(Value::Array(json).to_string())
-            .stdout(out)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    // Each scenario's seconds, plus loading and closing; a browser that hangs is killed.
-    let budget =
-        Duration::from_secs(30 + scenarios.iter().map(|s| u64::from(s.2) + 15).sum::<u64>());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < budget,
-            "the browser did not finish within {budget:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = std::fs::read_to_string(&out_path).unwrap();
-    println!("{text}");
-    assert!(status.success(), "the browser driver failed: {text}");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("PLAYER "))
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["name"].as_str().unwrap().to_string(), v)
-        })
-        .collect()
-}
-
-fn report<'a>(reports: &'a [(String, Value)], name: &str) -> &'a Value {
-    &reports
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no report for {name}: {reports:?}"))
-        .1
-}
-
-/// Playback advanced, no player error, CMCD on every media request.
-fn played_well(r: &Value, min_seconds: f64) {
-    assert!(r["failed"].is_null(), "{r}");
-    assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r}");
-    assert_eq!(r["eddy"]["errors"].as_array().unwrap().len(), 0, "{r}");
-    let t: Vec<f64> = r["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["t"].as_f64().unwrap())
-        .collect();
-    let last = *t.last().unwrap();
-    assert!(last >= min_seconds, "played only {last} s: {r}");
-    // Still playing at the end: the last three samples move forward.
-    assert!(
-        t[t.len() - 3] < t[t.len() - 2] && t[t.len() - 2] < last,
-        "{t:?}"
-    );
-    let net = &r["net"];
-    let (media, cmcd) = (
-        net["media"].as_u64().unwrap(),
-        net["cmcd"].as_u64().unwrap(),
-    );
-    assert!(
-        media >= 5 && cmcd == media,
-        "CMCD on every media request: {net}"
-    );
-    assert_eq!(net["statuses"].as_object().unwrap().len(), 1, "{net}");
-    assert!(net["statuses"]["200"].as_u64().is_some(), "{net}");
 }
 
 /// Mean of the last `n` latency samples.
@@ -230,7 +82,7 @@ fn hits_after_first(r: &Value) -> (usize, usize) {
 
 #[test]
 fn hls_js_and_dash_js_play_through_the_edge_with_cmcd_and_cmsd() {
-    let up = up();
+    let up = up("127.0.0.1");
     let page = |src: &str, cid: &str| format!("http://{}/player.html?src={src}&cid={cid}", up.edge);
 
     // VOD on a cold edge (shield and origin behind it): hls.js first, then dash.js.

@@ -1,13 +1,14 @@
 // Play the demo player page (crates/eddy-demo/src/player.html) in headless Debian chromium, one
 // scenario after another in one browser, and report what each player did.
 //
-//   node players.mjs '<json: [{"name", "url", "seconds"}]>'
+//   node players.mjs '<json: [{"name", "url", "seconds", "viewers"?}]>'
 //
 // The page loads hls.js and dash.js from cdn.jsdelivr.net with Subresource Integrity; this machine
 // has no internet, so those requests are answered from node_modules, pinned by package-lock.json
 // (a version the lock does not hold gets 404, and the page reports it as an error).
 //
-// For each scenario, one line `PLAYER <json>`: the page's `window.eddy` at the end, the playback
+// For each scenario, `STARTED <json name>` once its (first) page loaded (a test that shapes the network on
+// a clock starts it there), then one line `PLAYER <json>`: the page's `window.eddy` at the end, the playback
 // time sampled once a second, and what crossed the network (media requests, how many carried
 // CMCD, how many responses carried CMSD-Dynamic, each segment's X-Cache, and the status of each
 // CMCD event-report POST). Exit 0 unless the
@@ -58,7 +59,8 @@ try {
           headers: { "access-control-allow-origin": "*" } })
       : route.fulfill({ status: 404, body: "not in package-lock.json" });
   });
-  for (const s of scenarios) {
+  // One viewer: a page of its own (its own CMCD session), watched for `s.seconds`.
+  const watch = async (s, viewer) => {
     const page = await ctx.newPage();
     // segments: [path, X-Cache] of each media segment response, in order (init segments apart).
     // reports: status → count of CMCD v2 event-report POSTs (to /_eddy/cmcd).
@@ -72,6 +74,7 @@ try {
       if (!/\.(m3u8|mpd|m4s|mp4)$/.test(u.pathname)) return;
       net.media += 1;
       if (u.searchParams.has("CMCD")) net.cmcd += 1;
+      if (process.env.EDDY_CMCD_LOG) console.log("CMCD " + u.pathname + " " + u.searchParams.get("CMCD"));
       if (r.headers()["cmsd-dynamic"]) net.cmsd += 1;
       net.statuses[r.status()] = (net.statuses[r.status()] || 0) + 1;
       if (/\.m4s$/.test(u.pathname) && !/init/.test(u.pathname)) {
@@ -83,21 +86,34 @@ try {
     const samples = [];
     try {
       await page.goto(s.url, { waitUntil: "domcontentloaded", timeout: 15000 });
+      if (viewer === 0) console.log("STARTED " + JSON.stringify(s.name));
       for (let i = 0; i < s.seconds; i++) {
         await page.waitForTimeout(1000);
         samples.push(await page.evaluate(() => {
           const v = document.getElementById("video");
+          const b = v.buffered;
+          const ahead = b.length ? b.end(b.length - 1) - v.currentTime : 0;
           return { t: Math.round(v.currentTime * 100) / 100, ready: v.readyState,
+            buffer: Math.round(ahead * 10) / 10,
             latency: window.eddy.latency, bitrate: window.eddy.bitrate };
         }));
       }
-      const eddy = await page.evaluate(() => window.eddy);
-      console.log("PLAYER " + JSON.stringify({ name: s.name, eddy, samples, net, pageErrors }));
+      // Stall time counts a wait still going on at the end.
+      const eddy = await page.evaluate(() => Object.assign({}, window.eddy, {
+        stalledMs: window.eddy.stalledMs + (window.eddy.stallSince === null
+          ? 0 : performance.now() - window.eddy.stallSince),
+      }));
+      console.log("PLAYER " + JSON.stringify({ name: s.name, viewer, eddy, samples, net, pageErrors }));
     } catch (e) {
-      console.log("PLAYER " + JSON.stringify({ name: s.name, failed: String(e && e.message ? e.message : e), samples, net, pageErrors }));
+      console.log("PLAYER " + JSON.stringify({ name: s.name, viewer, failed: String(e && e.message ? e.message : e), samples, net, pageErrors }));
     } finally {
       await page.close();
     }
+  };
+  for (const s of scenarios) {
+    // `viewers` pages at once (default 1) share the browser's network, one report each.
+    const n = Math.max(1, Math.min(8, s.viewers | 0));
+    await Promise.all(Array.from({ length: n }, (_, i) => watch(s, i)));
   }
 } finally {
   await ctx.close();

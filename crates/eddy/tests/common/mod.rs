@@ -15,3 +15,5 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+
+pub mod browser;
