@@ -6,6 +6,9 @@
 #
 #   bash bench/ab.sh <eddy A> <eddy B> [pairs (default 6)] [seconds (default 5)]
 #
+# SIZES (default "1024 102400") picks the object sizes; QUERY is appended to every request's
+# URL (QUERY='?CMCD=...' measures the hit path reading player telemetry).
+#
 # Not a test. A is usually target/release/eddy, B the previous commit's (bench/run.sh BASE=...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,17 +37,17 @@ one() { # port pid url -> "rps cpu_us_per_req"
   after=$(ticks "$2")
   python3 -c "print($rps, round(($after - $before) * $TICK_US / ($rps * $DUR), 2))"
 }
-for size in 1024 102400; do
+for size in ${SIZES:-1024 102400}; do
   for p in "$AP" "$BP"; do for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$p/bytes/$size"; done; done
   echo "== $size B: pair, A req/s, B req/s, A/B, A CPU µs/req, B CPU µs/req"
   RATIOS=(); CPUS=()
   for i in $(seq 1 "$PAIRS"); do
     if [ $((i % 2)) -eq 1 ]; then
-      read -r ar ac < <(one "$AP" "$APID" "http://127.0.0.1:$AP/bytes/$size")
-      read -r br bc < <(one "$BP" "$BPID" "http://127.0.0.1:$BP/bytes/$size")
+      read -r ar ac < <(one "$AP" "$APID" "http://127.0.0.1:$AP/bytes/$size${QUERY:-}")
+      read -r br bc < <(one "$BP" "$BPID" "http://127.0.0.1:$BP/bytes/$size${QUERY:-}")
     else
-      read -r br bc < <(one "$BP" "$BPID" "http://127.0.0.1:$BP/bytes/$size")
-      read -r ar ac < <(one "$AP" "$APID" "http://127.0.0.1:$AP/bytes/$size")
+      read -r br bc < <(one "$BP" "$BPID" "http://127.0.0.1:$BP/bytes/$size${QUERY:-}")
+      read -r ar ac < <(one "$AP" "$APID" "http://127.0.0.1:$AP/bytes/$size${QUERY:-}")
     fi
     r=$(python3 -c "print(round($ar / $br, 3))"); c=$(python3 -c "print(round($ac / $bc, 3))")
     RATIOS+=("$r"); CPUS+=("$c")

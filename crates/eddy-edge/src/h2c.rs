@@ -176,16 +176,25 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                             && (st.qoe.is_some() || st.caps.active())
                         {
                             // One reading of the head as the player sent it (the canonical
-                            // target drops `CMCD`), for the QoE queue and the guard's cap.
-                            let url = url.as_str();
-                            cap = crate::qoe::with_head(&buf[..r.head_len], |query, fields| {
-                                let fields = || fields.iter().map(|h| (h.name, h.value));
+                            // target drops `CMCD`), for the QoE queue and the guard's cap: its
+                            // request line alone when no field carries CMCD.
+                            let (url, head) = (url.as_str(), &buf[..r.head_len]);
+                            cap = if r.cmcd_fields {
+                                crate::qoe::with_head(head, |query, fields| {
+                                    let fields = || fields.iter().map(|h| (h.name, h.value));
+                                    if let Some(q) = &st.qoe {
+                                        q.offer_parts(url, query, fields());
+                                    }
+                                    st.caps.for_request(url, query, fields())
+                                })
+                                .flatten()
+                            } else {
+                                let query = crate::qoe::request_query(head);
                                 if let Some(q) = &st.qoe {
-                                    q.offer_parts(url, query, fields());
+                                    q.offer_parts(url, query, std::iter::empty());
                                 }
-                                st.caps.for_request(url, query, fields())
-                            })
-                            .flatten();
+                                st.caps.for_request(url, query, std::iter::empty())
+                            };
                         }
                         break r;
                     }

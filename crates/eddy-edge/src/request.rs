@@ -103,6 +103,8 @@ pub struct Request {
     /// It carries player telemetry: a `CMCD=` query parameter or a `CMCD-*` field
     /// (`crate::qoe` reads it; the cache key never has it).
     pub telemetry: bool,
+    /// Of it, a `CMCD-*` field: the fields must be read too, not only the target.
+    pub cmcd_fields: bool,
 }
 
 /// The methods the edge tells apart.
@@ -207,7 +209,7 @@ struct Fields<'a> {
     transfer_encoding: Option<&'a [u8]>,
     upgrade: bool,
     plain: bool,
-    telemetry: bool,
+    cmcd_fields: bool,
 }
 
 /// A list of `Content-Length` values (one field line, or the comma-separated values of several):
@@ -290,7 +292,7 @@ pub fn judge_parts<'a, 's>(
         {
             f.plain = false;
         } else if name.len() > 5 && name[..5].eq_ignore_ascii_case(b"cmcd-") {
-            f.telemetry = true;
+            f.cmcd_fields = true;
         }
     }
     if f.hosts > 1 {
@@ -361,7 +363,8 @@ pub fn judge_parts<'a, 's>(
         body,
         plain: f.plain,
         length_list: f.lengths > 1,
-        telemetry: f.telemetry
+        cmcd_fields: f.cmcd_fields,
+        telemetry: f.cmcd_fields
             || target
                 .windows(6)
                 .any(|w| matches!(w[0], b'?' | b'&') && &w[1..] == b"CMCD="),
