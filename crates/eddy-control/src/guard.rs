@@ -21,12 +21,13 @@
 //! below the lowest rung and only ever down. Once no sign was seen for [`GuardConfig::recover`],
 //! the cap rises one rung, when the sessions' throughput carries that rung (a cap with no
 //! session heard stays: no news is not recovery; once nobody was heard for eight windows there
-//! is nobody left to steer and it is lifted); the top rung lifts the cap altogether. A scope changes at most once per [`GuardConfig::hold`], so players steered
-//! by it switch at most that often.
+//! is nobody left to steer and it is lifted); the top rung lifts the cap altogether. A scope
+//! changes at most once per [`GuardConfig::hold`], so players steered by it switch at most that
+//! often.
 //!
 //! The ladder of a title is what its players report of its media objects: the bitrates they
-//! pull (`br`) and their top bitrate (`tb`); an audio track's bitrates are not rungs. A cap is always one of those rungs, so a decision never raises a cap above
-//! what the origin offers.
+//! pull (`br`) and their top bitrate (`tb`); an audio track's bitrates are not rungs. A cap is
+//! always one of those rungs, so a decision never raises a cap above what the origin offers.
 //!
 //! The edge is degraded when at least [`GuardConfig::edge_sessions`] sessions over two titles or
 //! more are in trouble and they are at least the degraded share of its sessions: the trouble is
