@@ -122,6 +122,20 @@ async fn read_until(
     }
 }
 
+/// Hand a request's telemetry (canonical `url`, raw `query`, CMCD `fields`) to the QoE queue;
+/// the guard's cap for it.
+fn telemetry<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
+    st: &EdgeState,
+    url: &str,
+    query: Option<&str>,
+    fields: impl Fn() -> I,
+) -> Option<u32> {
+    if let Some(q) = &st.qoe {
+        q.offer_parts(url, query, fields());
+    }
+    st.caps.for_request(url, query, fields())
+}
+
 /// Answer a refused request and close: the refusal is written within [`REFUSAL_WRITE`].
 async fn refuse(stream: &mut Stream, rejection: &Rejection) {
     let _ = tokio::time::timeout(REFUSAL_WRITE, async {
@@ -181,19 +195,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                             let (url, head) = (url.as_str(), &buf[..r.head_len]);
                             cap = if r.cmcd_fields {
                                 crate::qoe::with_head(head, |query, fields| {
-                                    let fields = || fields.iter().map(|h| (h.name, h.value));
-                                    if let Some(q) = &st.qoe {
-                                        q.offer_parts(url, query, fields());
-                                    }
-                                    st.caps.for_request(url, query, fields())
+                                    telemetry(st, url, query, || {
+                                        fields.iter().map(|h| (h.name, h.value))
+                                    })
                                 })
                                 .flatten()
                             } else {
                                 let query = crate::qoe::request_query(head);
-                                if let Some(q) = &st.qoe {
-                                    q.offer_parts(url, query, std::iter::empty());
-                                }
-                                st.caps.for_request(url, query, std::iter::empty())
+                                telemetry(st, url, query, std::iter::empty)
                             };
                         }
                         break r;

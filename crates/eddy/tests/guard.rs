@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::browser::{Scenario, get_text, play_in, up};
+use common::browser::{Scenario, get_text, play_in, playback_times, up};
 
 use serde_json::Value;
 use std::process::Command;
@@ -157,14 +157,9 @@ fn viewer(r: &Value) -> Viewer {
     }
     // Samples are a second apart: each that moved less than that after the first frame adds
     // what it lacked.
-    let t: Vec<f64> = r["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["t"].as_f64().unwrap())
-        .collect();
+    let t = playback_times(r);
     let first = t.iter().position(|&x| x > 0.0).unwrap_or(t.len());
-    let stuck_s = t[first.min(t.len())..]
+    let stuck_s = t[first..]
         .windows(2)
         .map(|w| (1.0 - (w[1] - w[0])).clamp(0.0, 1.0))
         .sum();

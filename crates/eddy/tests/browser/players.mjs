@@ -7,9 +7,9 @@
 // has no internet, so those requests are answered from node_modules, pinned by package-lock.json
 // (a version the lock does not hold gets 404, and the page reports it as an error).
 //
-// For each scenario, `STARTED <json name>` once its (first) page loaded (a test that shapes the network on
-// a clock starts it there), then one line `PLAYER <json>`: the page's `window.eddy` at the end, the playback
-// time sampled once a second, and what crossed the network (media requests, how many carried
+// For each scenario, `STARTED <json name>` once its (first) page loaded (a test that shapes the
+// network on a clock starts it there), then one line `PLAYER <json>` per viewer: the page's
+// `window.eddy` at the end, the playback time sampled once a second, and what crossed the network (media requests, how many carried
 // CMCD, how many responses carried CMSD-Dynamic, each segment's X-Cache, and the status of each
 // CMCD event-report POST). With EDDY_CMCD_LOG set, one line `CMCD <path> <value>` per media
 // response too, to see what a player reported. Exit 0 unless the
@@ -99,11 +99,9 @@ try {
             latency: window.eddy.latency, bitrate: window.eddy.bitrate };
         }));
       }
-      // Stall time counts a wait still going on at the end.
-      const eddy = await page.evaluate(() => Object.assign({}, window.eddy, {
-        stalledMs: window.eddy.stalledMs + (window.eddy.stallSince === null
-          ? 0 : performance.now() - window.eddy.stallSince),
-      }));
+      // Stall time counts a wait still going on at the end (the page's own reckoning).
+      const eddy = await page.evaluate(() =>
+        Object.assign({}, window.eddy, { stalledMs: window.eddyStalledNow() }));
       console.log("PLAYER " + JSON.stringify({ name: s.name, viewer, eddy, samples, net, pageErrors }));
     } catch (e) {
       console.log("PLAYER " + JSON.stringify({ name: s.name, viewer, failed: String(e && e.message ? e.message : e), samples, net, pageErrors }));

@@ -183,17 +183,22 @@ pub fn report<'a>(reports: &'a [(String, Value)], name: &str) -> &'a Value {
         .1
 }
 
+/// The playback time (s) of a report's samples, a second apart.
+pub fn playback_times(r: &Value) -> Vec<f64> {
+    r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["t"].as_f64().unwrap())
+        .collect()
+}
+
 /// Playback advanced, no player error, CMCD on every media request.
 pub fn played_well(r: &Value, min_seconds: f64) {
     assert!(r["failed"].is_null(), "{r}");
     assert_eq!(r["pageErrors"].as_array().unwrap().len(), 0, "{r}");
     assert_eq!(r["eddy"]["errors"].as_array().unwrap().len(), 0, "{r}");
-    let t: Vec<f64> = r["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["t"].as_f64().unwrap())
-        .collect();
+    let t = playback_times(r);
     let last = *t.last().unwrap();
     assert!(last >= min_seconds, "played only {last} s: {r}");
     // Still playing at the end: the last three samples move forward.
