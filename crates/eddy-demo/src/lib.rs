@@ -15,6 +15,7 @@
 
 pub mod announce;
 pub mod live;
+pub mod long;
 pub mod media;
 pub mod server;
 pub mod site;

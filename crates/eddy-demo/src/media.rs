@@ -17,45 +17,6 @@ pub fn vod_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
         .filter_map(|f| Some((f.path().to_str()?, f.contents())))
 }
 
-/// Times the clip repeats in [`long_mpd`].
-pub const LONG_TIMES: u32 = 10;
-/// Length of the clip, seconds.
-const CLIP_SECONDS: u32 = 12;
-
-/// `long.mpd`: the clip [`LONG_TIMES`] times over as one static presentation, one Period per
-/// time (each starting where the last ended, over the same segment files), so a player watches
-/// two minutes: long enough for a bandwidth change mid-stream and the quality guard's answer.
-/// `None` if the committed MPD does not have the one Period this expects.
-pub fn long_mpd() -> Option<String> {
-    let mpd = std::str::from_utf8(vod("manifest.mpd")?).ok()?;
-    let open = "<Period id=\"0\" start=\"PT0.0S\">";
-    let start = mpd.find(open)?;
-    let end = mpd.find("</Period>")? + "</Period>".len();
-    let body = &mpd[start + open.len()..end];
-    let whole = format!("mediaPresentationDuration=\"PT{CLIP_SECONDS}.0S\"");
-    let mut out = mpd[..start].replacen(
-        &whole,
-        &format!(
-            "mediaPresentationDuration=\"PT{}.0S\"",
-            CLIP_SECONDS * LONG_TIMES
-        ),
-        1,
-    );
-    if out.len() == start {
-        return None;
-    }
-    for k in 0..LONG_TIMES {
-        out.push_str(&format!(
-            "<Period id=\"{k}\" start=\"PT{}.0S\" duration=\"PT{CLIP_SECONDS}.0S\">",
-            k * CLIP_SECONDS
-        ));
-        out.push_str(body);
-        out.push_str("\n\t");
-    }
-    out.push_str(mpd[end..].trim_start());
-    Some(out)
-}
-
 /// Content type and `Cache-Control` for a VOD file, following the manifest TTL table in
 /// ../shared/design/STREAMING.md: the multivariant playlist 30 s, VOD media playlists and the
 /// static MPD an hour, segments a day and immutable.
@@ -97,21 +58,6 @@ mod tests {
         }
         let mpd = Mpd::parse(vod("manifest.mpd").unwrap()).unwrap();
         assert!(!mpd.dynamic());
-        // The long presentation: the same files, ten Periods end to end.
-        let long = long_mpd().unwrap();
-        let parsed = Mpd::parse(long.as_bytes()).unwrap();
-        assert!(!parsed.dynamic());
-        // Every Period offers the same ladder.
-        let ladder = parsed.video_bandwidths();
-        assert_eq!(ladder.len(), 3 * LONG_TIMES as usize);
-        assert!(ladder.chunks(3).all(|c| c == [1_200_000, 600_000, 300_000]));
-        assert_eq!(long.matches("<Period ").count(), LONG_TIMES as usize);
-        assert!(
-            long.contains("mediaPresentationDuration=\"PT120.0S\""),
-            "{long}"
-        );
-        assert!(long.contains("<Period id=\"9\" start=\"PT108.0S\" duration=\"PT12.0S\">"));
-        assert!(long.trim_end().ends_with("</MPD>"));
         assert_eq!(mpd.video_bandwidths(), [1_200_000, 600_000, 300_000]);
         let total: usize = vod_files().map(|(_, b)| b.len()).sum();
         assert!(total < 5 << 20, "{total} bytes");

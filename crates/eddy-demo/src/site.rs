@@ -92,7 +92,7 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
                 None => Reply::status(503)
                     .body("the live stream could not be cut from the demo video\n"),
             },
-            "/vod/long.mpd" => match crate::media::long_mpd() {
+            "/vod/long.mpd" => match crate::long::mpd() {
                 Some(mpd) => Reply::ok(mpd)
                     .header("content-type", "application/dash+xml")
                     .header("cache-control", "public, max-age=3600")
@@ -101,6 +101,19 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
                     .header("surrogate-key", "vod"),
                 None => Reply::status(500).body("the demo MPD could not be repeated\n"),
             },
+            p if p.starts_with("/vod/long/") => {
+                match crate::long::segment(&p["/vod/long/".len()..]) {
+                    Some(seg) => Reply::ok(seg)
+                        .header("content-type", "video/mp4")
+                        .header("cache-control", "public, max-age=86400, immutable")
+                        .header("access-control-allow-origin", "*")
+                        .header("access-control-expose-headers", EXPOSE)
+                        .header("surrogate-key", "vod"),
+                    None => Reply::status(404)
+                        .body("no such segment of the long presentation\n")
+                        .header("cache-control", "max-age=10"),
+                }
+            }
             p if p.starts_with("/vod/") => {
                 let name = &p["/vod/".len()..];
                 match crate::media::vod(name) {
