@@ -105,8 +105,14 @@ pub struct GuardView {
     pub time: String,
     /// The deciding edge.
     pub edge: String,
-    /// The title capped; `None`: every title on the edge.
+    /// The title capped; `None` (and no `network`): every title on the edge.
     pub title: Option<String>,
+    /// The client network capped (the first, when one decision moved several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// How many client networks the decision moved.
+    #[serde(default)]
+    pub networks: u32,
     /// The cap from then on, kbit/s; `None`: lifted.
     pub cap_kbps: Option<u32>,
     /// The cap before.
@@ -243,6 +249,8 @@ impl Fleet {
                     time: rfc3339(sent),
                     edge: g.edge.clone(),
                     title: g.title.clone(),
+                    network: g.network.clone(),
+                    networks: g.networks,
                     cap_kbps: g.cap_kbps,
                     previous_kbps: g.previous_kbps,
                     reason: g.reason.clone(),

@@ -47,6 +47,12 @@ pub struct StreamingFile {
     /// The adaptive-quality guard (default true): when players' QoE degrades, cap the bitrate
     /// they are steered to (CMSD-Dynamic `mb`), and lift it step by step when it recovers.
     pub guard: Option<bool>,
+    /// The guard's client networks: players whose IPv4 addresses share this many leading bits
+    /// share a last mile, and are capped together when a share of them is in trouble (default
+    /// 24; 1 to 32; 0 judges no IPv4 networks).
+    pub guard_network_v4: Option<u8>,
+    /// The same for IPv6 (default 56, a home's delegation; 1 to 128; 0 judges none).
+    pub guard_network_v6: Option<u8>,
     /// The path on every site where the edge takes CMCD v2 event reports (`POST`,
     /// `Content-Type: application/cmcd`; players' `eventTargets`), default "/_eddy/cmcd"; ""
     /// passes that path to the origin like any other.
@@ -66,6 +72,8 @@ pub struct StreamingSettings {
     pub prefetch: Option<PrefetchBudget>,
     /// The adaptive-quality guard on.
     pub guard: bool,
+    /// Prefix lengths of the guard's client networks (IPv4, IPv6); 0: that family unjudged.
+    pub guard_network: (u8, u8),
     /// Where CMCD v2 event reports are taken; `None` when off.
     pub cmcd_events: Option<String>,
 }
@@ -102,6 +110,7 @@ impl Default for StreamingSettings {
             hold: Duration::from_secs(6),
             prefetch: Some(PrefetchBudget::default()),
             guard: true,
+            guard_network: (24, 56),
             cmcd_events: Some(DEFAULT_CMCD_EVENTS.to_string()),
         }
     }
@@ -216,6 +225,33 @@ pub(crate) fn streaming_settings(
     }
     s.prefetch = f.prefetch.unwrap_or(true).then_some(budget);
     s.guard = f.guard.unwrap_or(true);
+    for (key, value, max, slot) in [
+        (
+            "streaming.guard_network_v4",
+            f.guard_network_v4,
+            32,
+            &mut s.guard_network.0,
+        ),
+        (
+            "streaming.guard_network_v6",
+            f.guard_network_v6,
+            128,
+            &mut s.guard_network.1,
+        ),
+    ] {
+        match value {
+            Some(v) if v > max => {
+                return Err(invalid(
+                    name,
+                    key,
+                    &v.to_string(),
+                    &format!("a prefix length from 1 to {max}, or 0 to judge no such networks"),
+                ));
+            }
+            Some(v) => *slot = v,
+            None => {}
+        }
+    }
     if let Some(path) = f.cmcd_events {
         s.cmcd_events = match path.as_str() {
             "" => None,
@@ -284,12 +320,28 @@ mod tests {
             Path::new("t.toml"),
         )?;
         assert!(!streaming_settings(Path::new("t.toml"), file.streaming)?.guard);
+        let file: crate::File = crate::parse(
+            "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nguard_network_v4 = 32\nguard_network_v6 = 0\n",
+            Path::new("t.toml"),
+        )?;
+        assert_eq!(
+            streaming_settings(Path::new("t.toml"), file.streaming)?.guard_network,
+            (32, 0)
+        );
         Ok(())
     }
 
     #[test]
     fn bad_streaming_settings_name_the_key() {
         each_fails_naming_its_key(&[
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nguard_network_v4 = 33",
+                "streaming.guard_network_v4",
+            ),
+            (
+                "[edge]\norigins=[\"http://a:1\"]\n[streaming]\nguard_network_v6 = 129",
+                "streaming.guard_network_v6",
+            ),
             (
                 "[edge]\norigins=[\"http://a:1\"]\n[streaming.ttl]\nsegments = \"1h\"",
                 "streaming.ttl",

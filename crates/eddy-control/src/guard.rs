@@ -2,11 +2,13 @@
 //! throughput carries, and lift the cap step by step once QoE recovers.
 //!
 //! An edge feeds its guard every CMCD sample it reads ([`Guard::observe`]) and asks it for
-//! decisions once a second or so ([`Guard::decide`]). The guard judges two scopes: each title
-//! (`cid`) on this edge, and the edge as a whole.
+//! decisions once a second or so ([`Guard::decide`]). The guard judges three scopes: each title
+//! (`cid`) on this edge, each client network (the sample's `net`: players behind one network
+//! share its last mile, whatever they watch), and the edge as a whole.
 //!
 //! A media request (CMCD object type `v`, `av`, or none with a bitrate) is a sign of trouble when
-//! - the buffer ran dry since the player's previous request (`bs`): **starvation**;
+//! - the buffer ran dry since the player's previous request (`bs`), once it held a second of
+//!   media and left startup (`su`): **starvation** (before that, a dry buffer is the start);
 //! - a VOD player outside startup (`su`) whose buffer fell below [`GuardConfig::low_buffer_ms`]
 //!   (`bl`) after it once held twice that: **low buffer** (a buffer still filling after the
 //!   start is not trouble; live players run short buffers by design, so only starvation and
@@ -24,6 +26,18 @@
 //! is nobody left to steer and it is lifted); the top rung lifts the cap altogether. A scope
 //! changes at most once per [`GuardConfig::hold`], so players steered by it switch at most that
 //! often.
+//!
+//! A client network is degraded when at least [`GuardConfig::network_share`] of its sessions
+//! showed a sign, a lower share than a title's: behind one shared link the players take turns
+//! at trouble (one measures the link while the others idle), so one troubled player in three
+//! is the link, not the player. It is capped like a title, on the rungs of the titles its
+//! players watch; the cap binds every player in it.
+//!
+//! A cap that rose and met trouble again within [`GuardConfig::recover`] rose too soon: the
+//! scope then waits twice as long before its next rise (up to 2^[`GuardConfig::backoff`]
+//! times), and a rise that holds for `recover` halves the wait again. Players sharing a link
+//! each measure it while the others idle, so their throughput says a rung fits when it does
+//! not; the wait keeps the guard from probing it every few seconds.
 //!
 //! The ladder of a title is what its players report of its media objects: the bitrates they
 //! pull (`br`) and their top bitrate (`tb`); an audio track's bitrates are not rungs. A cap is
@@ -46,6 +60,8 @@ use eddy_events::QoeSample;
 pub const LADDER: usize = 16;
 /// Throughput readings kept per session.
 const READINGS: usize = 8;
+/// A session has started once it reported this much buffer (ms).
+const STARTED_MS: u32 = 1_000;
 
 /// Guard settings.
 #[derive(Debug, Clone)]
@@ -68,6 +84,12 @@ pub struct GuardConfig {
     pub sessions: usize,
     /// Titles kept; past it the longest silent one is forgotten.
     pub titles: usize,
+    /// Share of a client network's sessions in trouble that degrades it.
+    pub network_share: f64,
+    /// Client networks kept; past it the longest silent one without a cap is forgotten.
+    pub networks: usize,
+    /// A scope whose cap rose too soon waits up to 2^this × `recover` before it rises again.
+    pub backoff: u32,
 }
 
 impl Default for GuardConfig {
@@ -82,6 +104,9 @@ impl Default for GuardConfig {
             edge_sessions: 4,
             sessions: 10_000,
             titles: 1_024,
+            network_share: 0.25,
+            networks: 10_000,
+            backoff: 3,
         }
     }
 }
@@ -91,6 +116,8 @@ impl Default for GuardConfig {
 pub enum Scope {
     /// One title (`cid`) on this edge.
     Title(String),
+    /// One client network (`203.0.113.0/24`): every player in it.
+    Network(String),
     /// This edge, every title.
     Edge,
 }
@@ -165,6 +192,8 @@ struct Session {
     heard: Instant,
     /// When it last showed a sign of trouble, and which.
     trouble: Option<(Instant, Reason)>,
+    /// The client network it plays from.
+    net: Option<String>,
     /// Last bitrate pulled.
     br: Option<u32>,
     /// The most buffer (ms) it reported holding.
@@ -177,6 +206,16 @@ struct Session {
 struct Cap {
     cap: Option<u32>,
     changed: Option<Instant>,
+    /// When it last rose, while that rise is still on trial.
+    rose: Option<Instant>,
+    /// Rises that met trouble within `recover`: the next waits 2^this × `recover`.
+    backoff: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Network {
+    heard: Instant,
+    cap: Cap,
 }
 
 #[derive(Debug, Clone)]
@@ -205,14 +244,13 @@ impl Cap {
         troubled: usize,
         now: Instant,
     ) -> Decision {
-        let previous = std::mem::replace(
-            self,
-            Cap {
-                cap: to,
-                changed: Some(now),
-            },
-        )
-        .cap;
+        let previous = self.cap;
+        self.cap = to;
+        self.changed = Some(now);
+        self.rose = match (to, previous) {
+            (Some(t), Some(p)) if t > p => Some(now),
+            _ => None,
+        };
         Decision {
             scope,
             cap_kbps: to,
@@ -230,6 +268,7 @@ pub struct Guard {
     config: GuardConfig,
     sessions: HashMap<String, Session>,
     titles: HashMap<String, Title>,
+    networks: HashMap<String, Network>,
     edge: Cap,
     /// The largest top bitrate any title reported: an edge cap at or past it is lifted.
     edge_top: u32,
@@ -266,6 +305,7 @@ impl Guard {
             config,
             sessions: HashMap::new(),
             titles: HashMap::new(),
+            networks: HashMap::new(),
             edge: Cap::default(),
             edge_top: 0,
         }
@@ -277,6 +317,11 @@ impl Guard {
             self.titles.get(title).and_then(|t| t.cap.cap),
             self.edge.cap,
         )
+    }
+
+    /// The cap a client network holds of its own.
+    pub fn network_cap(&self, net: &str) -> Option<u32> {
+        self.networks.get(net).and_then(|n| n.cap.cap)
     }
 
     /// Take one sample read at `now`.
@@ -294,6 +339,9 @@ impl Guard {
                 self.edge_top = self.edge_top.max(rate);
             }
         }
+        if let Some(net) = &s.net {
+            self.remember_network(net, now);
+        }
         if !self.sessions.contains_key(sid.as_str()) {
             if self.sessions.len() >= self.config.sessions {
                 let oldest = self.sessions.iter().min_by_key(|(_, v)| v.heard);
@@ -307,6 +355,7 @@ impl Guard {
                     title: title.to_string(),
                     heard: now,
                     trouble: None,
+                    net: None,
                     br: None,
                     peak_bl: 0,
                     mtp: Vec::new(),
@@ -319,6 +368,9 @@ impl Guard {
         session.heard = now;
         if session.title != title {
             session.title = title.to_string();
+        }
+        if session.net != s.net {
+            session.net.clone_from(&s.net);
         }
         // A stall shows on whatever the player asks for next; rates only on media objects.
         let media = is_media(s);
@@ -348,13 +400,17 @@ impl Guard {
             }
             _ => None,
         };
+        // A player that never held a second of media has not started: a `bs` then is the
+        // start itself (dash.js flags the first requests after its initial `waiting`).
+        let started = session.peak_bl >= STARTED_MS && !s.su;
         if media && let Some(bl) = s.bl {
             session.peak_bl = session.peak_bl.max(bl);
         }
-        let sign =
-            s.bs.then_some(Reason::Starvation)
-                .or(throughput)
-                .or(low_buffer);
+        let starved = s.bs && started;
+        let sign = starved
+            .then_some(Reason::Starvation)
+            .or(throughput)
+            .or(low_buffer);
         if let Some(why) = sign {
             session.trouble = Some((now, why));
         }
@@ -389,7 +445,34 @@ impl Guard {
         );
     }
 
-    /// The decisions due at `now`, titles first, then the edge.
+    fn remember_network(&mut self, net: &str, now: Instant) {
+        if let Some(n) = self.networks.get_mut(net) {
+            n.heard = now;
+            return;
+        }
+        if self.networks.len() >= self.config.networks {
+            let oldest = self
+                .networks
+                .iter()
+                .filter(|(_, n)| n.cap.cap.is_none())
+                .min_by_key(|(_, n)| n.heard);
+            match oldest.map(|(k, _)| k.clone()) {
+                Some(k) => {
+                    self.networks.remove(&k);
+                }
+                None => return,
+            }
+        }
+        self.networks.insert(
+            net.to_string(),
+            Network {
+                heard: now,
+                cap: Cap::default(),
+            },
+        );
+    }
+
+    /// The decisions due at `now`, titles first, then client networks, then the edge.
     pub fn decide(&mut self, now: Instant) -> Vec<Decision> {
         let cfg = self.config.clone();
         let heard = |s: &Session| now.saturating_duration_since(s.heard) <= cfg.window;
@@ -413,12 +496,64 @@ impl Guard {
                 .get(name.as_str())
                 .map_or((&[][..], None), |(v, t)| (&v[..], *t));
             let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
-            let next = judge(&cfg, title, sessions, &bad, last_trouble, now);
-            if let Some((to, reason)) = next {
+            title.cap.trial(&cfg, last_trouble, now);
+            let held = Held {
+                cap: &title.cap,
+                ladder: &title.ladder,
+                heard: title.heard,
+                share: cfg.degraded_share,
+            };
+            if let Some((to, reason)) = judge(&cfg, &held, sessions, &bad, last_trouble, now) {
                 let scope = Scope::Title(name.clone());
                 out.push(
                     title
                         .cap
+                        .set(scope, to, reason, sessions.len(), bad.len(), now),
+                );
+            }
+        }
+        // Client networks: the same judgement at a lower share, on the rungs of what their
+        // players watch.
+        let mut by_net: HashMap<&str, (Vec<&Session>, Option<Instant>)> = HashMap::new();
+        for s in self.sessions.values() {
+            let Some(net) = s.net.as_deref() else {
+                continue;
+            };
+            let entry = by_net.entry(net).or_default();
+            if heard(s) {
+                entry.0.push(s);
+            }
+            entry.1 = entry.1.max(s.trouble.map(|(at, _)| at));
+        }
+        for (name, net) in self.networks.iter_mut() {
+            let (sessions, last_trouble) = by_net
+                .get(name.as_str())
+                .map_or((&[][..], None), |(v, t)| (&v[..], *t));
+            let mut ladder = BTreeSet::new();
+            for s in sessions {
+                if let Some(t) = self.titles.get(&s.title) {
+                    ladder.extend(t.ladder.iter().copied());
+                }
+            }
+            if ladder.is_empty() && net.cap.cap.is_none() {
+                continue;
+            }
+            if let Some(c) = net.cap.cap {
+                // The rung it holds stays a rung while its players are gone.
+                ladder.insert(c);
+            }
+            let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
+            net.cap.trial(&cfg, last_trouble, now);
+            let held = Held {
+                cap: &net.cap,
+                ladder: &ladder,
+                heard: net.heard,
+                share: cfg.network_share,
+            };
+            if let Some((to, reason)) = judge(&cfg, &held, sessions, &bad, last_trouble, now) {
+                let scope = Scope::Network(name.clone());
+                out.push(
+                    net.cap
                         .set(scope, to, reason, sessions.len(), bad.len(), now),
                 );
             }
@@ -431,7 +566,9 @@ impl Guard {
             && bad_titles.len() >= 2
             && bad.len() as f64 >= cfg.degraded_share * all.len() as f64;
         let last_trouble = by_title.values().filter_map(|(_, t)| *t).max();
-        let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= cfg.recover);
+        self.edge.trial(&cfg, last_trouble, now);
+        let wait = self.edge.wait(&cfg);
+        let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= wait);
         let may_change = self
             .edge
             .changed
@@ -462,25 +599,58 @@ impl Guard {
                     .set(Scope::Edge, cap, reason, all.len(), bad.len(), now),
             );
         }
-        // Forget sessions long silent.
+        // Forget sessions long silent, and networks without a cap nobody was heard from.
         let keep = cfg.window * 8;
         self.sessions
             .retain(|_, s| now.saturating_duration_since(s.heard) <= keep);
+        self.networks
+            .retain(|_, n| n.cap.cap.is_some() || now.saturating_duration_since(n.heard) <= keep);
         out
     }
 }
 
-/// One title's next cap and why, if a change is due: down when degraded, a rung up when
-/// recovered.
+/// A title or a client network as [`judge`] sees it.
+struct Held<'a> {
+    cap: &'a Cap,
+    /// The rungs its cap may take.
+    ladder: &'a BTreeSet<u32>,
+    /// When any of its players was last heard.
+    heard: Instant,
+    /// Share of its sessions in trouble that degrades it.
+    share: f64,
+}
+
+impl Cap {
+    /// Judge the rise on trial, if any: trouble within `recover` of it doubles the wait before
+    /// the next rise; none halves it.
+    fn trial(&mut self, cfg: &GuardConfig, last_trouble: Option<Instant>, now: Instant) {
+        let Some(rose) = self.rose else { return };
+        if last_trouble.is_some_and(|at| at > rose) {
+            self.backoff = (self.backoff + 1).min(cfg.backoff);
+            self.rose = None;
+        } else if now.saturating_duration_since(rose) >= cfg.recover {
+            self.backoff = self.backoff.saturating_sub(1);
+            self.rose = None;
+        }
+    }
+
+    /// How long the scope must be calm before its cap rises.
+    fn wait(&self, cfg: &GuardConfig) -> Duration {
+        cfg.recover * (1u32 << self.backoff.min(cfg.backoff).min(16))
+    }
+}
+
+/// One title's or network's next cap and why, if a change is due: down when degraded, a rung
+/// up when recovered.
 fn judge(
     cfg: &GuardConfig,
-    title: &Title,
+    held: &Held<'_>,
     sessions: &[&Session],
     bad: &[&Session],
     last_trouble: Option<Instant>,
     now: Instant,
 ) -> Option<(Option<u32>, Reason)> {
-    let (cap, ladder) = (&title.cap, &title.ladder);
+    let (cap, ladder) = (held.cap, held.ladder);
     let lowest = *ladder.first()?;
     let may_change = cap
         .changed
@@ -496,8 +666,7 @@ fn judge(
             .map(|(_, v)| *v)
             .min()
     };
-    let degraded =
-        !bad.is_empty() && bad.len() as f64 >= cfg.degraded_share * sessions.len() as f64;
+    let degraded = !bad.is_empty() && bad.len() as f64 >= held.share * sessions.len() as f64;
     if degraded {
         let pulled = bad.iter().filter_map(|s| s.br).max();
         let slowest = bad.iter().filter_map(|s| recent_mtp(s)).min();
@@ -534,10 +703,11 @@ fn judge(
         let c = previous?;
         if sessions.is_empty() {
             // No news is not recovery: held until nobody is left to steer.
-            let gone = now.saturating_duration_since(title.heard) >= cfg.window * 8;
+            let gone = now.saturating_duration_since(held.heard) >= cfg.window * 8;
             return gone.then_some((None, Reason::Recovered));
         }
-        let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= cfg.recover);
+        let wait = cap.wait(cfg);
+        let calm = last_trouble.is_none_or(|at| now.saturating_duration_since(at) >= wait);
         if !calm {
             return None;
         }

@@ -111,11 +111,13 @@ impl FastHits {
     }
 
     /// Answer an accepted request from the memory tier if it qualifies, writing to `out`.
-    /// `scratch` is the connection's reusable head buffer; `peer` the client's address.
+    /// `scratch` is the connection's reusable head buffer; `peer` the client's address; `cap`
+    /// the quality guard's cap for the request, as the gate judged it (`crate::guard`).
     pub async fn serve(
         &self,
         req: &Request,
         peer: Option<std::net::IpAddr>,
+        cap: Option<u32>,
         out: &mut Stream,
         scratch: &mut Vec<u8>,
         socket: &mut Socket,
@@ -125,8 +127,12 @@ impl FastHits {
         let Some((url, head)) = eligible(req) else {
             return Ok(Served::Pass);
         };
-        // A quality guard cap goes in CMSD-Dynamic, which the full proxy writes (crate::guard).
-        if req.telemetry && st.caps.active() {
+        // Under a quality guard cap a multivariant playlist is rewritten, which the full proxy
+        // does (crate::guard::Rewrite); any other answer carries the cap as `mb` here too.
+        if req.telemetry
+            && cap.is_some()
+            && url.split('?').next().is_some_and(|p| p.ends_with(".m3u8"))
+        {
             return Ok(Served::Pass);
         }
         let key = primary_of(url);
@@ -202,7 +208,14 @@ impl FastHits {
         scratch.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
         scratch.extend_from_slice(b"\r\n");
         if let (true, Some(hop)) = (req.telemetry, &st.cmsd) {
-            scratch.extend_from_slice(hop.line());
+            match cap {
+                None => scratch.extend_from_slice(hop.line()),
+                Some(_) => {
+                    scratch.extend_from_slice(b"CMSD-Dynamic: ");
+                    scratch.extend_from_slice(hop.value_with_cap(cap).as_bytes());
+                    scratch.extend_from_slice(b"\r\n");
+                }
+            }
         }
         scratch.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
         if let Some(w) = &st.spikes {

@@ -8,15 +8,18 @@
 //! a second of the telemetry that called for it, with or without a bus.
 //!
 //! A response to a CMCD-carrying request whose title (its `cid`, else its directory) is capped,
-//! or on a capped edge, carries the cap as `mb` in this hop's `CMSD-Dynamic` member: dash.js
-//! (with `cmsd.abr.applyMb`) switches down at once. hls.js reads no CMSD, and reads the
+//! whose client network (its address cut to `[streaming] guard_network_v4`/`_v6` bits,
+//! [`Networks`]) is capped, or on a capped edge, carries the lowest of those caps as `mb` in
+//! this hop's `CMSD-Dynamic` member: dash.js (with `cmsd.abr.applyMb`) switches down at once. hls.js reads no CMSD, and reads the
 //! multivariant playlist only when a session starts: a capped CMCD-carrying `GET` of a
 //! multivariant playlist is answered without the variants above the cap ([`Rewrite`]; the
 //! lowest always stays, the cached object stays the origin's, and the rewritten answer is
-//! `no-store` so no cache downstream keeps it). While any cap is held, the hit fast path hands
-//! CMCD-carrying requests to the full proxy, so both give the same answer.
+//! `no-store` so no cache downstream keeps it). The HTTP/1 gate judges a request's cap once
+//! ([`Caps::for_request`]); the hit fast path writes it as the full proxy does, and hands a
+//! capped multivariant playlist to the full proxy, which rewrites it: both give the same answer.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -26,21 +29,80 @@ use eddy_events::{Event, QoeGuard, QoeSample};
 use eddy_streaming::cmcd::Cmcd;
 use parking_lot::RwLock;
 
+/// How the guard groups clients into networks: addresses cut to a prefix length per family
+/// (0: that family is not grouped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Networks {
+    /// IPv4 prefix length, 0 to 32.
+    pub v4: u8,
+    /// IPv6 prefix length, 0 to 128.
+    pub v6: u8,
+}
+
+impl Default for Networks {
+    fn default() -> Self {
+        Networks { v4: 24, v6: 56 }
+    }
+}
+
+impl Networks {
+    /// The network of `ip`: its address with the bits past the prefix cleared, and the prefix
+    /// length; `None` when its family is not grouped. An IPv4-mapped IPv6 address is IPv4.
+    pub fn of(&self, ip: IpAddr) -> Option<(IpAddr, u8)> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(a) if self.v4 > 0 => {
+                let bits = u32::from(a) & (u32::MAX << (32 - u32::from(self.v4.min(32))));
+                Some((IpAddr::V4(Ipv4Addr::from(bits)), self.v4.min(32)))
+            }
+            IpAddr::V6(a) if self.v6 > 0 => {
+                let bits = u128::from(a) & (u128::MAX << (128 - u32::from(self.v6.min(128))));
+                Some((IpAddr::V6(Ipv6Addr::from(bits)), self.v6.min(128)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The network of `ip` as samples and events name it (`203.0.113.0/24`).
+    pub fn label(&self, ip: IpAddr) -> Option<String> {
+        self.of(ip).map(|(net, len)| format!("{net}/{len}"))
+    }
+}
+
 /// The caps in force on this edge.
 #[derive(Debug, Default)]
 pub struct Caps {
     /// Any cap held: the one thing the hot path reads.
     active: AtomicBool,
+    networks: Networks,
     held: RwLock<Held>,
 }
 
 #[derive(Debug, Default)]
 struct Held {
     titles: HashMap<String, u32>,
+    /// Client networks by their first address (the prefix length is this edge's).
+    networks: HashMap<IpAddr, u32>,
     edge: Option<u32>,
 }
 
 impl Caps {
+    /// No cap held, clients grouped into `networks`.
+    pub fn new(networks: Networks) -> Caps {
+        Caps {
+            networks,
+            ..Caps::default()
+        }
+    }
+
+    /// How clients are grouped into networks.
+    pub fn networks(&self) -> Networks {
+        self.networks
+    }
+
     /// Whether any cap is held.
     #[inline]
     pub fn active(&self) -> bool {
@@ -57,9 +119,26 @@ impl Caps {
             (Scope::Title(t), None) => {
                 held.titles.remove(t);
             }
+            (Scope::Network(n), c) => {
+                // A network as this edge's guard named it; anything else names no client.
+                let first = n
+                    .split_once('/')
+                    .and_then(|(a, _)| a.parse::<IpAddr>().ok());
+                match (first, c) {
+                    (Some(a), Some(c)) => {
+                        held.networks.insert(a, c);
+                    }
+                    (Some(a), None) => {
+                        held.networks.remove(&a);
+                    }
+                    (None, _) => {
+                        tracing::warn!(network = %n, "guard decision for a network that does not read as one; ignored")
+                    }
+                }
+            }
             (Scope::Edge, c) => held.edge = c,
         }
-        let n = held.titles.len() + usize::from(held.edge.is_some());
+        let n = held.titles.len() + held.networks.len() + usize::from(held.edge.is_some());
         self.active.store(n > 0, Ordering::Relaxed);
         n
     }
@@ -73,14 +152,16 @@ impl Caps {
         eddy_control::guard::lower(held.titles.get(title).copied(), held.edge)
     }
 
-    /// The cap for a request for `url` (`host/path?query`) with this query and these fields,
-    /// judged as the guard judges samples: by the CMCD `cid`, else the object's directory.
-    /// Malformed CMCD is nobody's title: only the edge's cap applies to it.
+    /// The cap for a request for `url` (`host/path?query`) with this query and these fields
+    /// from client `peer`, judged as the guard judges samples: by the CMCD `cid`, else the
+    /// object's directory, and by the client's network. Malformed CMCD is nobody's title: only
+    /// the edge's and the network's caps apply to it.
     pub fn for_request<'a>(
         &self,
         url: &str,
         query: Option<&str>,
         fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+        peer: Option<IpAddr>,
     ) -> Option<u32> {
         if !self.active() {
             return None;
@@ -89,7 +170,14 @@ impl Caps {
         let cmcd = from_query.or_else(|| Cmcd::from_headers(fields).ok().flatten());
         let url = crate::qoe::without_query(url);
         let title = eddy_control::guard::title(cmcd.as_ref().and_then(|c| c.cid.as_deref()), url);
-        self.cap(&title)
+        let by_title = self.cap(&title);
+        let net = peer
+            .and_then(|ip| self.networks.of(ip))
+            .and_then(|(net, _)| {
+                let held = self.held.read();
+                held.networks.get(&net).copied()
+            });
+        eddy_control::guard::lower(by_title, net)
     }
 }
 
@@ -179,10 +267,14 @@ impl Steering {
         self.guard.observe(s, Instant::now());
     }
 
-    /// Make the decisions due, hold them, and return them as events to publish.
+    /// Make the decisions due, hold them, and return them as events to publish. Each title's
+    /// and the edge's decision is one event; client networks moved alike within one call (same
+    /// cap, same reason) make one event between them, so a thousand troubled homes are not a
+    /// thousand events a second.
     pub fn decide(&mut self) -> Vec<Event> {
         let edge = &self.state.config.edge.id;
         let mut out = Vec::new();
+        let mut networks: Vec<QoeGuard> = Vec::new();
         for d in self.guard.decide(Instant::now()) {
             let held = self.state.caps.apply(&d);
             let metrics = &self.state.metrics;
@@ -190,12 +282,18 @@ impl Steering {
             metrics
                 .guard_caps
                 .set(i64::try_from(held).unwrap_or(i64::MAX));
-            let title = match &d.scope {
-                Scope::Title(t) => Some(t.clone()),
-                Scope::Edge => None,
+            let (title, network) = match &d.scope {
+                Scope::Title(t) => (Some(t.clone()), None),
+                Scope::Network(n) => (None, Some(n.clone())),
+                Scope::Edge => (None, None),
+            };
+            let who = match (&title, &network) {
+                (Some(t), _) => format!("title {t}"),
+                (None, Some(n)) => format!("network {n}"),
+                (None, None) => "every title".to_string(),
             };
             tracing::info!(
-                title = title.as_deref().unwrap_or("(every title)"),
+                scope = %who,
                 cap_kbps = ?d.cap_kbps,
                 previous_kbps = ?d.previous_kbps,
                 reason = %d.reason,
@@ -203,16 +301,39 @@ impl Steering {
                 troubled = d.troubled,
                 "quality guard"
             );
-            out.push(Event::QoeGuard(QoeGuard {
+            let event = QoeGuard {
                 edge: edge.clone(),
                 title,
+                networks: u32::from(network.is_some()),
+                network,
                 cap_kbps: d.cap_kbps,
                 previous_kbps: d.previous_kbps,
                 reason: d.reason.token().to_string(),
                 detail: d.reason.to_string(),
                 sessions: d.sessions,
                 troubled: d.troubled,
-            }));
+            };
+            if event.network.is_none() {
+                out.push(Event::QoeGuard(event));
+                continue;
+            }
+            let alike = networks
+                .iter_mut()
+                .find(|e| e.cap_kbps == event.cap_kbps && e.reason == event.reason);
+            match alike {
+                Some(e) => {
+                    e.networks = e.networks.saturating_add(1);
+                    e.sessions = e.sessions.saturating_add(event.sessions);
+                    e.troubled = e.troubled.saturating_add(event.troubled);
+                }
+                None => networks.push(event),
+            }
+        }
+        for mut e in networks {
+            if e.networks > 1 {
+                e.detail = format!("{} (the first of {} networks)", e.detail, e.networks);
+            }
+            out.push(Event::QoeGuard(e));
         }
         out
     }
@@ -286,7 +407,7 @@ mod tests {
         let q = |cid: &str| format!("CMCD=br%3D1200%2Ccid%3D%22{cid}%22%2Cot%3Dv");
         let none = || std::iter::empty::<(&str, &[u8])>();
         assert_eq!(
-            caps.for_request("h/film/s.m4s", Some(&q("film")), none()),
+            caps.for_request("h/film/s.m4s", Some(&q("film")), none(), None),
             None
         );
         assert_eq!(
@@ -295,39 +416,115 @@ mod tests {
         );
         assert!(caps.active());
         assert_eq!(
-            caps.for_request("h/x/s.m4s", Some(&q("film")), none()),
+            caps.for_request("h/x/s.m4s", Some(&q("film")), none(), None),
             Some(600)
         );
         assert_eq!(
-            caps.for_request("h/x/s.m4s", Some(&q("other")), none()),
+            caps.for_request("h/x/s.m4s", Some(&q("other")), none(), None),
             None
         );
         // Without a cid, the directory is the title; CMCD in fields counts as in the query.
         caps.apply(&decision(Scope::Title("/vod".into()), Some(300)));
         assert_eq!(
-            caps.for_request("h/vod/s.m4s?CMCD=br%3D1", None, none()),
+            caps.for_request("h/vod/s.m4s?CMCD=br%3D1", None, none(), None),
             Some(300)
         );
         let fields = [("cmcd-session", &b"cid=\"film\""[..])];
         assert_eq!(
-            caps.for_request("h/vod/s.m4s", None, fields.iter().copied()),
+            caps.for_request("h/vod/s.m4s", None, fields.iter().copied(), None),
             Some(600)
         );
         // The edge's cap bounds every title, and malformed CMCD too.
         caps.apply(&decision(Scope::Edge, Some(400)));
         assert_eq!(
-            caps.for_request("h/a/s.m4s", Some("CMCD=%%%"), none()),
+            caps.for_request("h/a/s.m4s", Some("CMCD=%%%"), none(), None),
             Some(400)
         );
         assert_eq!(
-            caps.for_request("h/x/s.m4s", Some(&q("film")), none()),
+            caps.for_request("h/x/s.m4s", Some(&q("film")), none(), None),
             Some(400)
         );
-        assert_eq!(caps.for_request("h/vod/s.m4s", None, none()), Some(300));
+        assert_eq!(
+            caps.for_request("h/vod/s.m4s", None, none(), None),
+            Some(300)
+        );
         // Lifted one by one: inactive again.
         caps.apply(&decision(Scope::Edge, None));
         caps.apply(&decision(Scope::Title("film".into()), None));
         assert_eq!(caps.apply(&decision(Scope::Title("/vod".into()), None)), 0);
+        assert!(!caps.active());
+    }
+
+    #[test]
+    fn networks_cut_addresses_to_their_prefix() {
+        let n = Networks::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            n.label(ip("203.0.113.77")).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            n.label(ip("::ffff:203.0.113.77")).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            n.label(ip("2001:db8:aa:bbcc::1")).as_deref(),
+            Some("2001:db8:aa:bb00::/56")
+        );
+        let whole = Networks { v4: 32, v6: 128 };
+        assert_eq!(whole.label(ip("10.1.2.3")).as_deref(), Some("10.1.2.3/32"));
+        assert_eq!(whole.label(ip("::1")).as_deref(), Some("::1/128"));
+        let off = Networks { v4: 0, v6: 0 };
+        assert_eq!(off.label(ip("10.1.2.3")), None);
+        assert_eq!(
+            Networks { v4: 1, v6: 1 }.label(ip("200.1.2.3")).as_deref(),
+            Some("128.0.0.0/1")
+        );
+    }
+
+    #[test]
+    fn a_network_cap_binds_every_client_in_it_whatever_they_watch() {
+        let caps = Caps::new(Networks::default());
+        let none = || std::iter::empty::<(&str, &[u8])>();
+        let q = "CMCD=br%3D1200%2Ccid%3D%22film%22%2Cot%3Dv";
+        let home = Some(IpAddr::from([10, 77, 0, 2]));
+        let neighbour = Some(IpAddr::from([10, 77, 0, 200]));
+        let far = Some(IpAddr::from([10, 78, 0, 2]));
+        caps.apply(&decision(Scope::Network("10.77.0.0/24".into()), Some(300)));
+        assert!(caps.active());
+        assert_eq!(
+            caps.for_request("h/film/s.m4s", Some(q), none(), home),
+            Some(300)
+        );
+        assert_eq!(
+            caps.for_request("h/other/s.m4s", None, none(), neighbour),
+            Some(300)
+        );
+        assert_eq!(caps.for_request("h/film/s.m4s", Some(q), none(), far), None);
+        assert_eq!(
+            caps.for_request("h/film/s.m4s", Some(q), none(), None),
+            None
+        );
+        // The lower of the title's and the network's.
+        caps.apply(&decision(Scope::Title("film".into()), Some(600)));
+        assert_eq!(
+            caps.for_request("h/film/s.m4s", Some(q), none(), far),
+            Some(600)
+        );
+        assert_eq!(
+            caps.for_request("h/film/s.m4s", Some(q), none(), home),
+            Some(300)
+        );
+        // A name that is no network holds nothing.
+        assert_eq!(
+            caps.apply(&decision(Scope::Network("nonsense".into()), Some(1))),
+            2
+        );
+        caps.apply(&decision(Scope::Title("film".into()), None));
+        assert_eq!(
+            caps.apply(&decision(Scope::Network("10.77.0.0/24".into()), None)),
+            0
+        );
         assert!(!caps.active());
     }
 }

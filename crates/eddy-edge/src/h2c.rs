@@ -122,18 +122,19 @@ async fn read_until(
     }
 }
 
-/// Hand a request's telemetry (canonical `url`, raw `query`, CMCD `fields`) to the QoE queue;
-/// the guard's cap for it.
+/// Hand a request's telemetry (canonical `url`, raw `query`, CMCD `fields`, client `peer`) to
+/// the QoE queue; the guard's cap for it.
 fn telemetry<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
     st: &EdgeState,
     url: &str,
     query: Option<&str>,
     fields: impl Fn() -> I,
+    peer: Option<std::net::IpAddr>,
 ) -> Option<u32> {
     if let Some(q) = &st.qoe {
-        q.offer_parts(url, query, fields());
+        q.offer_parts(url, query, fields(), peer);
     }
-    st.caps.for_request(url, query, fields())
+    st.caps.for_request(url, query, fields(), peer)
 }
 
 /// Answer a refused request and close: the refusal is written within [`REFUSAL_WRITE`].
@@ -195,14 +196,18 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                             let (url, head) = (url.as_str(), &buf[..r.head_len]);
                             cap = if r.cmcd_fields {
                                 crate::qoe::with_head(head, |query, fields| {
-                                    telemetry(st, url, query, || {
-                                        fields.iter().map(|h| (h.name, h.value))
-                                    })
+                                    telemetry(
+                                        st,
+                                        url,
+                                        query,
+                                        || fields.iter().map(|h| (h.name, h.value)),
+                                        peer,
+                                    )
                                 })
                                 .flatten()
                             } else {
                                 let query = crate::qoe::request_query(head);
-                                telemetry(st, url, query, std::iter::empty)
+                                telemetry(st, url, query, std::iter::empty, peer)
                             };
                         }
                         break r;
@@ -241,7 +246,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             };
             if let Some(fast) = &self.fast {
                 match fast
-                    .serve(&req, peer, &mut stream, &mut scratch, &mut socket)
+                    .serve(&req, peer, cap, &mut stream, &mut scratch, &mut socket)
                     .await
                 {
                     Ok(Served::Hit) => {

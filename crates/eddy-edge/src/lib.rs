@@ -255,7 +255,10 @@ impl Edge {
         let state = Arc::new(EdgeState {
             cmsd,
             recent_purges: Default::default(),
-            caps: Default::default(),
+            caps: guard::Caps::new(guard::Networks {
+                v4: config.streaming.guard_network.0,
+                v6: config.streaming.guard_network.1,
+            }),
             config,
             storage,
             lock,
@@ -431,15 +434,13 @@ impl Edge {
                             });
                         tokio::spawn(qoe::run(
                             rx,
-                            health_state.bus.clone(),
+                            health_state.clone(),
                             prefetch,
                             health_state
                                 .config
                                 .streaming
                                 .guard
                                 .then(|| guard::Steering::new(health_state.clone())),
-                            health_state.metrics.clone(),
-                            health_state.config.edge.id.clone(),
                             follower_rx.clone(),
                         ));
                     }

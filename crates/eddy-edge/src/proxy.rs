@@ -556,6 +556,10 @@ impl ProxyHttp for EdgeProxy {
         ctx.from_edge = session.req_header().headers.contains_key(VIA_HEADER);
         // HTTP/1 telemetry was seen and taken by the gate, from the head as the player sent it.
         if session.as_downstream().is_http2() {
+            let peer = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
             let req = session.req_header();
             ctx.telemetry = crate::cmsd::carries_cmcd(req.uri.query(), req.headers.keys());
             if let (true, Some(q), Some(url)) = (ctx.telemetry, &self.state.qoe, &ctx.url) {
@@ -563,6 +567,7 @@ impl ProxyHttp for EdgeProxy {
                     url,
                     req.uri.query(),
                     req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                    peer,
                 );
             }
             if let (true, Some(url)) = (ctx.telemetry, &ctx.url) {
@@ -570,6 +575,7 @@ impl ProxyHttp for EdgeProxy {
                     url,
                     req.uri.query(),
                     req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                    peer,
                 );
             }
         } else {

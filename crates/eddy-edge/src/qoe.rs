@@ -33,6 +33,7 @@ use eddy_streaming::cmcd::{Cmcd, StreamType};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::guard::Networks;
 use crate::metrics::Metrics;
 
 /// Samples waiting to be read, at most.
@@ -62,6 +63,8 @@ pub struct Raw {
     pub fields: Vec<(String, Vec<u8>)>,
     /// When it was seen.
     pub at: Instant,
+    /// The client's address (its network goes in the sample, never the address).
+    pub peer: Option<std::net::IpAddr>,
     /// A CMCD v2 event report, read already ([`crate::reports`]); `query` and `fields` are
     /// empty then.
     pub report: Option<Box<Cmcd>>,
@@ -117,12 +120,14 @@ impl Qoe {
     }
 
     /// Offer the telemetry of a request with canonical URL `url`, raw query `query` and header
-    /// fields `fields`, when it carries any (the gate for HTTP/1, the proxy for HTTP/2).
+    /// fields `fields` from client `peer`, when it carries any (the gate for HTTP/1, the proxy
+    /// for HTTP/2).
     pub fn offer_parts<'a>(
         &self,
         url: &str,
         query: Option<&str>,
         fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+        peer: Option<std::net::IpAddr>,
     ) {
         let query = query.filter(|q| q.contains("CMCD=")).map(str::to_string);
         let fields: Vec<_> = fields
@@ -137,6 +142,7 @@ impl Qoe {
             query,
             fields,
             at: Instant::now(),
+            peer,
             report: None,
         });
     }
@@ -207,13 +213,14 @@ pub fn read(raw: &Raw) -> Result<Option<Cmcd>, String> {
     Ok(from_query.or(from_fields))
 }
 
-/// The sample a request's telemetry makes; `None` without CMCD.
-pub fn sample(raw: &Raw, since: Instant) -> Result<Option<QoeSample>, String> {
-    Ok(read(raw)?.map(|c| sample_of(raw, c, since)))
+/// The sample a request's telemetry makes, its client grouped into `networks`; `None` without
+/// CMCD.
+pub fn sample(raw: &Raw, since: Instant, networks: Networks) -> Result<Option<QoeSample>, String> {
+    Ok(read(raw)?.map(|c| sample_of(raw, c, since, networks)))
 }
 
 /// The sample of a request `raw` whose CMCD is `c`.
-fn sample_of(raw: &Raw, c: Cmcd, since: Instant) -> QoeSample {
+fn sample_of(raw: &Raw, c: Cmcd, since: Instant, networks: Networks) -> QoeSample {
     QoeSample {
         url: raw.url.clone(),
         at_ms: u32::try_from(raw.at.saturating_duration_since(since).as_millis())
@@ -231,20 +238,23 @@ fn sample_of(raw: &Raw, c: Cmcd, since: Instant) -> QoeSample {
         live: matches!(c.st, Some(StreamType::Live | StreamType::LowLatency)),
         e: c.e.as_ref().map(|e| e.token().to_string()),
         sta: c.sta.map(|s| s.token().to_string()),
+        net: raw.peer.and_then(|ip| networks.label(ip)),
     }
 }
 
-/// Read telemetry from `rx` until `shutdown`: publish its samples on `bus` a window at a time,
-/// and offer its next objects to `prefetch`.
+/// Read telemetry from `inbox` until `shutdown`: publish its samples on the edge's bus a window
+/// at a time, offer its next objects to `prefetch`, and feed the `guard`.
 pub async fn run(
     inbox: Arc<Inbox>,
-    bus: Option<Arc<dyn eddy_bus::Bus>>,
+    state: Arc<crate::proxy::EdgeState>,
     prefetch: Option<crate::prefetch::Prefetch>,
     mut guard: Option<crate::guard::Steering>,
-    metrics: Arc<Metrics>,
-    edge: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let bus = state.bus.clone();
+    let metrics = state.metrics.clone();
+    let edge = state.config.edge.id.clone();
+    let networks = state.caps.networks();
     let mut batch: Vec<QoeSample> = Vec::new();
     let mut dropped = 0u64;
     let mut since = Instant::now();
@@ -271,7 +281,7 @@ pub async fn run(
                             if bus.is_none() && guard.is_none() {
                                 continue;
                             }
-                            let s = sample_of(&raw, c, since);
+                            let s = sample_of(&raw, c, since, networks);
                             // The guard reads requests: a report repeats one (`e=rr`) or
                             // tells of the player between them.
                             if let (Some(g), None) = (&mut guard, &raw.report) {
@@ -390,6 +400,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
                 .collect(),
             at: Instant::now(),
+            peer: Some(std::net::IpAddr::from([203, 0, 113, 77])),
             report: None,
         }
     }
@@ -403,6 +414,7 @@ mod tests {
                 &[],
             ),
             t0,
+            Networks::default(),
         )
         .unwrap()
         .unwrap();
@@ -411,6 +423,8 @@ mod tests {
         assert_eq!((s.bl, s.br, s.mtp), (Some(600), Some(2306), Some(4500)));
         assert!(s.bs && s.su && s.live);
         assert_eq!(s.ot.as_deref(), Some("av"));
+        // The client's network, never its address.
+        assert_eq!(s.net.as_deref(), Some("203.0.113.0/24"));
         let h = sample(
             &raw(
                 None,
@@ -420,12 +434,13 @@ mod tests {
                 ],
             ),
             t0,
+            Networks::default(),
         )
         .unwrap()
         .unwrap();
         assert_eq!((h.bl, h.br, h.d), (Some(6000), Some(2306), Some(2000)));
         assert_eq!(h.sta.as_deref(), Some("p"));
-        assert_eq!(sample(&raw(None, &[]), t0), Ok(None));
-        assert!(sample(&raw(Some("CMCD=bl%3D-1"), &[]), t0).is_err());
+        assert_eq!(sample(&raw(None, &[]), t0, Networks::default()), Ok(None));
+        assert!(sample(&raw(Some("CMCD=bl%3D-1"), &[]), t0, Networks::default()).is_err());
     }
 }

@@ -117,6 +117,8 @@ pub async fn serve(
                     query: None,
                     fields: Vec::new(),
                     at,
+                    // Reports do not drive the guard: no network to judge.
+                    peer: None,
                     report: Some(Box::new(c)),
                 });
             }

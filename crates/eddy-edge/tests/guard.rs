@@ -50,7 +50,12 @@ fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() 
     );
     rig.stop_edge();
     let o = node_overrides(vec![rig.origin.url()], Some("guard-edge"));
-    rig.start_edge_with_bus(&o, "[streaming]\nprefetch = false\n", Some(bus.clone()));
+    // Every request here comes from 127.0.0.1: client networks off, the title alone judges.
+    rig.start_edge_with_bus(
+        &o,
+        "[streaming]\nprefetch = false\nguard_network_v4 = 0\n",
+        Some(bus.clone()),
+    );
 
     // The players see the ladder 300/600/1200 and pull the top; nothing is capped.
     let mut i = 0;
@@ -73,8 +78,8 @@ fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() 
     );
     assert_eq!(rig.metric("eddy_qoe_guard_total{what=\"throughput\"}"), 1);
     assert_eq!(rig.metric("eddy_qoe_guard_caps"), 1);
-    // A hit carries it too (the fast path hands the request to the proxy while a cap is held),
-    // and another title is not capped.
+    // A hit carries it too (the fast path writes the cap as the proxy does), and another title
+    // is not capped.
     let hit = rig.get("/film/1200/seg_3.m4s?CMCD=cid%3D%22film%22%2Cot%3Dv");
     assert_eq!(hit.x_cache(), "HIT");
     assert_eq!(hit.h("cmsd-dynamic"), "\"guard-edge\";mb=300");
@@ -153,6 +158,118 @@ fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() 
     );
     assert_eq!(rig.metric("eddy_qoe_guard_total{what=\"recovered\"}"), 2);
     assert_eq!(rig.metric("eddy_qoe_guard_caps"), 0);
+}
+
+/// A segment request of `title` by session `sid` pulling `br` at throughput `mtp`, sent by
+/// `client`; the response's CMSD-Dynamic and X-Cache.
+fn seg_from(
+    rig: &Rig,
+    client: &reqwest::Client,
+    title: &str,
+    sid: &str,
+    i: usize,
+    br: u32,
+    mtp: u32,
+) -> (String, String) {
+    let q = format!(
+        "CMCD=bl%3D12000%2Cbr%3D{br}%2Ccid%3D%22{title}%22%2Cmtp%3D{mtp}%2Cot%3Dv%2Csid%3D%22{sid}%22%2Ctb%3D1200"
+    );
+    let r = rig.send(client.get(rig.url(&format!("/{title}/{br}/seg_{i}.m4s?{q}"))));
+    assert_eq!(r.status, 200);
+    (r.h("cmsd-dynamic").to_string(), r.x_cache().to_string())
+}
+
+#[test]
+fn one_troubled_player_caps_its_own_network_whatever_its_neighbours_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let mut rig = start_with(
+        |s: &Seen| {
+            Reply::ok(format!("{} {}", s.path, "x".repeat(2000)))
+                .header("content-type", "video/mp4")
+                .header("cache-control", "max-age=600")
+        },
+        |_| {},
+        "",
+    );
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some("net-edge"));
+    // Each address its own network: 127.0.0.1 is one home, 127.0.0.2 another.
+    rig.start_edge_with_bus(
+        &o,
+        "[streaming]\nprefetch = false\nguard_network_v4 = 32\n",
+        Some(bus.clone()),
+    );
+    let home = rig.client.clone();
+    let away = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    // Four sessions of one title, three of them in the other home; all pull the top.
+    let mut i = 0;
+    for br in [300, 600, 1200, 1200] {
+        i += 1;
+        seg_from(&rig, &home, "film", "h1", i, br, 5000);
+        for sid in ["a1", "a2", "a3"] {
+            seg_from(&rig, &away, "film", sid, i, br, 5000);
+        }
+    }
+    // The first home's link drops. One session in four is not the title's trouble, but it is
+    // all of that home's.
+    let capped = wait_until(Duration::from_secs(5), || {
+        i += 1;
+        for sid in ["a1", "a2", "a3"] {
+            seg_from(&rig, &away, "film", sid, i, 1200, 5000);
+        }
+        seg_from(&rig, &home, "film", "h1", i, 1200, 500)
+            .0
+            .contains("mb=300")
+    });
+    assert!(capped, "{}", rig.metrics_text());
+    assert_eq!(rig.metric("eddy_qoe_guard_caps"), 1);
+    // Everything the home asks for carries the cap, whatever the title, hits by the fast path
+    // included; the other home gets none.
+    let (news, _) = seg_from(&rig, &home, "news", "h2", 1, 1200, 5000);
+    assert_eq!(news, "\"net-edge\";mb=300");
+    let fast_before = rig.metric("eddy_fast_hits_total");
+    let (hit, cache) = seg_from(&rig, &home, "news", "h2", 1, 1200, 5000);
+    assert_eq!(
+        (hit.as_str(), cache.as_str()),
+        ("\"net-edge\";mb=300", "HIT")
+    );
+    assert_eq!(rig.metric("eddy_fast_hits_total"), fast_before + 1);
+    let (far, cache) = seg_from(&rig, &away, "news", "a4", 1, 1200, 5000);
+    assert_eq!((far.as_str(), cache.as_str()), ("\"net-edge\"", "HIT"));
+    // The decision on the bus names the network, never a whole address of a wider one.
+    let guard = rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(
+                eddy_control::QOE_GUARD_TOPIC,
+                "t",
+                eddy_bus::StartFrom::Earliest,
+            )
+            .await
+            .unwrap();
+        let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a guard event within 5 s")
+            .unwrap();
+        let (_, ev) = Event::decode(&rec.payload).unwrap();
+        let Event::QoeGuard(g) = ev else {
+            panic!("{ev:?}")
+        };
+        g
+    });
+    assert_eq!(
+        (
+            guard.title.as_deref(),
+            guard.network.as_deref(),
+            guard.networks,
+            guard.cap_kbps,
+            guard.troubled,
+        ),
+        (None, Some("127.0.0.1/32"), 1, Some(300), 1)
+    );
 }
 
 #[test]

@@ -321,6 +321,10 @@ pub struct QoeSample {
     /// Player state (`sta`, v2), as CMCD spells it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sta: Option<String>,
+    /// The client's network: its address cut to the edge's guard prefix (`203.0.113.0/24`),
+    /// never the whole address. Players behind one network share its last mile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<String>,
 }
 
 /// `dev.eddy.qoe.samples.v1`: one edge's QoE samples of one window (at most one event per edge
@@ -339,14 +343,22 @@ pub struct QoeSamples {
 }
 
 /// `dev.eddy.qoe.guard.v1`: an edge's quality guard set, moved or lifted a bitrate cap for a
-/// title or for the whole edge. Rates kbit/s.
+/// title, for clients' networks, or for the whole edge. Rates kbit/s.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct QoeGuard {
     /// The edge that decided.
     pub edge: String,
-    /// The title (`cid`) capped; `None`: every title on the edge.
+    /// The title (`cid`) capped; `None` (and no `network`): every title on the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// A client network capped (`203.0.113.0/24`): every player in it, whatever it watches.
+    /// When one second's decisions moved several networks the same way they make one event:
+    /// this is the first of them and `networks` counts them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// How many networks this decision moved (0 when it is about a title or the edge).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub networks: u32,
     /// The cap from now on; `None`: lifted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_kbps: Option<u32>,
@@ -421,6 +433,10 @@ pub enum Event {
         /// Its `type`.
         ty: String,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn data<T: DeserializeOwned>(ev: &CloudEvent) -> Result<T, EventError> {

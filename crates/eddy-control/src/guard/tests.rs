@@ -109,6 +109,30 @@ fn starvation_without_throughput_steps_one_rung_below_what_players_pull() {
 }
 
 #[test]
+fn a_dry_buffer_before_the_player_held_a_second_is_the_start_not_starvation() {
+    let (mut g, mut t) = warmed();
+    // A new session, its first requests flagged `bs` (its buffer was empty before it began).
+    let fresh = |bl| QoeSample {
+        bs: true,
+        mtp: None,
+        ..sample("new", "film", 1200, 0, bl)
+    };
+    for s in [fresh(0), fresh(400), fresh(900)] {
+        t += Duration::from_secs(1);
+        g.observe(&s, t);
+    }
+    assert!(g.decide(t).is_empty());
+    // Once it held a second, a dry buffer is starvation.
+    t += Duration::from_secs(1);
+    g.observe(&fresh(1_500), t);
+    t += Duration::from_secs(1);
+    g.observe(&fresh(200), t);
+    let d = g.decide(t);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].reason, Reason::Starvation);
+}
+
+#[test]
 fn live_players_short_buffers_are_not_trouble_but_vod_ones_are() {
     let (mut g, mut t) = warmed();
     let live = |_| QoeSample {
@@ -212,6 +236,88 @@ fn one_troubled_viewer_among_many_does_not_cap_the_title() {
     assert!(d.is_empty(), "{d:?}");
 }
 
+/// `s` from client network `net`.
+fn from(net: &str, s: QoeSample) -> QoeSample {
+    QoeSample {
+        net: Some(net.into()),
+        ..s
+    }
+}
+
+#[test]
+fn one_troubled_viewer_of_three_behind_one_network_caps_that_network_not_the_title() {
+    let (mut g, mut t) = warmed();
+    let home = "10.77.0.0/24";
+    // Three players share one link; a fourth watches from elsewhere.
+    let d = play(&mut g, &mut t, 3, |_| {
+        from(home, sample("s1", "film", 1200, 4000, 10_000))
+    });
+    assert!(d.is_empty(), "{d:?}");
+    for sid in ["s2", "s3"] {
+        g.observe(&from(home, sample(sid, "film", 1200, 4000, 10_000)), t);
+    }
+    g.observe(
+        &from("192.0.2.0/24", sample("far", "film", 1200, 4000, 10_000)),
+        t,
+    );
+    // The link drops; only one of them measures it (the others were idle meanwhile).
+    let d = play(&mut g, &mut t, 1, |_| {
+        from(home, sample("s2", "film", 1200, 600, 9_000))
+    });
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].scope, Scope::Network(home.into()));
+    // 600 × 0.8 carries 300; three heard, one troubled.
+    assert_eq!(
+        (d[0].cap_kbps, d[0].sessions, d[0].troubled),
+        (Some(300), 3, 1)
+    );
+    assert_eq!(g.network_cap(home), Some(300));
+    assert_eq!(g.network_cap("192.0.2.0/24"), None);
+    assert_eq!(g.cap("film"), None);
+}
+
+#[test]
+fn a_cap_that_rose_too_soon_waits_longer_before_it_rises_again() {
+    let (mut g, mut t) = warmed();
+    let home = "10.77.0.0/24";
+    let ok = |br| move |_| from(home, sample("s1", "film", br, 4000, 12_000));
+    let troubled = |_| from(home, sample("s1", "film", 600, 400, 9_000));
+    // One player alone is its title and its network: both judge alike; watch the network.
+    let net = |d: Vec<Decision>| -> Vec<Option<u32>> {
+        d.iter()
+            .filter(|d| d.scope == Scope::Network(home.into()))
+            .map(|d| d.cap_kbps)
+            .collect()
+    };
+    assert_eq!(net(play(&mut g, &mut t, 1, troubled)), vec![Some(300)]);
+    // Calm for the recovery time: the cap rises to 600 ...
+    assert_eq!(net(play(&mut g, &mut t, 9, ok(300))), vec![Some(600)]);
+    // ... and trouble comes back at once: down again.
+    assert_eq!(net(play(&mut g, &mut t, 4, troubled)), vec![Some(300)]);
+    // This time 8 s of calm are not enough: it waits 16.
+    assert_eq!(net(play(&mut g, &mut t, 15, ok(300))), vec![]);
+    assert_eq!(net(play(&mut g, &mut t, 3, ok(300))), vec![Some(600)]);
+    // A rise that holds: the top a hold later (its trial over, the wait halves again).
+    assert_eq!(net(play(&mut g, &mut t, 10, ok(600))), vec![None]);
+}
+
+#[test]
+fn networks_are_bounded_and_forgotten_when_silent() {
+    let mut g = Guard::new(GuardConfig {
+        networks: 20,
+        ..GuardConfig::default()
+    });
+    let mut t = Instant::now();
+    for i in 0..500 {
+        let s = sample(&format!("s{i}"), "film", 600, 4000, 10_000);
+        g.observe(&from(&format!("10.0.{i}.0/24"), s), t);
+    }
+    assert!(g.networks.len() <= 20);
+    t += GuardConfig::default().window * 9;
+    g.decide(t);
+    assert!(g.networks.is_empty());
+}
+
 #[test]
 fn trouble_across_titles_caps_the_edge_and_it_lifts_when_calm() {
     let mut g = Guard::new(GuardConfig::default());
@@ -273,13 +379,13 @@ fn sessions_and_titles_are_bounded() {
 }
 
 proptest! {
-    /// Whatever players report: a title's cap is always a rung its players reported (never
+    /// Whatever players report: a title's or a network's cap is always a rung its players reported (never
     /// above what the origin offers), it only goes down when troubled and up when recovered,
     /// and its decisions are at least a hold apart.
     #[test]
     fn caps_stay_on_the_ladder_move_the_right_way_and_keep_their_hold(
         steps in prop::collection::vec(
-            (0u8..3, 0usize..3, 0u32..3000, 0u32..20_000, any::<bool>(), any::<bool>()),
+            (0u8..3, 0usize..3, 0u32..3000, 0u32..20_000, any::<bool>(), any::<bool>(), 0u8..2),
             1..300,
         )
     ) {
@@ -288,9 +394,10 @@ proptest! {
         let mut t = Instant::now();
         let ladder = [300u32, 600, 1200];
         let mut last: HashMap<Scope, Instant> = HashMap::new();
-        for (sid, rung, mtp, bl, bs, tick) in steps {
+        for (sid, rung, mtp, bl, bs, tick, net) in steps {
             let s = QoeSample {
                 bs,
+                net: Some(format!("10.0.{net}.0/24")),
                 ..sample(&format!("s{sid}"), "film", ladder[rung], mtp, bl)
             };
             g.observe(&s, t);
