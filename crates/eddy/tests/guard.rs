@@ -141,7 +141,7 @@ struct Viewer {
 fn viewer(r: &Value) -> Viewer {
     assert!(r["failed"].is_null(), "the browser failed: {r}");
     // A measuring run reports what went wrong rather than stop: dash.js 5.2.1 now and then
-    // throws in the page, or fails an append at a Period boundary, on a link this slow.
+    // throws in the page on a link this slow.
     let errors: Vec<String> = [&r["pageErrors"], &r["eddy"]["errors"]]
         .iter()
         .flat_map(|v| v.as_array().cloned().unwrap_or_default())
@@ -150,7 +150,7 @@ fn viewer(r: &Value) -> Viewer {
     let mut switches: Vec<(f64, u64)> = Vec::new();
     for s in r["eddy"]["switches"].as_array().unwrap() {
         let (at, kbps) = (s[0].as_f64().unwrap(), s[1].as_u64().unwrap());
-        // dash.js reports the rendition again at each Period boundary: not a switch.
+        // dash.js may report the rendition it already shows: not a switch.
         if switches.last().is_none_or(|l| l.1 != kbps) {
             switches.push((at, kbps));
         }
@@ -172,8 +172,44 @@ fn viewer(r: &Value) -> Viewer {
     }
 }
 
-/// The viewers of one title through the drop: what each went through.
-fn watch(link: &Link, page: &str, title: &str, guard: bool) -> Vec<Viewer> {
+/// The guard's caps held by the edge whose admin listens on `admin`, and its decisions so far.
+fn guard_state(admin: std::net::SocketAddr) -> (u64, String) {
+    let metrics = get_text(format!("http://{admin}/metrics"));
+    let caps = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("eddy_qoe_guard_caps "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64;
+    let decisions = metrics
+        .lines()
+        .filter(|l| l.starts_with("eddy_qoe_guard_total"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (caps, decisions)
+}
+
+/// The viewers of one title through the drop: what each went through. Every viewer plays from
+/// one address, so one client network: a run starts only once the caps of the run before were
+/// lifted (the guard lifts a cap nobody was heard under for 32 s), so no run inherits one.
+fn watch(
+    link: &Link,
+    admin: std::net::SocketAddr,
+    page: &str,
+    title: &str,
+    guard: bool,
+) -> Vec<Viewer> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (caps, _) = guard_state(admin);
+        if caps == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guard still holds {caps} caps 90 s after the last viewer left"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     link.rate(HIGH_KBIT);
     let scenario = Scenario {
         name: title.to_string(),
@@ -185,12 +221,20 @@ fn watch(link: &Link, page: &str, title: &str, guard: bool) -> Vec<Viewer> {
     let reports = play_in(Some(&link.ns), &[scenario], |_| {
         // The drop comes on a clock from the first page's load, while the browser plays.
         let dev = link.host_if.clone();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        println!(
+            "{title}: first page loaded at unix {:.1} s",
+            at.as_secs_f64()
+        );
         drop = Some(std::thread::spawn(move || {
             std::thread::sleep(DROP_AT);
             shape(&dev, LOW_KBIT);
         }));
     });
     drop.expect("the page loaded").join().unwrap();
+    println!("{title}: guard decisions so far: {}", guard_state(admin).1);
     reports.iter().map(|(_, r)| viewer(r)).collect()
 }
 
@@ -201,14 +245,14 @@ fn stall_s(v: &[Viewer]) -> f64 {
         .sum()
 }
 
-/// Rendition switches closer than 4 s to the one before, after the first 10 s (the player's
-/// own start-up ramp is not the guard's doing).
-fn quick_switches(v: &[Viewer]) -> usize {
+/// Rendition switches shown closer than 4 s to the one before, from `after` seconds on (the
+/// player's own start-up ramp is not the guard's doing).
+fn quick_switches(v: &[Viewer], after: f64) -> usize {
     v.iter()
         .map(|v| {
             v.switches
                 .windows(2)
-                .filter(|w| w[1].0 >= 10.0 && w[1].0 - w[0].0 < 4.0)
+                .filter(|w| w[1].0 >= after && w[1].0 - w[0].0 < 4.0)
                 .count()
         })
         .sum()
@@ -230,15 +274,16 @@ fn stall_time_under_a_bandwidth_drop_with_and_without_the_guard() {
     let link = Link::new();
     let up = up(&link.host_ip);
     let page = format!("http://{}/player.html?src=/vod/long.mpd", up.edge);
-    let (mut off_sum, mut on_sum, mut quick) = (0.0, 0.0, 0);
+    let (mut off_sum, mut on_sum, mut quick, mut quick_after) = (0.0, 0.0, 0, 0);
+    let drop_s = DROP_AT.as_secs_f64();
     for round in 0..rounds {
         let (off_title, on_title) = (format!("off-{round}"), format!("on-{round}"));
         let (without, with) = if round % 2 == 0 {
-            let without = watch(&link, &page, &off_title, false);
-            (without, watch(&link, &page, &on_title, true))
+            let without = watch(&link, up.admin, &page, &off_title, false);
+            (without, watch(&link, up.admin, &page, &on_title, true))
         } else {
-            let with = watch(&link, &page, &on_title, true);
-            (watch(&link, &page, &off_title, false), with)
+            let with = watch(&link, up.admin, &page, &on_title, true);
+            (watch(&link, up.admin, &page, &off_title, false), with)
         };
         println!("round {round} without the guard: {without:?}");
         println!("round {round} with the guard: {with:?}");
@@ -250,19 +295,24 @@ fn stall_time_under_a_bandwidth_drop_with_and_without_the_guard() {
                 "round {round} {what} the guard: played {played:?} s; player errors {errors:?}"
             );
         }
+        let (q10, q_drop, q_drop_off) = (
+            quick_switches(&with, 10.0),
+            quick_switches(&with, drop_s),
+            quick_switches(&without, drop_s),
+        );
         println!(
             "GUARD round {round}: {VIEWERS} viewers, {HIGH_KBIT} -> {LOW_KBIT} kbit/s at \
-             {DROP_AT:?}: stall {off:.1} s without the guard, {on:.1} s with it; switches \
-             under 4 s apart after 10 s with it: {}",
-            quick_switches(&with)
+             {DROP_AT:?}: stall {off:.1} s without the guard, {on:.1} s with it; switches under \
+             4 s apart with it: {q10} after 10 s, {q_drop} after the drop ({q_drop_off} without)"
         );
         off_sum += off;
         on_sum += on;
-        quick += quick_switches(&with);
+        quick += q10;
+        quick_after += q_drop;
     }
     println!(
         "GUARD {rounds} rounds: stall {off_sum:.1} s without the guard, {on_sum:.1} s with it; \
-         switches under 4 s apart with it: {quick}"
+         switches under 4 s apart with it: {quick} after 10 s, {quick_after} after the drop"
     );
     let metrics = get_text(format!("http://{}/metrics", up.admin));
     for l in metrics.lines().filter(|l| l.starts_with("eddy_qoe_guard")) {

@@ -39,7 +39,7 @@ pub fn up(edge_ip: &str) -> Up {
         .args(["--control", &control.to_string(), "--state-dir"])
         .arg(dir.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log_to())
         .spawn()
         .unwrap();
     let proc = Proc(child);
@@ -54,6 +54,14 @@ pub fn up(edge_ip: &str) -> Up {
         admin,
         dashboard,
     }
+}
+
+/// Where `eddy up`'s log goes: the file `EDDY_UP_LOG` names (a measuring run's timeline),
+/// else nowhere.
+fn log_to() -> Stdio {
+    std::env::var_os("EDDY_UP_LOG")
+        .and_then(|p| std::fs::File::create(p).ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 /// The body of `GET url`.
