@@ -213,14 +213,48 @@ pub fn read(raw: &Raw) -> Result<Option<Cmcd>, String> {
     Ok(from_query.or(from_fields))
 }
 
+/// Client addresses whose network label was written, at most; past it the memo starts over.
+const LABELS: usize = 4096;
+
+/// The network label of each client address, written once while it keeps asking (a player
+/// asks every segment): formatting an address costs more than looking one up.
+struct NetLabels {
+    networks: Networks,
+    known: std::collections::HashMap<std::net::IpAddr, Option<String>>,
+}
+
+impl NetLabels {
+    fn new(networks: Networks) -> NetLabels {
+        NetLabels {
+            networks,
+            known: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The label of `peer`'s network; `None` without a peer or for an ungrouped family.
+    fn of(&mut self, peer: Option<std::net::IpAddr>) -> Option<String> {
+        let ip = peer?;
+        if let Some(label) = self.known.get(&ip) {
+            return label.clone();
+        }
+        if self.known.len() >= LABELS {
+            self.known.clear();
+        }
+        let label = self.networks.label(ip);
+        self.known.insert(ip, label.clone());
+        label
+    }
+}
+
 /// The sample a request's telemetry makes, its client grouped into `networks`; `None` without
 /// CMCD.
 pub fn sample(raw: &Raw, since: Instant, networks: Networks) -> Result<Option<QoeSample>, String> {
-    Ok(read(raw)?.map(|c| sample_of(raw, c, since, networks)))
+    let net = NetLabels::new(networks).of(raw.peer);
+    Ok(read(raw)?.map(|c| sample_of(raw, c, since, net)))
 }
 
 /// The sample of a request `raw` whose CMCD is `c`.
-fn sample_of(raw: &Raw, c: Cmcd, since: Instant, networks: Networks) -> QoeSample {
+fn sample_of(raw: &Raw, c: Cmcd, since: Instant, net: Option<String>) -> QoeSample {
     QoeSample {
         url: raw.url.clone(),
         at_ms: u32::try_from(raw.at.saturating_duration_since(since).as_millis())
@@ -238,7 +272,7 @@ fn sample_of(raw: &Raw, c: Cmcd, since: Instant, networks: Networks) -> QoeSampl
         live: matches!(c.st, Some(StreamType::Live | StreamType::LowLatency)),
         e: c.e.as_ref().map(|e| e.token().to_string()),
         sta: c.sta.map(|s| s.token().to_string()),
-        net: raw.peer.and_then(|ip| networks.label(ip)),
+        net,
     }
 }
 
@@ -254,7 +288,7 @@ pub async fn run(
     let bus = state.bus.clone();
     let metrics = state.metrics.clone();
     let edge = state.config.edge.id.clone();
-    let networks = state.caps.networks();
+    let mut labels = NetLabels::new(state.caps.networks());
     let mut batch: Vec<QoeSample> = Vec::new();
     let mut dropped = 0u64;
     let mut since = Instant::now();
@@ -281,7 +315,7 @@ pub async fn run(
                             if bus.is_none() && guard.is_none() {
                                 continue;
                             }
-                            let s = sample_of(&raw, c, since, networks);
+                            let s = sample_of(&raw, c, since, labels.of(raw.peer));
                             // The guard reads requests: a report repeats one (`e=rr`) or
                             // tells of the player between them.
                             if let (Some(g), None) = (&mut guard, &raw.report) {
