@@ -246,7 +246,7 @@ impl Edge {
         // Player telemetry is read when there is a bus to publish QoE on, or prefetch to drive.
         let (qoe, qoe_rx) =
             if bus.is_some() || config.streaming.prefetch.is_some() || config.streaming.guard {
-                let (q, rx) = qoe::Qoe::new(metrics.clone());
+                let (q, rx) = qoe::Qoe::new(metrics.clone(), config.streaming.telemetry_rate);
                 (Some(q), Some(rx))
             } else {
                 (None, None)

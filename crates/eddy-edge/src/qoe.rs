@@ -1,7 +1,9 @@
 //! Player telemetry (CMCD): QoE samples on the bus, and next-object prefetch.
 //!
 //! Every request that carries CMCD, in the query (`CMCD=`) or in the four `CMCD-*` fields, is a
-//! QoE sample. The serving path does as little as it can: the gate marks such a request while it
+//! QoE sample, up to `[streaming] telemetry_rate` a second (default 20,000): past it the serving
+//! path leaves the telemetry unread and counts it (`shed`), so reading telemetry never takes more
+//! than a bounded share of the edge's CPU under load. The serving path does as little as it can: the gate marks such a request while it
 //! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
 //! queue ([`Inbox`]) under a short lock, never waiting, and wakes the reader only when the queue
 //! was empty; a full queue drops the sample and counts it. One task ([`run`]) takes the queue at
@@ -22,10 +24,11 @@
 //! Malformed CMCD never changes what the player receives: it is counted and logged at most once
 //! a second.
 //!
-//! `eddy_edge_qoe_samples_total{what}` counts: `sampled` (published), `dropped` (queue or window
-//! full, or the bus refused the batch) and `malformed`.
+//! `eddy_qoe_samples_total{what}` counts: `sampled` (published), `dropped` (queue or window
+//! full, or the bus refused the batch), `shed` (over the rate) and `malformed`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use eddy_events::{Event, QoeSample, QoeSamples};
@@ -81,23 +84,94 @@ impl Inbox {
     }
 }
 
+/// How many requests' telemetry is read per second, spread over the second: from 100 a second
+/// on, a hundredth of it per 10 ms (rounded down), so players asking on a steady beat are not
+/// always read, or never, by where in the second they fall; below 100, per whole second. Shared
+/// by the serving threads without a lock.
+struct Budget {
+    /// Reads per window.
+    per_window: u64,
+    /// Window length, ms.
+    window_ms: u64,
+    /// When the clock began (windows count from it).
+    epoch: Instant,
+    /// The window in force (windows since `epoch`) and what it used, packed: window << 24 | used.
+    window: AtomicU64,
+}
+
+/// Bits of [`Budget::window`] that count reads.
+const USED_BITS: u32 = 24;
+
+impl Budget {
+    fn new(per_second: u32, epoch: Instant) -> Budget {
+        let (per_window, window_ms) = if per_second >= 100 {
+            (u64::from(per_second / 100), 10)
+        } else {
+            (u64::from(per_second), 1000)
+        };
+        Budget {
+            per_window: per_window.min((1 << USED_BITS) - 1),
+            window_ms,
+            epoch,
+            window: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether one more request's telemetry fits its window's budget (`now` its arrival).
+    fn take(&self, now: Instant) -> bool {
+        let ms = now.saturating_duration_since(self.epoch).as_millis();
+        let at = u64::try_from(ms).unwrap_or(u64::MAX) / self.window_ms;
+        let mut cur = self.window.load(Ordering::Relaxed);
+        loop {
+            let (window, used) = (cur >> USED_BITS, cur & ((1 << USED_BITS) - 1));
+            let next = if window == at {
+                if used >= self.per_window {
+                    return false;
+                }
+                cur + 1
+            } else if window < at {
+                // A new window: this request is its first.
+                (at << USED_BITS) | 1
+            } else {
+                // Another thread already moved to a later window than this one's clock read.
+                return false;
+            };
+            match self
+                .window
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
 /// The serving side: offer samples without waiting.
 pub struct Qoe {
     inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
     /// When the serving path last logged malformed telemetry.
     logged: Mutex<Instant>,
+    /// `None`: every request's telemetry is read.
+    budget: Option<Budget>,
+    /// Requests whose telemetry the budget left unread.
+    shed: prometheus_client::metrics::counter::Counter,
 }
 
 impl Qoe {
-    /// A queue and its reader's end.
-    pub fn new(metrics: Arc<Metrics>) -> (Qoe, Arc<Inbox>) {
+    /// A queue and its reader's end; at most `per_second` requests' telemetry read a second
+    /// (`None`: all).
+    pub fn new(metrics: Arc<Metrics>, per_second: Option<u32>) -> (Qoe, Arc<Inbox>) {
         let inbox = Arc::new(Inbox::default());
+        let shed = metrics.qoe("shed");
         (
             Qoe {
                 inbox: inbox.clone(),
                 metrics,
                 logged: Mutex::new(long_ago()),
+                budget: per_second.map(|n| Budget::new(n, Instant::now())),
+                shed,
             },
             inbox,
         )
@@ -129,6 +203,13 @@ impl Qoe {
         fields: impl Iterator<Item = (&'a str, &'a [u8])>,
         peer: Option<std::net::IpAddr>,
     ) {
+        let at = Instant::now();
+        if let Some(b) = &self.budget
+            && !b.take(at)
+        {
+            self.shed.inc();
+            return;
+        }
         let query = query.filter(|q| q.contains("CMCD=")).map(str::to_string);
         let fields: Vec<_> = fields
             .filter(|(n, _)| eddy_streaming::cmcd::is_cmcd_header(n))
@@ -141,7 +222,7 @@ impl Qoe {
             url: without_query(url).to_string(),
             query,
             fields,
-            at: Instant::now(),
+            at,
             peer,
             report: None,
         });
@@ -405,6 +486,80 @@ async fn publish_guard(bus: &dyn eddy_bus::Bus, edge: &str, d: Event) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn budget(per_second: u32) -> Budget {
+        Budget::new(per_second, Instant::now())
+    }
+
+    #[test]
+    fn the_budget_reads_so_many_a_second_and_starts_again_each_second() {
+        let b = budget(10);
+        let t0 = b.epoch;
+        let taken = (0..30).filter(|_| b.take(t0)).count();
+        assert_eq!(taken, 10);
+        let t1 = t0 + Duration::from_millis(1500);
+        assert_eq!((0..30).filter(|_| b.take(t1)).count(), 10);
+        // A clock read from the second before, arriving late, takes nothing.
+        assert!(!b.take(t0));
+        assert_eq!(
+            (0..5)
+                .filter(|_| b.take(t0 + Duration::from_secs(9)))
+                .count(),
+            5
+        );
+    }
+
+    #[test]
+    fn from_a_hundred_a_second_the_budget_is_spread_over_the_second() {
+        let b = budget(20_000);
+        let t0 = b.epoch;
+        // One 10 ms window takes a hundredth of the second's budget ...
+        assert_eq!((0..1000).filter(|_| b.take(t0)).count(), 200);
+        // ... and a whole second of them the budget.
+        let mut taken = 200;
+        for w in 1..100 {
+            let t = t0 + Duration::from_millis(10 * w + 5);
+            taken += (0..1000).filter(|_| b.take(t)).count();
+        }
+        assert_eq!(taken, 20_000);
+    }
+
+    #[test]
+    fn racing_threads_never_take_more_than_the_budget_and_the_window_only_moves_on() {
+        for round in 0..200 {
+            let b = Arc::new(budget(99));
+            let t0 = b.epoch;
+            let threads: Vec<_> = (0..8)
+                .map(|k| {
+                    let b = b.clone();
+                    std::thread::spawn(move || {
+                        let mut taken = [0u32; 3];
+                        for i in 0..300u64 {
+                            // Each thread's clock moves on at its own pace across three seconds.
+                            let s = (i * (k + 1) / 300).min(2);
+                            if b.take(t0 + Duration::from_secs(s) + Duration::from_millis(k)) {
+                                taken[s as usize] += 1;
+                            }
+                            let w = b.window.load(Ordering::Relaxed) >> USED_BITS;
+                            assert!(w <= 2, "round {round}: window {w}");
+                        }
+                        taken
+                    })
+                })
+                .collect();
+            let mut per_second = [0u32; 3];
+            for t in threads {
+                for (s, n) in t.join().unwrap().iter().enumerate() {
+                    per_second[s] += n;
+                }
+            }
+            assert!(
+                per_second.iter().all(|&n| n <= 100),
+                "round {round}: {per_second:?}"
+            );
+            assert!(per_second[0] > 0, "round {round}: {per_second:?}");
+        }
+    }
 
     #[test]
     fn the_request_line_gives_the_query_the_full_head_reading_gives() {
