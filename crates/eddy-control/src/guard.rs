@@ -33,11 +33,11 @@
 //! is the link, not the player. It is capped like a title, on the rungs of the titles its
 //! players watch; the cap binds every player in it.
 //!
-//! A cap that rose and met trouble again within [`GuardConfig::recover`] rose too soon: the
-//! scope then waits twice as long before its next rise (up to 2^[`GuardConfig::backoff`]
-//! times), and a rise that holds for `recover` halves the wait again. Players sharing a link
-//! each measure it while the others idle, so their throughput says a rung fits when it does
-//! not; the wait keeps the guard from probing it every few seconds.
+//! A cap that rose (or was lifted) and met trouble again within [`GuardConfig::recover`] rose
+//! too soon: the scope then waits twice as long before its next rise (up to
+//! 2^[`GuardConfig::backoff`] times), and a rise that holds for `recover` halves the wait again.
+//! Players sharing a link each measure it while the others idle, so their throughput says a
+//! rung fits when it does not; the wait keeps the guard from probing it every few seconds.
 //!
 //! The ladder of a title is what its players report of its media objects: the bitrates they
 //! pull (`br`) and their top bitrate (`tb`); an audio track's bitrates are not rungs. A cap is
@@ -247,8 +247,10 @@ impl Cap {
         let previous = self.cap;
         self.cap = to;
         self.changed = Some(now);
+        // A rise, or a lift: on trial until `recover` passes without trouble.
         self.rose = match (to, previous) {
             (Some(t), Some(p)) if t > p => Some(now),
+            (None, Some(_)) => Some(now),
             _ => None,
         };
         Decision {

@@ -297,8 +297,12 @@ fn a_cap_that_rose_too_soon_waits_longer_before_it_rises_again() {
     // This time 8 s of calm are not enough: it waits 16.
     assert_eq!(net(play(&mut g, &mut t, 15, ok(300))), vec![]);
     assert_eq!(net(play(&mut g, &mut t, 3, ok(300))), vec![Some(600)]);
-    // A rise that holds: the top a hold later (its trial over, the wait halves again).
-    assert_eq!(net(play(&mut g, &mut t, 10, ok(600))), vec![None]);
+    // The top a hold later. A lift is on trial too: trouble within the recovery time caps
+    // again and doubles the wait once more (the rise to 600 had failed once already): 32 s.
+    assert_eq!(net(play(&mut g, &mut t, 5, ok(600))), vec![None]);
+    assert_eq!(net(play(&mut g, &mut t, 4, troubled)), vec![Some(300)]);
+    assert_eq!(net(play(&mut g, &mut t, 31, ok(300))), vec![]);
+    assert_eq!(net(play(&mut g, &mut t, 3, ok(300))), vec![Some(600)]);
 }
 
 #[test]
