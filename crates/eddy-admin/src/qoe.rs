@@ -4,7 +4,9 @@
 //! Each playback session (`sid`; a sample without one is its own anonymous session and only
 //! counts in rates) keeps its newest state: title (`cid`, else the object's directory), edge,
 //! last bitrate (`br`), buffer (`bl`), measured throughput (`mtp`), its stalls (`bs`: the buffer
-//! ran dry since the player's previous request) and its startup time (from its first request to
+//! ran dry since the player's previous request; or a CMCD v2 play-state report, `e=ps`, of
+//! `sta=r`, rebuffering: counted once, with the session's next media request, which may say
+//! `bs` of the same stall) and its startup time (from its first request to
 //! its first without `su`, the startup flag). A session is live while heard within
 //! [`SESSION_IDLE`]. Per title and per edge, over live sessions:
 //! - `sessions`; `startup_ms`, the mean startup time of those that have one;
@@ -42,6 +44,8 @@ struct Session {
     mtp: Option<u32>,
     /// (when, stalled) of each media request in the window.
     media: VecDeque<(SystemTime, bool)>,
+    /// A play-state report said the player is rebuffering since its last media request.
+    stall_reported: bool,
 }
 
 /// QoE of one title or one edge.
@@ -164,6 +168,7 @@ impl QoeBoard {
             bl: None,
             mtp: None,
             media: VecDeque::new(),
+            stall_reported: false,
         });
         e.heard = e.heard.max(at);
         e.edge = edge.chars().take(128).collect();
@@ -179,8 +184,13 @@ impl QoeBoard {
         }
         e.bl = s.bl.or(e.bl);
         e.mtp = s.mtp.or(e.mtp);
+        if s.e.as_deref() == Some("ps") && s.sta.as_deref() == Some("r") {
+            e.stall_reported = true;
+        }
         if is_media(s) {
-            e.media.push_back((at, s.bs));
+            let reported = std::mem::take(&mut e.stall_reported);
+            let stalled = s.bs || reported;
+            e.media.push_back((at, stalled));
             while e.media.len() > 1024 {
                 e.media.pop_front();
             }
@@ -290,6 +300,29 @@ mod tests {
                         ot: Some("a".into()),
                         ..sample("b", 300, 64, 6000, false, false)
                     },
+                    // A play-state report of rebuffering is a stall, counted with the next
+                    // media request (once, though that request says `bs` of it too) ...
+                    QoeSample {
+                        e: Some("ps".into()),
+                        sta: Some("r".into()),
+                        ..sample("c", 100, 600, 0, false, false)
+                    },
+                    sample("c", 500, 600, 0, true, false),
+                    sample("c", 900, 600, 4000, false, false),
+                    // ... and another state is not.
+                    QoeSample {
+                        e: Some("ps".into()),
+                        sta: Some("p".into()),
+                        ..sample("c", 1000, 600, 4000, false, false)
+                    },
+                    sample("c", 1100, 600, 4000, false, false),
+                    // A player that reports the stall but flags no `bs`: still a stall.
+                    QoeSample {
+                        e: Some("ps".into()),
+                        sta: Some("r".into()),
+                        ..sample("d", 100, 600, 0, false, false)
+                    },
+                    sample("d", 700, 600, 2000, false, false),
                 ],
                 dropped: 2,
             },
@@ -308,16 +341,16 @@ mod tests {
             t0 + Duration::from_secs(1),
         );
         let v = b.snapshot(t0 + Duration::from_secs(2));
-        assert_eq!((v.samples, v.dropped), (7, 2));
+        assert_eq!((v.samples, v.dropped), (14, 2));
         assert_eq!(v.titles.len(), 1);
         let t = &v.titles[0];
-        assert_eq!((t.name.as_str(), t.sessions, t.rebuffers), ("show", 2, 1));
-        assert_eq!(t.rebuffer_ratio, Some(1.0 / 5.0));
+        assert_eq!((t.name.as_str(), t.sessions, t.rebuffers), ("show", 4, 3));
+        assert_eq!(t.rebuffer_ratio, Some(3.0 / 9.0));
         // a: 400 ms to its first request without su; b's first request was not startup.
         assert_eq!(t.startup_ms, Some(400.0));
-        assert_eq!(t.bitrate_kbps, Some((600.0 + 2300.0) / 2.0));
+        assert_eq!(t.bitrate_kbps, Some((600.0 + 2300.0 + 600.0 + 600.0) / 4.0));
         assert_eq!(t.top_bitrate_kbps, Some(2300));
-        assert_eq!(t.buffer_ms, Some(3500.0));
+        assert_eq!(t.buffer_ms, Some((1000.0 + 6000.0 + 4000.0 + 2000.0) / 4.0));
         assert_eq!(v.edges.len(), 1);
         // Quiet sessions end.
         let later = b.snapshot(t0 + SESSION_IDLE + Duration::from_secs(5));
