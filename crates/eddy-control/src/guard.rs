@@ -331,7 +331,7 @@ impl Guard {
         let Some(sid) = &s.sid else { return };
         // Read for every CMCD request: nothing is allocated for a known title and session.
         let title = title_in(s.cid.as_deref(), &s.url);
-        self.remember_title(title, now);
+        remember(&mut self.titles, title, now, self.config.titles);
         if let Some(t) = self.titles.get_mut(title) {
             let rates = [s.br, s.tb].into_iter().filter(|_| is_media(s));
             for rate in rates.flatten() {
@@ -342,7 +342,7 @@ impl Guard {
             }
         }
         if let Some(net) = &s.net {
-            self.remember_network(net, now);
+            remember(&mut self.networks, net, now, self.config.networks);
         }
         if !self.sessions.contains_key(sid.as_str()) {
             if self.sessions.len() >= self.config.sessions {
@@ -418,62 +418,6 @@ impl Guard {
         }
     }
 
-    fn remember_title(&mut self, title: &str, now: Instant) {
-        if let Some(t) = self.titles.get_mut(title) {
-            t.heard = now;
-            return;
-        }
-        if self.titles.len() >= self.config.titles {
-            // Forget the longest silent title without a cap; a capped one is kept until lifted.
-            let oldest = self
-                .titles
-                .iter()
-                .filter(|(_, t)| t.cap.cap.is_none())
-                .min_by_key(|(_, t)| t.heard);
-            match oldest.map(|(k, _)| k.clone()) {
-                Some(k) => {
-                    self.titles.remove(&k);
-                }
-                None => return,
-            }
-        }
-        self.titles.insert(
-            title.to_string(),
-            Title {
-                heard: now,
-                ladder: BTreeSet::new(),
-                cap: Cap::default(),
-            },
-        );
-    }
-
-    fn remember_network(&mut self, net: &str, now: Instant) {
-        if let Some(n) = self.networks.get_mut(net) {
-            n.heard = now;
-            return;
-        }
-        if self.networks.len() >= self.config.networks {
-            let oldest = self
-                .networks
-                .iter()
-                .filter(|(_, n)| n.cap.cap.is_none())
-                .min_by_key(|(_, n)| n.heard);
-            match oldest.map(|(k, _)| k.clone()) {
-                Some(k) => {
-                    self.networks.remove(&k);
-                }
-                None => return,
-            }
-        }
-        self.networks.insert(
-            net.to_string(),
-            Network {
-                heard: now,
-                cap: Cap::default(),
-            },
-        );
-    }
-
     /// The decisions due at `now`, titles first, then client networks, then the edge.
     pub fn decide(&mut self, now: Instant) -> Vec<Decision> {
         let cfg = self.config.clone();
@@ -482,57 +426,34 @@ impl Guard {
             s.trouble
                 .is_some_and(|(at, _)| now.saturating_duration_since(at) <= cfg.window)
         };
-        // One pass over the sessions: per title, those heard in the window and the last time
-        // any of them (heard lately or not) was in trouble.
-        let mut by_title: HashMap<&str, (Vec<&Session>, Option<Instant>)> = HashMap::new();
-        for s in self.sessions.values() {
-            let entry = by_title.entry(s.title.as_str()).or_default();
-            if heard(s) {
-                entry.0.push(s);
-            }
-            entry.1 = entry.1.max(s.trouble.map(|(at, _)| at));
-        }
+        // One pass over the sessions per grouping: per title (and per client network), those
+        // heard in the window and the last time any of them (heard lately or not) was in trouble.
+        let by_title = group(self.sessions.values(), |s| Some(s.title.as_str()), heard);
         let mut out = Vec::new();
         for (name, title) in self.titles.iter_mut() {
-            let (sessions, last_trouble) = by_title
-                .get(name.as_str())
-                .map_or((&[][..], None), |(v, t)| (&v[..], *t));
-            let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
-            title.cap.trial(&cfg, last_trouble, now);
             let held = Held {
-                cap: &title.cap,
+                cap: &mut title.cap,
                 ladder: &title.ladder,
                 heard: title.heard,
                 share: cfg.degraded_share,
             };
-            if let Some((to, reason)) = judge(&cfg, &held, sessions, &bad, last_trouble, now) {
-                let scope = Scope::Title(name.clone());
-                out.push(
-                    title
-                        .cap
-                        .set(scope, to, reason, sessions.len(), bad.len(), now),
-                );
-            }
+            let scope = || Scope::Title(name.clone());
+            out.extend(review(
+                &cfg,
+                held,
+                by_title.get(name.as_str()),
+                troubled,
+                scope,
+                now,
+            ));
         }
         // Client networks: the same judgement at a lower share, on the rungs of what their
         // players watch.
-        let mut by_net: HashMap<&str, (Vec<&Session>, Option<Instant>)> = HashMap::new();
-        for s in self.sessions.values() {
-            let Some(net) = s.net.as_deref() else {
-                continue;
-            };
-            let entry = by_net.entry(net).or_default();
-            if heard(s) {
-                entry.0.push(s);
-            }
-            entry.1 = entry.1.max(s.trouble.map(|(at, _)| at));
-        }
+        let by_net = group(self.sessions.values(), |s| s.net.as_deref(), heard);
         for (name, net) in self.networks.iter_mut() {
-            let (sessions, last_trouble) = by_net
-                .get(name.as_str())
-                .map_or((&[][..], None), |(v, t)| (&v[..], *t));
+            let members = by_net.get(name.as_str());
             let mut ladder = BTreeSet::new();
-            for s in sessions {
+            for s in members.map_or(&[][..], |(v, _)| &v[..]) {
                 if let Some(t) = self.titles.get(&s.title) {
                     ladder.extend(t.ladder.iter().copied());
                 }
@@ -544,21 +465,14 @@ impl Guard {
                 // The rung it holds stays a rung while its players are gone.
                 ladder.insert(c);
             }
-            let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
-            net.cap.trial(&cfg, last_trouble, now);
             let held = Held {
-                cap: &net.cap,
+                cap: &mut net.cap,
                 ladder: &ladder,
                 heard: net.heard,
                 share: cfg.network_share,
             };
-            if let Some((to, reason)) = judge(&cfg, &held, sessions, &bad, last_trouble, now) {
-                let scope = Scope::Network(name.clone());
-                out.push(
-                    net.cap
-                        .set(scope, to, reason, sessions.len(), bad.len(), now),
-                );
-            }
+            let scope = || Scope::Network(name.clone());
+            out.extend(review(&cfg, held, members, troubled, scope, now));
         }
         // The edge: trouble over two titles or more, and a share of all its sessions.
         let all: Vec<&Session> = self.sessions.values().filter(|s| heard(s)).collect();
@@ -611,9 +525,77 @@ impl Guard {
     }
 }
 
+/// What the guard keeps of a title or a client network: when it was heard, and its cap.
+trait Kept {
+    fn new(now: Instant) -> Self;
+    fn heard(&self) -> Instant;
+    fn hear(&mut self, now: Instant);
+    fn cap(&self) -> &Cap;
+}
+
+impl Kept for Title {
+    fn new(now: Instant) -> Title {
+        Title {
+            heard: now,
+            ladder: BTreeSet::new(),
+            cap: Cap::default(),
+        }
+    }
+    fn heard(&self) -> Instant {
+        self.heard
+    }
+    fn hear(&mut self, now: Instant) {
+        self.heard = now;
+    }
+    fn cap(&self) -> &Cap {
+        &self.cap
+    }
+}
+
+impl Kept for Network {
+    fn new(now: Instant) -> Network {
+        Network {
+            heard: now,
+            cap: Cap::default(),
+        }
+    }
+    fn heard(&self) -> Instant {
+        self.heard
+    }
+    fn hear(&mut self, now: Instant) {
+        self.heard = now;
+    }
+    fn cap(&self) -> &Cap {
+        &self.cap
+    }
+}
+
+/// Note `key` heard at `now`, keeping at most `limit`: past it the longest silent one without a
+/// cap is forgotten (a capped one is kept until lifted); when every one is capped, the new one
+/// is not kept.
+fn remember<T: Kept>(map: &mut HashMap<String, T>, key: &str, now: Instant, limit: usize) {
+    if let Some(t) = map.get_mut(key) {
+        t.hear(now);
+        return;
+    }
+    if map.len() >= limit {
+        let oldest = map
+            .iter()
+            .filter(|(_, t)| t.cap().cap.is_none())
+            .min_by_key(|(_, t)| t.heard());
+        match oldest.map(|(k, _)| k.clone()) {
+            Some(k) => {
+                map.remove(&k);
+            }
+            None => return,
+        }
+    }
+    map.insert(key.to_string(), T::new(now));
+}
+
 /// A title or a client network as [`judge`] sees it.
 struct Held<'a> {
-    cap: &'a Cap,
+    cap: &'a mut Cap,
     /// The rungs its cap may take.
     ladder: &'a BTreeSet<u32>,
     /// When any of its players was last heard.
@@ -642,6 +624,46 @@ impl Cap {
     }
 }
 
+/// Sessions grouped by `key` (those without one in none): per group, those `heard` lately and
+/// the last time any of them was in trouble.
+fn group<'a>(
+    sessions: impl Iterator<Item = &'a Session>,
+    key: impl Fn(&'a Session) -> Option<&'a str>,
+    heard: impl Fn(&Session) -> bool,
+) -> HashMap<&'a str, (Vec<&'a Session>, Option<Instant>)> {
+    let mut groups: HashMap<&str, (Vec<&Session>, Option<Instant>)> = HashMap::new();
+    for s in sessions {
+        let Some(k) = key(s) else { continue };
+        let entry = groups.entry(k).or_default();
+        if heard(s) {
+            entry.0.push(s);
+        }
+        entry.1 = entry.1.max(s.trouble.map(|(at, _)| at));
+    }
+    groups
+}
+
+/// Judge a title or network whose sessions (heard lately, and when any was last in trouble)
+/// are `members`: its rise on trial first, then its next cap, held and returned as the
+/// decision of `scope`.
+fn review(
+    cfg: &GuardConfig,
+    held: Held<'_>,
+    members: Option<&(Vec<&Session>, Option<Instant>)>,
+    troubled: impl Fn(&Session) -> bool,
+    scope: impl FnOnce() -> Scope,
+    now: Instant,
+) -> Option<Decision> {
+    let (sessions, last_trouble) = members.map_or((&[][..], None), |(v, t)| (&v[..], *t));
+    let bad: Vec<&Session> = sessions.iter().copied().filter(|s| troubled(s)).collect();
+    held.cap.trial(cfg, last_trouble, now);
+    let (to, reason) = judge(cfg, &held, sessions, &bad, last_trouble, now)?;
+    Some(
+        held.cap
+            .set(scope(), to, reason, sessions.len(), bad.len(), now),
+    )
+}
+
 /// One title's or network's next cap and why, if a change is due: down when degraded, a rung
 /// up when recovered.
 fn judge(
@@ -652,7 +674,7 @@ fn judge(
     last_trouble: Option<Instant>,
     now: Instant,
 ) -> Option<(Option<u32>, Reason)> {
-    let (cap, ladder) = (held.cap, held.ladder);
+    let (cap, ladder) = (&*held.cap, held.ladder);
     let lowest = *ladder.first()?;
     let may_change = cap
         .changed
