@@ -13,7 +13,7 @@ use eddy_streaming::cmsd::Dynamic;
 pub struct Hop {
     id: String,
     value: http::HeaderValue,
-    /// `CMSD-Dynamic: <value>\r\n`, as the fast path writes it.
+    /// `CMSD-Dynamic: <value>\r\n`, as the fast path writes it uncapped.
     line: Box<[u8]>,
 }
 
@@ -66,9 +66,16 @@ impl Hop {
         &self.value
     }
 
-    /// The whole field line with its CRLF, for the fast path.
-    pub fn line(&self) -> &[u8] {
-        &self.line
+    /// Append the whole field line with its CRLF to `out`, with the quality guard's cap as
+    /// `mb` when there is one (the fast path's [`Hop::value_with_cap`]).
+    pub fn write_line(&self, mb: Option<u32>, out: &mut Vec<u8>) {
+        if mb.is_none() {
+            out.extend_from_slice(&self.line);
+            return;
+        }
+        out.extend_from_slice(b"CMSD-Dynamic: ");
+        out.extend_from_slice(self.value_with_cap(mb).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -90,7 +97,14 @@ mod tests {
     fn the_member_names_the_edge_as_an_rfc8941_string() {
         let h = Hop::new("edge-1").unwrap();
         assert_eq!(h.value(), "\"edge-1\"");
-        assert_eq!(h.line(), b"CMSD-Dynamic: \"edge-1\"\r\n");
+        let mut line = Vec::new();
+        h.write_line(None, &mut line);
+        assert_eq!(line, b"CMSD-Dynamic: \"edge-1\"\r\n");
+        // With the quality guard's cap: the same member as the full proxy's value.
+        line.clear();
+        h.write_line(Some(300), &mut line);
+        assert_eq!(line, b"CMSD-Dynamic: \"edge-1\";mb=300\r\n");
+        assert_eq!(h.value_with_cap(Some(300)), "\"edge-1\";mb=300");
         // An id with a quote is escaped, never written broken.
         let q = Hop::new("a\"b").unwrap();
         assert_eq!(q.value(), "\"a\\\"b\"");

@@ -208,14 +208,7 @@ impl FastHits {
         scratch.extend_from_slice(itoa::Buffer::new().format(ttl).as_bytes());
         scratch.extend_from_slice(b"\r\n");
         if let (true, Some(hop)) = (req.telemetry, &st.cmsd) {
-            match cap {
-                None => scratch.extend_from_slice(hop.line()),
-                Some(_) => {
-                    scratch.extend_from_slice(b"CMSD-Dynamic: ");
-                    scratch.extend_from_slice(hop.value_with_cap(cap).as_bytes());
-                    scratch.extend_from_slice(b"\r\n");
-                }
-            }
+            hop.write_line(cap, scratch);
         }
         scratch.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
         if let Some(w) = &st.spikes {

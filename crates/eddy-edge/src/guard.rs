@@ -10,7 +10,8 @@
 //! A response to a CMCD-carrying request whose title (its `cid`, else its directory) is capped,
 //! whose client network (its address cut to `[streaming] guard_network_v4`/`_v6` bits,
 //! [`Networks`]) is capped, or on a capped edge, carries the lowest of those caps as `mb` in
-//! this hop's `CMSD-Dynamic` member: dash.js (with `cmsd.abr.applyMb`) switches down at once. hls.js reads no CMSD, and reads the
+//! this hop's `CMSD-Dynamic` member: dash.js (with `cmsd.abr.applyMb`) switches down at once.
+//! hls.js reads no CMSD, and reads the
 //! multivariant playlist only when a session starts: a capped CMCD-carrying `GET` of a
 //! multivariant playlist is answered without the variants above the cap ([`Rewrite`]; the
 //! lowest always stays, the cached object stays the origin's, and the rewritten answer is
@@ -143,15 +144,6 @@ impl Caps {
         n
     }
 
-    /// The cap for a title: the lower of its own and the edge's.
-    pub fn cap(&self, title: &str) -> Option<u32> {
-        if !self.active() {
-            return None;
-        }
-        let held = self.held.read();
-        eddy_control::guard::lower(held.titles.get(title).copied(), held.edge)
-    }
-
     /// The cap for a request for `url` (`host/path?query`) with this query and these fields
     /// from client `peer`, judged as the guard judges samples: by the CMCD `cid`, else the
     /// object's directory, and by the client's network. Malformed CMCD is nobody's title: only
@@ -170,14 +162,11 @@ impl Caps {
         let cmcd = from_query.or_else(|| Cmcd::from_headers(fields).ok().flatten());
         let url = crate::qoe::without_query(url);
         let title = eddy_control::guard::title(cmcd.as_ref().and_then(|c| c.cid.as_deref()), url);
-        let by_title = self.cap(&title);
-        let net = peer
-            .and_then(|ip| self.networks.of(ip))
-            .and_then(|(net, _)| {
-                let held = self.held.read();
-                held.networks.get(&net).copied()
-            });
-        eddy_control::guard::lower(by_title, net)
+        let net = peer.and_then(|ip| self.networks.of(ip)).map(|(net, _)| net);
+        let held = self.held.read();
+        let by_title = eddy_control::guard::lower(held.titles.get(&title).copied(), held.edge);
+        let by_net = net.and_then(|n| held.networks.get(&n).copied());
+        eddy_control::guard::lower(by_title, by_net)
     }
 }
 
