@@ -93,22 +93,13 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
                     .body("the live stream could not be cut from the demo video\n"),
             },
             "/vod/long.mpd" => match crate::long::mpd() {
-                Some(mpd) => Reply::ok(mpd)
-                    .header("content-type", "application/dash+xml")
-                    .header("cache-control", "public, max-age=3600")
-                    .header("access-control-allow-origin", "*")
-                    .header("access-control-expose-headers", EXPOSE)
-                    .header("surrogate-key", "vod"),
+                Some(mpd) => vod_reply("long.mpd", mpd),
                 None => Reply::status(500).body("the demo MPD could not be repeated\n"),
             },
             p if p.starts_with("/vod/long/") => {
-                match crate::long::segment(&p["/vod/long/".len()..]) {
-                    Some(seg) => Reply::ok(seg)
-                        .header("content-type", "video/mp4")
-                        .header("cache-control", "public, max-age=86400, immutable")
-                        .header("access-control-allow-origin", "*")
-                        .header("access-control-expose-headers", EXPOSE)
-                        .header("surrogate-key", "vod"),
+                let name = &p["/vod/long/".len()..];
+                match crate::long::segment(name) {
+                    Some(seg) => vod_reply(name, seg),
                     None => Reply::status(404)
                         .body("no such segment of the long presentation\n")
                         .header("cache-control", "max-age=10"),
@@ -117,15 +108,7 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
             p if p.starts_with("/vod/") => {
                 let name = &p["/vod/".len()..];
                 match crate::media::vod(name) {
-                    Some(body) => {
-                        let (ct, cc) = crate::media::headers_for(name);
-                        Reply::ok(bytes::Bytes::from_static(body))
-                            .header("content-type", ct)
-                            .header("cache-control", cc)
-                            .header("access-control-allow-origin", "*")
-                            .header("access-control-expose-headers", EXPOSE)
-                            .header("surrogate-key", "vod")
-                    }
+                    Some(body) => vod_reply(name, bytes::Bytes::from_static(body)),
                     None => Reply::status(404)
                         .body("no such file in the demo video\n")
                         .header("cache-control", "max-age=10"),
@@ -137,4 +120,16 @@ pub fn start(addr: SocketAddr, live: Option<Arc<Live>>) -> std::io::Result<Origi
         };
         reply.header("date", date)
     })
+}
+
+/// A file of the demo video, `name`, answered with its type and TTL
+/// (`crate::media::headers_for`), open to players on other origins, purgeable as `vod`.
+fn vod_reply(name: &str, body: impl Into<bytes::Bytes>) -> Reply {
+    let (ct, cc) = crate::media::headers_for(name);
+    Reply::ok(body)
+        .header("content-type", ct)
+        .header("cache-control", cc)
+        .header("access-control-allow-origin", "*")
+        .header("access-control-expose-headers", EXPOSE)
+        .header("surrogate-key", "vod")
 }
