@@ -19,43 +19,69 @@ const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:6\n\
 #EXT-X-STREAM-INF:BANDWIDTH=600000,CODECS=\"avc1.4d401f,mp4a.40.2\"\n600/index.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS=\"avc1.4d401e,mp4a.40.2\"\n300/index.m3u8\n";
 
-/// A dash.js-like request of `title`'s segment `i` at bitrate `br`, throughput `mtp`.
+/// A dash.js-like request of `title`'s segment `i` at bitrate `br`, throughput `mtp`, by the
+/// title's one session; the response's CMSD-Dynamic.
 fn seg(rig: &Rig, title: &str, i: usize, br: u32, mtp: u32) -> String {
-    let q = format!(
-        "CMCD=bl%3D12000%2Cbr%3D{br}%2Ccid%3D%22{title}%22%2Cmtp%3D{mtp}%2Cot%3Dv%2Csid%3D%22{title}-1%22%2Ctb%3D1200"
+    seg_from(rig, &rig.client, title, &format!("{title}-1"), i, br, mtp).0
+}
+
+/// The origin: the multivariant playlist [`MASTER`] under any title, else a 2 KB segment.
+fn origin(s: &Seen) -> Reply {
+    if s.path.ends_with("master.m3u8") {
+        return Reply::ok(MASTER)
+            .header("content-type", "application/vnd.apple.mpegurl")
+            .header("cache-control", "max-age=600")
+            .header("etag", "\"m1\"");
+    }
+    Reply::ok(format!("{} {}", s.path, "x".repeat(2000)))
+        .header("content-type", "video/mp4")
+        .header("cache-control", "max-age=600")
+}
+
+/// An edge `id` with this `[streaming]` configuration (prefetch off) on `bus`, in front of
+/// [`origin`].
+fn guard_rig(bus: &std::sync::Arc<dyn eddy_bus::Bus>, id: &str, streaming: &str) -> Rig {
+    let mut rig = start_with(origin, |_| {}, "");
+    rig.stop_edge();
+    let o = node_overrides(vec![rig.origin.url()], Some(id));
+    rig.start_edge_with_bus(
+        &o,
+        &format!("[streaming]\nprefetch = false\n{streaming}"),
+        Some(bus.clone()),
     );
-    let r = rig.get(&format!("/{title}/{br}/seg_{i}.m4s?{q}"));
-    assert_eq!(r.status, 200);
-    r.h("cmsd-dynamic").to_string()
+    rig
+}
+
+/// The first guard decision on `bus`.
+fn first_guard_event(rig: &Rig, bus: &std::sync::Arc<dyn eddy_bus::Bus>) -> eddy_events::QoeGuard {
+    rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(
+                eddy_control::QOE_GUARD_TOPIC,
+                "t",
+                eddy_bus::StartFrom::Earliest,
+            )
+            .await
+            .unwrap();
+        let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a guard event within 5 s")
+            .unwrap();
+        let (cloud, ev) = Event::decode(&rec.payload).unwrap();
+        assert_eq!(cloud.ty, "dev.eddy.qoe.guard.v1");
+        let Event::QoeGuard(g) = ev else {
+            panic!("{ev:?}")
+        };
+        g
+    })
 }
 
 #[test]
 fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() {
     let dir = tempfile::tempdir().unwrap();
     let bus = embedded_bus(dir.path());
-    let mut rig = start_with(
-        |s: &Seen| {
-            if s.path.ends_with("master.m3u8") {
-                return Reply::ok(MASTER)
-                    .header("content-type", "application/vnd.apple.mpegurl")
-                    .header("cache-control", "max-age=600")
-                    .header("etag", "\"m1\"");
-            }
-            Reply::ok(format!("{} {}", s.path, "x".repeat(2000)))
-                .header("content-type", "video/mp4")
-                .header("cache-control", "max-age=600")
-        },
-        |_| {},
-        "",
-    );
-    rig.stop_edge();
-    let o = node_overrides(vec![rig.origin.url()], Some("guard-edge"));
     // Every request here comes from 127.0.0.1: client networks off, the title alone judges.
-    rig.start_edge_with_bus(
-        &o,
-        "[streaming]\nprefetch = false\nguard_network_v4 = 0\n",
-        Some(bus.clone()),
-    );
+    let rig = guard_rig(&bus, "guard-edge", "guard_network_v4 = 0\n");
 
     // The players see the ladder 300/600/1200 and pull the top; nothing is capped.
     let mut i = 0;
@@ -106,26 +132,7 @@ fn a_throughput_drop_steers_the_title_down_with_cmsd_mb_and_recovery_lifts_it() 
     assert_eq!(rig.get("/film/1200/seg_3.m4s").h("cmsd-dynamic"), "");
 
     // The decision is on the bus, with its reason.
-    let guard = rig.rt.block_on(async {
-        let mut sub = bus
-            .subscribe(
-                eddy_control::QOE_GUARD_TOPIC,
-                "t",
-                eddy_bus::StartFrom::Earliest,
-            )
-            .await
-            .unwrap();
-        let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
-            .await
-            .expect("a guard event within 5 s")
-            .unwrap();
-        let (cloud, ev) = Event::decode(&rec.payload).unwrap();
-        assert_eq!(cloud.ty, "dev.eddy.qoe.guard.v1");
-        let Event::QoeGuard(g) = ev else {
-            panic!("{ev:?}")
-        };
-        g
-    });
+    let guard = first_guard_event(&rig, &bus);
     assert_eq!(
         (
             guard.edge.as_str(),
@@ -183,23 +190,8 @@ fn seg_from(
 fn one_troubled_player_caps_its_own_network_whatever_its_neighbours_watch() {
     let dir = tempfile::tempdir().unwrap();
     let bus = embedded_bus(dir.path());
-    let mut rig = start_with(
-        |s: &Seen| {
-            Reply::ok(format!("{} {}", s.path, "x".repeat(2000)))
-                .header("content-type", "video/mp4")
-                .header("cache-control", "max-age=600")
-        },
-        |_| {},
-        "",
-    );
-    rig.stop_edge();
-    let o = node_overrides(vec![rig.origin.url()], Some("net-edge"));
     // Each address its own network: 127.0.0.1 is one home, 127.0.0.2 another.
-    rig.start_edge_with_bus(
-        &o,
-        "[streaming]\nprefetch = false\nguard_network_v4 = 32\n",
-        Some(bus.clone()),
-    );
+    let rig = guard_rig(&bus, "net-edge", "guard_network_v4 = 32\n");
     let home = rig.client.clone();
     let away = reqwest::Client::builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
@@ -241,25 +233,7 @@ fn one_troubled_player_caps_its_own_network_whatever_its_neighbours_watch() {
     let (far, cache) = seg_from(&rig, &away, "news", "a4", 1, 1200, 5000);
     assert_eq!((far.as_str(), cache.as_str()), ("\"net-edge\"", "HIT"));
     // The decision on the bus names the network, never a whole address of a wider one.
-    let guard = rig.rt.block_on(async {
-        let mut sub = bus
-            .subscribe(
-                eddy_control::QOE_GUARD_TOPIC,
-                "t",
-                eddy_bus::StartFrom::Earliest,
-            )
-            .await
-            .unwrap();
-        let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
-            .await
-            .expect("a guard event within 5 s")
-            .unwrap();
-        let (_, ev) = Event::decode(&rec.payload).unwrap();
-        let Event::QoeGuard(g) = ev else {
-            panic!("{ev:?}")
-        };
-        g
-    });
+    let guard = first_guard_event(&rig, &bus);
     assert_eq!(
         (
             guard.title.as_deref(),
