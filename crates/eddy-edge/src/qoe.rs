@@ -3,10 +3,11 @@
 //! Every request that carries CMCD, in the query (`CMCD=`) or in the four `CMCD-*` fields, is a
 //! QoE sample, up to `[streaming] telemetry_rate` a second (default 20,000): past it the serving
 //! path leaves the telemetry unread and counts it (`shed`), so reading telemetry never takes more
-//! than a bounded share of the edge's CPU under load. The serving path does as little as it can: the gate marks such a request while it
-//! judges it (`Request::telemetry`), and [`Qoe::offer`] copies the raw telemetry into a bounded
-//! queue ([`Inbox`]) under a short lock, never waiting, and wakes the reader only when the queue
-//! was empty; a full queue drops the sample and counts it. One task ([`run`]) takes the queue at
+//! than a bounded share of the edge's CPU under load. The serving path does as little as it
+//! can: the gate marks such a request while it judges it (`Request::telemetry`), and
+//! [`Qoe::offer`] copies the raw telemetry into a bounded queue ([`Inbox`]) under a short lock,
+//! never waiting, and wakes the reader only when the queue was empty; a full queue drops the
+//! sample and counts it. One task ([`run`]) takes the queue at
 //! most once per [`DRAIN`] under load, reads CMCD (strictly, through `eddy_streaming::cmcd`) and:
 //! - with a bus, gathers a window's samples and publishes them as one
 //!   `dev.eddy.qoe.samples.v1` event per second at most, on [`eddy_control::QOE_TOPIC`], keyed

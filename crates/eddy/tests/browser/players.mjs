@@ -9,9 +9,9 @@
 //
 // For each scenario, `STARTED <json name>` once its (first) page loaded (a test that shapes the
 // network on a clock starts it there), then one line `PLAYER <json>` per viewer: the page's
-// `window.eddy` at the end, the playback time sampled once a second, and what crossed the network (media requests, how many carried
-// CMCD, how many responses carried CMSD-Dynamic, each segment's X-Cache, and the status of each
-// CMCD event-report POST). With EDDY_CMCD_LOG set, one line `CMCD <path> <value>` per media
+// `window.eddy` at the end, the playback time sampled once a second, and what crossed the
+// network (media requests, how many carried CMCD, how many responses carried CMSD-Dynamic, each
+// segment's X-Cache, and the status of each CMCD event-report POST). With EDDY_CMCD_LOG set, one line `CMCD <path> <value>` per media
 // response too, to see what a player reported. Exit 0 unless the
 // browser itself failed.
 import { chromium } from "playwright-core";
