@@ -19,12 +19,20 @@
 //! - an announced part: it goes on at once;
 //! - otherwise it is held until the part is announced, for at most half the hold bound; an edge
 //!   that missed the event (bus down) then asks the origin once, with what is left of the bound.
+//!
+//! Preload hints are held the same way. When the edge fills an LL-HLS playlist of a stream it
+//! follows, it reads the playlist's `EXT-X-PRELOAD-HINT:TYPE=PART` ([`Streams::learn`]): the URI
+//! names the part after the playlist's last, so a request for that path (a player asking ahead,
+//! as the spec invites) is held until that part is announced, instead of going to the origin
+//! to wait there. A hint with a byte range names part of a resource that grows; it is not held.
+//! Hints are bounded: [`HINTS_PER_STREAM`] per stream, forgotten with their stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eddy_streaming::hls::directives::{ADVANCE_MSN_LIMIT, Directives};
+use eddy_streaming::hls::media::MediaPlaylist;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -32,6 +40,9 @@ use tokio::sync::watch;
 pub const MAX_STREAMS: usize = 4096;
 /// A stream with no announcement for this long is treated as unknown.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// Preload-hinted parts remembered per stream, newest last (a player asks for the one the
+/// newest playlist names; older ones cover players a playlist or two behind).
+pub const HINTS_PER_STREAM: usize = 4;
 
 /// The newest announcement of a stream: part `part` of segment `msn`, or the whole segment
 /// ([`Pos::WHOLE`]). Ordered as the stream advances.
@@ -60,12 +71,54 @@ impl Pos {
 struct Stream {
     pos: watch::Sender<Pos>,
     updated: Instant,
+    /// Paths of the preload-hinted parts learned from this stream's playlists, newest last.
+    hints: VecDeque<String>,
 }
 
-/// What the edge knows of live streams, keyed by the media playlist's canonical path.
+/// A preload-hinted part: the stream whose playlist named it, and where it lies.
+struct Hint {
+    stream: String,
+    pos: Pos,
+}
+
+#[derive(Default)]
+struct Known {
+    /// By the media playlist's canonical path.
+    streams: HashMap<String, Stream>,
+    /// By the hinted part's canonical path.
+    hints: HashMap<String, Hint>,
+}
+
+impl Known {
+    fn forget(&mut self, stream: &str) {
+        if let Some(s) = self.streams.remove(stream) {
+            for h in s.hints {
+                self.hints.remove(&h);
+            }
+        }
+    }
+}
+
+/// What the edge knows of live streams, keyed by the media playlist's canonical path, and of
+/// the parts their playlists hint at.
 #[derive(Default)]
 pub struct Streams {
-    streams: Mutex<HashMap<String, Stream>>,
+    known: Mutex<Known>,
+    /// When a playlist that did not read was last logged (at most once a second).
+    logged: Mutex<Option<Instant>>,
+}
+
+/// Largest playlist read for its preload hint; a larger one is passed over.
+pub const PLAYLIST_MAX: usize = 1 << 20;
+
+/// What [`Streams::learn`] made of a playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Learned {
+    /// A part hint: the hinted path and the part's position.
+    Hint(String, Pos),
+    /// Nothing to hold on: a stream the edge does not follow, a playlist without a part hint,
+    /// or a hint with a byte range.
+    Nothing,
 }
 
 /// What to do with a playlist request.
@@ -78,8 +131,11 @@ pub enum Verdict {
     Go,
     /// Refuse with 400 and this reason.
     Refuse(String),
-    /// Hold until the stream's newest announcement answers `msn`/`part`.
+    /// Hold until the stream's newest announcement answers `msn`/`part`: a blocking playlist
+    /// request, or (`part` given, `hinted`) a request for a preload-hinted part.
     Hold {
+        /// A preload-hinted part, not a playlist.
+        hinted: bool,
         /// The stream's announcements.
         rx: watch::Receiver<Pos>,
         /// `_HLS_msn`.
@@ -102,9 +158,9 @@ impl Streams {
     /// Apply an announcement of `path` (canonical): the stream's position moves forward, never
     /// back (a late or repeated event changes nothing).
     pub fn announce(&self, path: &str, pos: Pos) {
-        let mut g = self.streams.lock();
+        let mut k = self.known.lock();
         let now = Instant::now();
-        if let Some(s) = g.get_mut(path) {
+        if let Some(s) = k.streams.get_mut(path) {
             s.updated = now;
             s.pos.send_if_modified(|p| {
                 let forward = pos > *p;
@@ -115,26 +171,131 @@ impl Streams {
             });
             return;
         }
-        if g.len() >= MAX_STREAMS
-            && let Some(oldest) = g
+        if k.streams.len() >= MAX_STREAMS
+            && let Some(oldest) = k
+                .streams
                 .iter()
                 .min_by_key(|(_, s)| s.updated)
-                .map(|(k, _)| k.clone())
+                .map(|(p, _)| p.clone())
         {
-            g.remove(&oldest);
+            k.forget(&oldest);
         }
-        g.insert(
+        k.streams.insert(
             path.to_string(),
             Stream {
                 pos: watch::Sender::new(pos),
                 updated: now,
+                hints: VecDeque::new(),
             },
         );
     }
 
+    /// Read a filled playlist of `path` (canonical) for its preload hint: the part after its
+    /// last, named by a URI resolved against `path` with `opts`. Only for a stream the edge
+    /// follows (announced, not stale): a hint is held on its announcements. An error names why
+    /// the playlist does not read; it changes nothing.
+    pub fn learn(
+        &self,
+        path: &str,
+        body: &[u8],
+        opts: eddy_url::PathOptions<'_>,
+    ) -> Result<Learned, String> {
+        if !self.follows(path) {
+            return Ok(Learned::Nothing);
+        }
+        let p = MediaPlaylist::parse(body).map_err(|e| e.to_string())?;
+        let Some(h) = p.preload_hints.iter().find(|h| h.part) else {
+            return Ok(Learned::Nothing);
+        };
+        if h.byterange_start.is_some() || h.byterange_length.is_some() || p.ended {
+            return Ok(Learned::Nothing);
+        }
+        let hinted = eddy_streaming::cmcd::resolve(path, &h.uri, opts).ok_or_else(|| {
+            format!(
+                "preload hint URI {:?} does not name a path on this site",
+                clip(&h.uri)
+            )
+        })?;
+        let pos = Pos {
+            msn: p.next_msn(),
+            part: p.parts_in_progress.len() as u64,
+        };
+        if hinted == path {
+            return Err("the preload hint names the playlist itself".into());
+        }
+        let mut k = self.known.lock();
+        let Some(s) = k.streams.get_mut(path) else {
+            return Ok(Learned::Nothing); // forgotten meanwhile
+        };
+        if !s.hints.contains(&hinted) {
+            s.hints.push_back(hinted.clone());
+        }
+        let dropped = if s.hints.len() > HINTS_PER_STREAM {
+            s.hints.pop_front()
+        } else {
+            None
+        };
+        if let Some(d) = dropped {
+            k.hints.remove(&d);
+        }
+        // A path hinted by another stream's playlist moves to this one (one owner per path).
+        if let Some(old) = k.hints.insert(
+            hinted.clone(),
+            Hint {
+                stream: path.to_string(),
+                pos,
+            },
+        ) && old.stream != path
+            && let Some(o) = k.streams.get_mut(&old.stream)
+        {
+            o.hints.retain(|h| *h != hinted);
+        }
+        Ok(Learned::Hint(hinted, pos))
+    }
+
+    /// [`Streams::learn`] from a playlist the edge filled, counted in `metrics`
+    /// (`eddy_llhls_total{what="hint_learned"}`, `"playlist_ignored"`); a playlist that does not
+    /// read is logged, at most once a second. It is served as it came either way.
+    pub fn read_filled(
+        &self,
+        path: &str,
+        body: &[u8],
+        opts: eddy_url::PathOptions<'_>,
+        metrics: &crate::metrics::Metrics,
+    ) {
+        match self.learn(path, body, opts) {
+            Ok(Learned::Hint(..)) => {
+                metrics.llhls("hint_learned").inc();
+            }
+            Ok(Learned::Nothing) => {}
+            Err(why) => {
+                metrics.llhls("playlist_ignored").inc();
+                let mut logged = self.logged.lock();
+                if logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    *logged = Some(Instant::now());
+                    tracing::warn!(playlist = %clip(path), reason = %why, "did not read a live playlist for its preload hint; requests for the hinted part go to the origin");
+                }
+            }
+        }
+    }
+
+    /// Whether the edge follows `path`: announced, and not stale.
+    pub fn follows(&self, path: &str) -> bool {
+        self.known
+            .lock()
+            .streams
+            .get(path)
+            .is_some_and(|s| s.updated.elapsed() < STALE_AFTER)
+    }
+
     /// How many streams are tracked.
     pub fn len(&self) -> usize {
-        self.streams.lock().len()
+        self.known.lock().streams.len()
+    }
+
+    /// How many hinted parts are remembered.
+    pub fn hints(&self) -> usize {
+        self.known.lock().hints.len()
     }
 
     /// Whether no stream is tracked.
@@ -145,7 +306,7 @@ impl Streams {
     /// The verdict on a request for `path` (canonical) with query `query`.
     pub fn judge(&self, path: &str, query: &str) -> Verdict {
         if !query.contains("_HLS_msn") && !query.contains("_HLS_part") {
-            return Verdict::Ordinary;
+            return self.judge_hinted(path);
         }
         let d = match Directives::from_query(query) {
             Ok(d) => d,
@@ -154,8 +315,12 @@ impl Streams {
         let Some(msn) = d.msn else {
             return Verdict::Ordinary;
         };
-        let g = self.streams.lock();
-        let Some(s) = g.get(path).filter(|s| s.updated.elapsed() < STALE_AFTER) else {
+        let k = self.known.lock();
+        let Some(s) = k
+            .streams
+            .get(path)
+            .filter(|s| s.updated.elapsed() < STALE_AFTER)
+        else {
             return Verdict::Go;
         };
         let now = *s.pos.borrow();
@@ -169,9 +334,38 @@ impl Streams {
             return Verdict::Go;
         }
         Verdict::Hold {
+            hinted: false,
             rx: s.pos.subscribe(),
             msn,
             part: d.part,
+        }
+    }
+
+    /// A request with no directives: held when it names a preload-hinted part not announced
+    /// yet, of a stream still followed.
+    fn judge_hinted(&self, path: &str) -> Verdict {
+        let k = self.known.lock();
+        if k.hints.is_empty() {
+            return Verdict::Ordinary;
+        }
+        let Some(h) = k.hints.get(path) else {
+            return Verdict::Ordinary;
+        };
+        let Some(s) = k
+            .streams
+            .get(&h.stream)
+            .filter(|s| s.updated.elapsed() < STALE_AFTER)
+        else {
+            return Verdict::Ordinary;
+        };
+        if s.pos.borrow().answers(h.pos.msn, Some(h.pos.part)) {
+            return Verdict::Ordinary;
+        }
+        Verdict::Hold {
+            hinted: true,
+            rx: s.pos.subscribe(),
+            msn: h.pos.msn,
+            part: Some(h.pos.part),
         }
     }
 }
@@ -364,6 +558,159 @@ mod tests {
         assert!(announcement(&e("http://o.test")).is_err());
     }
 
+    /// An LL-HLS playlist of `/live/0/` whose last part is `msn`.`part` (of four per segment),
+    /// hinting at the next.
+    fn playlist(msn: u64, part: u64, hint: &str) -> String {
+        let mut o = String::from(
+            "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n#EXT-X-PART-INF:PART-TARGET=0.5\n\
+             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.5\n",
+        );
+        o += &format!("#EXT-X-MEDIA-SEQUENCE:{msn}\n");
+        for i in 0..=part {
+            o += &format!("#EXT-X-PART:DURATION=0.5,URI=\"part-{msn}-{i}.m4s\"\n");
+        }
+        if part == 3 {
+            o += &format!("#EXTINF:2,\nseg-{msn}.m4s\n");
+        }
+        o += &format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"\n");
+        o
+    }
+
+    fn opts() -> eddy_url::PathOptions<'static> {
+        eddy_url::PathOptions::default()
+    }
+
+    #[test]
+    fn preload_hints_are_held_until_their_part_is_announced() {
+        let s = Streams::default();
+        let p = "/live/0/live.m3u8";
+        let body = playlist(7, 1, "part-7-2.m4s");
+        // A stream the edge does not follow teaches nothing: nothing would wake a hold.
+        assert_eq!(s.learn(p, body.as_bytes(), opts()), Ok(Learned::Nothing));
+        assert!(matches!(
+            s.judge("/live/0/part-7-2.m4s", ""),
+            Verdict::Ordinary
+        ));
+        s.announce(p, pos(7, 1));
+        assert_eq!(
+            s.learn(p, body.as_bytes(), opts()),
+            Ok(Learned::Hint("/live/0/part-7-2.m4s".into(), pos(7, 2)))
+        );
+        assert!(matches!(
+            s.judge("/live/0/part-7-2.m4s", ""),
+            Verdict::Hold {
+                hinted: true,
+                msn: 7,
+                part: Some(2),
+                ..
+            }
+        ));
+        // Other paths, and the parts already listed, are ordinary.
+        assert!(matches!(
+            s.judge("/live/0/part-7-1.m4s", ""),
+            Verdict::Ordinary
+        ));
+        assert!(matches!(s.judge(p, ""), Verdict::Ordinary));
+        // Once announced, the part goes on at once.
+        s.announce(p, pos(7, 2));
+        assert!(matches!(
+            s.judge("/live/0/part-7-2.m4s", ""),
+            Verdict::Ordinary
+        ));
+        // After a complete segment the hint is part 0 of the next; a relative URI resolves.
+        let body = playlist(7, 3, "../0/./part-8-0.m4s");
+        assert_eq!(
+            s.learn(p, body.as_bytes(), opts()),
+            Ok(Learned::Hint("/live/0/part-8-0.m4s".into(), pos(8, 0)))
+        );
+        assert!(matches!(
+            s.judge("/live/0/part-8-0.m4s", ""),
+            Verdict::Hold {
+                hinted: true,
+                msn: 8,
+                part: Some(0),
+                ..
+            }
+        ));
+        s.announce(p, pos(7, Pos::WHOLE));
+        assert!(matches!(
+            s.judge("/live/0/part-8-0.m4s", ""),
+            Verdict::Hold { .. }
+        ));
+        s.announce(p, pos(8, 0));
+        assert!(matches!(
+            s.judge("/live/0/part-8-0.m4s", ""),
+            Verdict::Ordinary
+        ));
+    }
+
+    #[test]
+    fn hints_that_cannot_be_held_are_not_learned() {
+        let s = Streams::default();
+        let p = "/live/0/live.m3u8";
+        s.announce(p, pos(7, 1));
+        let ranged = playlist(7, 1, "seg-7.m4s").replace(
+            "URI=\"seg-7.m4s\"",
+            "URI=\"seg-7.m4s\",BYTERANGE-START=1000",
+        );
+        assert_eq!(s.learn(p, ranged.as_bytes(), opts()), Ok(Learned::Nothing));
+        for uri in [
+            "http://elsewhere.test/x.m4s",
+            "//elsewhere.test/x.m4s",
+            "live.m3u8",
+        ] {
+            assert!(
+                s.learn(p, playlist(7, 1, uri).as_bytes(), opts()).is_err(),
+                "{uri}"
+            );
+        }
+        assert!(s.learn(p, b"not a playlist", opts()).is_err());
+        let ended = playlist(7, 3, "part-8-0.m4s") + "#EXT-X-ENDLIST\n";
+        assert_eq!(s.learn(p, ended.as_bytes(), opts()), Ok(Learned::Nothing));
+        assert_eq!(s.hints(), 0);
+    }
+
+    #[test]
+    fn hints_are_bounded_and_forgotten_with_their_stream() {
+        let s = Streams::default();
+        let p = "/live/0/live.m3u8";
+        s.announce(p, pos(0, 0));
+        for i in 0..20u64 {
+            let body = playlist(i, 1, &format!("part-{i}-2.m4s"));
+            assert!(matches!(
+                s.learn(p, body.as_bytes(), opts()),
+                Ok(Learned::Hint(..))
+            ));
+        }
+        assert_eq!(s.hints(), HINTS_PER_STREAM);
+        assert!(matches!(
+            s.judge("/live/0/part-19-2.m4s", ""),
+            Verdict::Hold { .. }
+        ));
+        assert!(matches!(
+            s.judge("/live/0/part-0-2.m4s", ""),
+            Verdict::Ordinary
+        ));
+        // A path hinted by a second stream belongs to that stream alone.
+        let q = "/live/1/live.m3u8";
+        s.announce(q, pos(0, 0));
+        let body = playlist(19, 1, "../0/part-19-2.m4s");
+        assert!(matches!(
+            s.learn(q, body.as_bytes(), opts()),
+            Ok(Learned::Hint(..))
+        ));
+        assert_eq!(s.hints(), HINTS_PER_STREAM);
+        // Streams evicted past the bound take their hints with them.
+        for i in 0..MAX_STREAMS + 1 {
+            s.announce(&format!("/s/{i}.m3u8"), pos(1, 0));
+        }
+        assert_eq!(s.hints(), 0);
+        assert!(matches!(
+            s.judge("/live/0/part-19-2.m4s", ""),
+            Verdict::Ordinary
+        ));
+    }
+
     /// Many tasks hold while announcements race forward on a busy runtime: every hold whose part
     /// is announced is woken, and the position never moves back.
     #[test]
@@ -379,7 +726,7 @@ mod tests {
             s.announce(p, pos(0, 0));
             for round in 0..2000u64 {
                 let target = (round / 4, round % 4);
-                let Verdict::Hold { rx, msn, part } = s.judge(
+                let Verdict::Hold { rx, msn, part, .. } = s.judge(
                     p,
                     &format!("_HLS_msn={}&_HLS_part={}", target.0, target.1 + 1),
                 ) else {

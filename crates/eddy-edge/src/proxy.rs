@@ -195,6 +195,9 @@ pub struct Ctx {
     /// An LL-HLS blocking request must be answered by then (`streaming.hold`): the origin's
     /// answer is bounded by it, and a request still unanswered gets 503.
     hold_until: Option<Instant>,
+    /// The body of a live playlist being filled, read for its preload hint when complete
+    /// (`crate::llhls::Streams::read_filled`).
+    playlist: Option<Vec<u8>>,
     /// The request carried player telemetry (CMCD): the response gets this hop's CMSD.
     telemetry: bool,
     /// The quality guard's cap for this request (CMSD-Dynamic `mb`).
@@ -341,11 +344,10 @@ impl EdgeProxy {
         Ok(())
     }
 
-    /// Turn the origin's answer to a block request into a cacheable block, or give up slicing
-    /// for this request when the origin did not send the block.
     /// LL-HLS blocking reload (`crate::llhls`): refuse a directive the spec refuses, hold a
-    /// request for a part not yet announced until its announcement (at most half the hold
-    /// bound), and bound what follows by the hold. True when the request was answered here.
+    /// request for a part not yet announced (a playlist that must list it, or the preload-hinted
+    /// part itself) until its announcement, at most half the hold bound, and bound what follows
+    /// by the hold. True when the request was answered here.
     async fn hold_playlist(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let Some(url) = ctx.url.as_deref() else {
             return Ok(false);
@@ -363,8 +365,15 @@ impl EdgeProxy {
                 respond(session, 400, body, "application/json").await?;
                 return Ok(true);
             }
-            crate::llhls::Verdict::Hold { rx, msn, part } => {
-                metrics.llhls("held").inc();
+            crate::llhls::Verdict::Hold {
+                rx,
+                msn,
+                part,
+                hinted,
+            } => {
+                metrics
+                    .llhls(if hinted { "hint_held" } else { "held" })
+                    .inc();
                 match crate::llhls::hold(rx, msn, part, bound / 2).await {
                     crate::llhls::Held::Woken => metrics.llhls("woken").inc(),
                     crate::llhls::Held::TimedOut => metrics.llhls("fallback").inc(),
@@ -375,6 +384,8 @@ impl EdgeProxy {
         Ok(false)
     }
 
+    /// Turn the origin's answer to a block request into a cacheable block, or give up slicing
+    /// for this request when the origin did not send the block.
     fn block_response(
         &self,
         session: &mut Session,
@@ -454,6 +465,7 @@ impl ProxyHttp for EdgeProxy {
             retries: 0,
             fresh_conn: false,
             hold_until: None,
+            playlist: None,
             telemetry: false,
             mb: None,
             rewrite: None,
@@ -759,7 +771,48 @@ impl ProxyHttp for EdgeProxy {
         if let Some((s, original)) = ctx.slice.clone() {
             self.block_response(session, resp, ctx, s, original)?;
         }
+        if resp.status == http::StatusCode::OK
+            && resp.headers.get(header::CONTENT_ENCODING).is_none()
+            && let Some(url) = ctx.url.as_deref()
+        {
+            let (path, _) = crate::classes::path_and_query(url);
+            if path.ends_with(".m3u8") && self.state.streams.follows(path) {
+                ctx.playlist = Some(Vec::new());
+            }
+        }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let Some(buf) = &mut ctx.playlist {
+            if let Some(b) = body {
+                if buf.len() + b.len() > crate::llhls::PLAYLIST_MAX {
+                    ctx.playlist = None;
+                    return Ok(None);
+                }
+                buf.extend_from_slice(b);
+            }
+            if end_of_stream
+                && let (Some(buf), Some(url)) = (ctx.playlist.take(), ctx.url.as_deref())
+            {
+                let (path, _) = crate::classes::path_and_query(url);
+                let host = url.split('/').next().unwrap_or("");
+                let config = &self.state.config;
+                self.state.streams.read_filled(
+                    path,
+                    &buf,
+                    config.path_options(host),
+                    &self.state.metrics,
+                );
+            }
+        }
+        Ok(None)
     }
 
     fn response_cache_filter(

@@ -3,6 +3,9 @@
 //! requests for one playlist update make one origin fetch. Directives the spec refuses get 400;
 //! an edge that hears no events still answers within the hold bound by asking the origin once.
 //!
+//! A request for the part a playlist's preload hint names is held at the edge the same way,
+//! and held requests on edges behind a shield make one origin fetch per part between them.
+//!
 //! `EDDY_FANOUT=1000 cargo test -p eddy-edge --test llhls -- --nocapture fan_out` measures the
 //! issue's fan-out figure (the default holds 200 requests per part).
 #![allow(clippy::unwrap_used)]
@@ -41,6 +44,17 @@ fn rig(bus: Option<Arc<dyn eddy_bus::Bus>>, live: Arc<Live>, toml: &str) -> Rig 
         rig.start_edge_with_bus(&o, toml, Some(bus));
     }
     rig
+}
+
+/// Wait until the edge of `rig` has applied `n` announcements, or fail.
+fn following(rig: &Rig, n: u64) {
+    assert!(
+        eddy_testkit::wait_until(Duration::from_secs(5), || {
+            rig.metric("eddy_llhls_total{what=\"announced\"}") >= n
+        }),
+        "the edge at {} applied no announcements",
+        rig.listen
+    );
 }
 
 /// One GET on a new connection: status, body, and when the response ended.
@@ -121,7 +135,7 @@ fn fan_out() {
         "[edge]\nmax_connections = 8192\nmax_client_connections = 8192\n",
     );
     let _announcer = Announcer::start(live, bus.clone(), "test-origin".into()).unwrap();
-    assert!(rig.metric_becomes("eddy_llhls_total{what=\"announced\"}", 1) >= 1);
+    following(&rig, 1);
 
     let mut lags = Vec::new();
     for round in 0..5 {
@@ -237,7 +251,7 @@ fn directives_the_spec_refuses_get_400_and_known_parts_go_at_once() {
     let live = Arc::new(Live::new().unwrap());
     let rig = rig(Some(bus.clone()), live.clone(), "");
     let _announcer = Announcer::start(live, bus, "test-origin".into()).unwrap();
-    assert!(rig.metric_becomes("eddy_llhls_total{what=\"announced\"}", 3) >= 3);
+    following(&rig, 3);
     let (msn, part) = newest(&rig);
     let asked = rig.origin.total();
     for bad in [
@@ -314,4 +328,173 @@ fn without_events_the_origin_is_asked_once_within_the_hold_bound() {
         "{took:?}"
     );
     assert_eq!(rig.metric("eddy_llhls_total{what=\"timeout\"}"), 1);
+}
+
+/// The hinted part's path in a playlist body.
+fn hint_of(body: &[u8]) -> String {
+    let p = MediaPlaylist::parse(body).unwrap();
+    let hint = p.preload_hints.iter().find(|h| h.part).unwrap();
+    format!("/live/0/{}", hint.uri)
+}
+
+#[test]
+fn preload_hinted_parts_are_held_at_the_edge_until_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let live = Arc::new(Live::new().unwrap());
+    let rig = rig(Some(bus.clone()), live.clone(), "");
+    let _announcer = Announcer::start(live.clone(), bus, "test-origin".into()).unwrap();
+    following(&rig, 1);
+    let n = 50;
+    for round in 0..3 {
+        // A blocking request for the next part is answered the moment it is announced: its
+        // fill teaches the edge the hint, a part that will take another 0.5 s to make.
+        let want = next_part(newest(&rig));
+        let learned = rig.metric("eddy_llhls_total{what=\"hint_learned\"}");
+        let (status, body, _) = rig.rt.block_on(fetch(rig.listen, target(want)));
+        assert_eq!(status, 200);
+        let hinted = hint_of(&body);
+        assert_eq!(
+            rig.metric("eddy_llhls_total{what=\"hint_learned\"}"),
+            learned + 1,
+            "round {round}: the fill of {} teaches the hint",
+            target(want)
+        );
+        let held_before = rig.metric("eddy_llhls_total{what=\"hint_held\"}");
+        let results = rig.rt.block_on(async {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| tokio::spawn(fetch(rig.listen, hinted.clone())))
+                .collect();
+            // Every request is held at the edge: none of them has reached the origin.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while rig_metric(&rig, "eddy_llhls_total{what=\"hint_held\"}").await
+                < held_before + n as u64
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: requests not held"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let asked_while_held = rig.origin.count(&hinted);
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            (out, asked_while_held)
+        });
+        let (results, asked_while_held) = results;
+        let made = live.answer(hinted.trim_start_matches("/live/"), "", Instant::now());
+        assert_eq!(made.status, 200);
+        let part: Vec<u8> = made.chunks.iter().flat_map(|(_, b)| b.to_vec()).collect();
+        for (status, body, _) in &results {
+            assert_eq!(
+                *status,
+                200,
+                "round {round}: {}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(body, &part, "round {round}: the part's bytes");
+        }
+        // Held, and only the one fetch once the part was announced (the origin would hold it
+        // itself: the proof is that nothing reached it while the requests were held).
+        assert_eq!(asked_while_held, 0, "round {round}: {hinted}");
+        assert_eq!(rig.origin.count(&hinted), 1, "round {round}: {hinted}");
+    }
+    assert!(rig.metric("eddy_llhls_total{what=\"hint_held\"}") >= n as u64);
+    assert_eq!(rig.metric("eddy_llhls_total{what=\"fallback\"}"), 0);
+    assert_eq!(rig.metric("eddy_llhls_total{what=\"playlist_ignored\"}"), 0);
+}
+
+/// The edge's counter `series`, read on the test's runtime.
+async fn rig_metric(rig: &Rig, series: &str) -> u64 {
+    let text = rig
+        .client
+        .get(rig.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[test]
+fn held_requests_on_edges_behind_a_shield_make_one_origin_fetch_per_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded_bus(dir.path());
+    let live = Arc::new(Live::new().unwrap());
+    let mut shield = rig(None, live.clone(), "");
+    shield.stop_edge();
+    let mut o = node_overrides(vec![shield.origin.url()], Some("llhls-shield"));
+    o.role = Some(eddy_config::Role::Shield);
+    shield.start_edge_with_bus(&o, "", Some(bus.clone()));
+    let toml = format!("[edge]\nshields = [\"http://{}\"]\n", shield.listen);
+    let edges: Vec<Rig> = (0..2)
+        .map(|i| {
+            // Each edge's own origin answers 500: the edges must go through the shield.
+            let mut e = start_with(|_: &Seen| Reply::status(500), |_| {}, &toml);
+            e.stop_edge();
+            let o = node_overrides(vec![e.origin.url()], Some(&format!("edge-{i}")));
+            e.start_edge_with_bus(&o, &toml, Some(bus.clone()));
+            e
+        })
+        .collect();
+    let _announcer = Announcer::start(live, bus, "test-origin".into()).unwrap();
+    for e in edges.iter().chain([&shield]) {
+        following(e, 1);
+    }
+    let n = 100;
+    for round in 0..3 {
+        let want = next_part(newest(&edges[0]));
+        let key = target(want);
+        let via_shield: Vec<u64> = edges
+            .iter()
+            .map(|e| e.metric("eddy_shield_fetches_total"))
+            .collect();
+        let results = shield.rt.block_on(async {
+            let tasks: Vec<_> = (0..n)
+                .map(|i| tokio::spawn(fetch(edges[i % 2].listen, key.clone())))
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        });
+        for (status, body, _) in &results {
+            assert_eq!(
+                *status,
+                200,
+                "round {round}: {}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(
+                MediaPlaylist::parse(body)
+                    .unwrap()
+                    .has(want.0, Some(want.1))
+            );
+        }
+        assert_eq!(
+            shield.origin.count(&key),
+            1,
+            "round {round}: origin fetches of {key}"
+        );
+        for (e, before) in edges.iter().zip(via_shield) {
+            assert_eq!(
+                e.metric("eddy_shield_fetches_total") - before,
+                1,
+                "round {round}: one shield fetch per edge for {key}"
+            );
+            assert_eq!(e.origin.total(), 0, "edges never went to their own origin");
+        }
+    }
+    for e in &edges {
+        assert!(e.metric("eddy_llhls_total{what=\"woken\"}") >= 1);
+        assert_eq!(e.metric("eddy_llhls_total{what=\"fallback\"}"), 0);
+    }
 }
