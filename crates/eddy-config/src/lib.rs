@@ -13,6 +13,7 @@
 //! - [`bus`]: `[bus]`, the event bus, shared by every role.
 //! - [`spike`]: `[spike]`, traffic-spike detection.
 //! - [`streaming`]: `[streaming]`, TTL classes of streaming objects and the LL-HLS hold.
+//! - [`tls`]: `[tls]`, the HTTPS viewer port and its certificates.
 //! - [`router`], [`dashboard`], [`control`]: the other roles and their loaders.
 //! - [`topology`]: checks across the nodes of one deployment (`eddy check`).
 //!
@@ -37,6 +38,7 @@ pub mod router;
 pub mod site;
 pub mod spike;
 pub mod streaming;
+pub mod tls;
 pub mod topology;
 
 pub use bus::{BusConfig, BusFile, Fsync};
@@ -48,6 +50,7 @@ pub use router::{RouterConfig, RouterFile, load_router};
 pub use site::{SiteConfig, SiteFile};
 pub use spike::{SpikeFile, SpikeSettings};
 pub use streaming::{PrefetchBudget, StreamingFile, StreamingSettings};
+pub use tls::{Certificate, CertificateFile, TlsConfig, TlsFile};
 pub use topology::{check_topology, file_role};
 
 /// A configuration problem: which file, which key, what is wrong and what is allowed.
@@ -115,6 +118,9 @@ pub struct File {
     /// Streaming: TTL classes and LL-HLS holds.
     #[serde(default)]
     pub streaming: StreamingFile,
+    /// HTTPS on the viewer side.
+    #[serde(default)]
+    pub tls: TlsFile,
     /// The request router role (`eddy router`).
     #[serde(default)]
     pub router: RouterFile,
@@ -166,6 +172,8 @@ pub struct Config {
     pub spike: SpikeSettings,
     /// Streaming: TTL classes and LL-HLS holds.
     pub streaming: StreamingSettings,
+    /// The HTTPS viewer port, if configured.
+    pub tls: Option<TlsConfig>,
     /// Per-site options, keyed by canonical host (`eddy_url::host` with default port 80).
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -216,8 +224,21 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
     let spike = spike::spike_settings(name, file.spike)?;
     let sites = site::sites(name, file.sites)?;
     let streaming = streaming::streaming_settings(name, file.streaming)?;
+    let tls = tls::tls_config(name, file.tls)?;
+    if let Some(t) = &tls
+        && [edge.listen.port(), edge.admin.port()].contains(&t.listen.port())
+    {
+        // The edge tells HTTPS connections from cleartext ones by the port they came to.
+        return Err(invalid(
+            name,
+            "tls.listen",
+            &t.listen.to_string(),
+            "a port of its own, not edge.listen's or edge.admin's",
+        ));
+    }
     Ok(Config {
         streaming,
+        tls,
         edge,
         cache,
         bus,

@@ -1,5 +1,5 @@
 //! The admin API of an edge (loopback by default): `POST /purge`, `GET /metrics`, `GET /healthz`,
-//! `GET /stats`. This is the seam the event bus drives in the next step.
+//! `GET /stats`, `POST /tls/reload`. This is the seam the event bus drives in the next step.
 
 use crate::proxy::EdgeState;
 use crate::proxy::Purge;
@@ -281,6 +281,28 @@ async fn stats(State(state): State<Arc<EdgeState>>, headers: HeaderMap) -> Respo
     .into_response()
 }
 
+/// `POST /tls/reload`: read the HTTPS certificates again (as `SIGHUP` does). `200` with the
+/// names now served; `409` when the edge has no HTTPS port; `500` with the file at fault when a
+/// file did not load (the certificates in use stay).
+async fn tls_reload(State(state): State<Arc<EdgeState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let Some(tls) = &state.tls else {
+        return error(
+            StatusCode::CONFLICT,
+            "this edge has no HTTPS port ([tls] listen): nothing to reload",
+        );
+    };
+    match crate::tls::reload(tls) {
+        Ok(names) => Json(serde_json::json!({ "reloaded": true, "names": names })).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e}; the certificates loaded before are still served"),
+        ),
+    }
+}
+
 /// The admin router.
 pub fn router(state: Arc<EdgeState>) -> Router {
     Router::new()
@@ -288,6 +310,7 @@ pub fn router(state: Arc<EdgeState>) -> Router {
         .route("/events", post(events))
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
+        .route("/tls/reload", post(tls_reload))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }

@@ -21,7 +21,6 @@
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
@@ -39,7 +38,8 @@ pub const DATE_LEN: usize = 29;
 /// A viewer connection that keeps the response's own `Date` in the head pingora writes.
 #[derive(Debug)]
 pub struct KeepDate {
-    inner: Box<L4Stream>,
+    /// The connection: plain TCP or TLS ([`crate::tls::TlsConn`]).
+    inner: Stream,
     /// The `Date` to put in the next response head.
     date: Mutex<Option<[u8; DATE_LEN]>>,
     /// A rewritten head accepted from pingora and not yet all passed on.
@@ -54,7 +54,7 @@ pub struct KeepDate {
 
 impl KeepDate {
     /// Wrap a connection for one request.
-    pub fn new(inner: Box<L4Stream>) -> KeepDate {
+    pub fn new(inner: Stream) -> KeepDate {
         KeepDate {
             inner,
             date: Mutex::new(None),
@@ -74,7 +74,7 @@ impl KeepDate {
     }
 
     /// The connection, after the request.
-    pub fn into_inner(self) -> Box<L4Stream> {
+    pub fn into_inner(self) -> Stream {
         self.inner
     }
 
@@ -213,7 +213,14 @@ impl UniqueID for KeepDate {
     }
 }
 
-impl Ssl for KeepDate {}
+impl Ssl for KeepDate {
+    fn get_ssl_digest(&self) -> Option<Arc<pingora_core::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<pingora_core::protocols::tls::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
 
 impl GetTimingDigest for KeepDate {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {

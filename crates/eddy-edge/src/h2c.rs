@@ -32,11 +32,13 @@ use crate::date::KeepDate;
 use crate::fast::{FastHits, Served};
 use crate::proxy::EdgeState;
 use crate::request::{self, Head, Rejection};
+use crate::tls::TlsConn;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora_core::protocols::Stream;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::tls::ALPN;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +137,22 @@ fn telemetry<'a, I: Iterator<Item = (&'a str, &'a [u8])>>(
         q.offer_parts(url, query, fields(), peer);
     }
     st.caps.for_request(url, query, fields(), peer)
+}
+
+/// Put `bytes` back into a viewer connection (plain TCP or TLS), to be read again first. `None`
+/// for a stream of another kind (none reaches the HTTP/1 loop).
+fn put_back(stream: Stream, bytes: &[u8]) -> Option<Stream> {
+    match stream.into_any().downcast::<L4Stream>() {
+        Ok(mut l4) => {
+            l4.rewind(bytes);
+            Some(l4)
+        }
+        Err(any) => {
+            let mut tls = any.downcast::<TlsConn>().ok()?;
+            tls.rewind(bytes);
+            Some(tls)
+        }
+    }
 }
 
 /// Answer a refused request and close: the refusal is written within [`REFUSAL_WRITE`].
@@ -261,17 +279,16 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             // Only this request's bytes go to the app, its target in canonical form; what follows
             // is the next request's.
             let end = request::request_end(&req, &buf).unwrap_or(buf.len());
-            let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-            match request::canonical_head(&req, &buf) {
+            let conn = match request::canonical_head(&req, &buf) {
                 Some(mut head) => {
                     head.extend_from_slice(&buf[req.head_len..end]);
-                    l4.rewind(&head);
+                    put_back(stream, &head)?
                 }
-                None => l4.rewind(&buf[..end]),
-            }
+                None => put_back(stream, &buf[..end])?,
+            };
             buf.drain(..end);
             let mut session = ServerSession::new_http1(Box::new(
-                KeepDate::new(l4).with_telemetry(req.telemetry, cap),
+                KeepDate::new(conn).with_telemetry(req.telemetry, cap),
             ));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
@@ -314,9 +331,30 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
         if !stream.as_any().is::<L4Stream>() {
             return self.h2.process_new(stream, shutdown).await;
         }
+        let deadline = accepted + self.state.config.edge.head_timeout;
+        if let Some(tls) = &self.state.tls {
+            let port = stream
+                .get_socket_digest()
+                .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).map(|a| a.port()));
+            if port == Some(tls.config().listen.port()) {
+                // The HTTPS port: the handshake and the first request head share the deadline.
+                let l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+                let within = deadline.saturating_duration_since(Instant::now());
+                let mut stop = shutdown.clone();
+                let conn = tokio::select! {
+                    c = tls.accept(*l4, within, &self.state.metrics) => c?,
+                    _ = stop.wait_for(|s| *s) => return None,
+                };
+                if matches!(conn.alpn(), Some(ALPN::H2)) {
+                    return self.h2.process_new(Box::new(conn), shutdown).await;
+                }
+                return self
+                    .http1(Box::new(conn), Vec::new(), deadline, shutdown)
+                    .await;
+            }
+        }
         let mut stream = stream;
         let mut buf = Vec::with_capacity(FIRST_READ);
-        let deadline = accepted + self.state.config.edge.head_timeout;
         let v = loop {
             match read_until(&mut stream, &mut buf, deadline, shutdown).await {
                 Read::Data => {}

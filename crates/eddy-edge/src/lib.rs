@@ -43,6 +43,7 @@ pub mod request;
 pub mod slice;
 pub mod spike;
 pub mod storage;
+pub mod tls;
 
 use async_trait::async_trait;
 
@@ -92,6 +93,9 @@ pub enum EdgeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The HTTPS port's certificates or settings.
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
     /// A thread or runtime could not be created.
     #[error("could not start {0}: {1}")]
     Runtime(&'static str, std::io::Error),
@@ -214,6 +218,19 @@ impl Edge {
                 source,
             })?,
         );
+        let tls = match &config.tls {
+            Some(t) => {
+                drop(
+                    std::net::TcpListener::bind(t.listen).map_err(|source| EdgeError::Bind {
+                        addr: t.listen,
+                        what: "https",
+                        source,
+                    })?,
+                );
+                Some(Arc::new(tls::Tls::new(t)?))
+            }
+            None => None,
+        };
         let (spikes, spike_rx) = if config.spike.enabled {
             let (w, rx) = spike::SpikeWatch::new(&config.spike);
             (Some(w), Some(rx))
@@ -273,6 +290,7 @@ impl Edge {
             streams: Arc::new(llhls::Streams::default()),
             qoe,
             conns: conn::ConnLimits::new(config_conns.0, config_conns.1),
+            tls,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -339,13 +357,18 @@ impl Edge {
         // No L4 read buffer: the gate reads each connection into its own buffer (and pingora into
         // its own), so pingora's default 64 KiB BufReader per connection would only add a copy
         // and 64 KiB of memory to every open connection, idle or trickling.
+        let l4 = pingora_core::protocols::l4::stream::L4BufferSettings::default()
+            .read(0)
+            .write(state.config.edge.write_buffer_bytes);
         svc.add_listener(
-            pingora_core::listeners::ListenerConfig::tcp(listen.to_string()).l4_buffer(
-                pingora_core::protocols::l4::stream::L4BufferSettings::default()
-                    .read(0)
-                    .write(state.config.edge.write_buffer_bytes),
-            ),
+            pingora_core::listeners::ListenerConfig::tcp(listen.to_string()).l4_buffer(l4),
         );
+        // The HTTPS port: plain TCP to pingora, TLS in the gate (see tls).
+        if let Some(t) = &state.config.tls {
+            svc.add_listener(
+                pingora_core::listeners::ListenerConfig::tcp(t.listen.to_string()).l4_buffer(l4),
+            );
+        }
         server.add_service(svc);
         let proxy_rx = rx.clone();
         let proxy_thread = std::thread::Builder::new()
@@ -496,7 +519,8 @@ impl Edge {
                 });
             })
             .map_err(|e| EdgeError::Runtime("admin thread", e))?;
-        tracing::info!(%listen, admin = %admin_addr, id = %state.config.edge.id, "edge started");
+        let https = state.config.tls.as_ref().map(|t| t.listen.to_string());
+        tracing::info!(%listen, https = https.as_deref().unwrap_or("off"), admin = %admin_addr, id = %state.config.edge.id, "edge started");
         Ok(Edge {
             state,
             shutdown,
@@ -518,6 +542,18 @@ impl Edge {
     /// The admin address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The HTTPS address, when `[tls]` configures one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.state.config.tls.as_ref().map(|t| t.listen)
+    }
+
+    /// Read the HTTPS certificates again (`SIGHUP`, `POST /tls/reload`): new handshakes use the
+    /// new set, open connections keep theirs; on any error the set in use stays. `None` when
+    /// the edge has no HTTPS port.
+    pub fn reload_tls(&self) -> Option<Result<Vec<String>, tls::TlsError>> {
+        self.state.tls.as_ref().map(|t| tls::reload(t))
     }
 
     /// Stop serving and wait for the threads to finish.

@@ -84,7 +84,9 @@ pub struct PurgeLabel {
 /// Label: what happened, for the LL-HLS, QoE and prefetch counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LlhlsLabel {
-    /// LL-HLS: announced, announcement_ignored, held, woken, fallback, refused, timeout. QoE:
+    /// LL-HLS: announced, announcement_ignored, held, hint_held, woken, fallback, refused,
+    /// timeout, hint_learned, playlist_ignored. TLS handshakes: full, resumed, failed, timeout.
+    /// QoE:
     /// sampled, dropped, malformed. Prefetch: fetched, failed, cached, inflight, purged, refused.
     pub what: &'static str,
 }
@@ -160,6 +162,8 @@ pub struct Metrics {
     pub prefetch: Family<LlhlsLabel, Counter>,
     /// Quality guard decisions, by reason.
     pub guard: Family<LlhlsLabel, Counter>,
+    /// TLS handshakes on the HTTPS port, by how they ended.
+    pub tls_handshakes: Family<LlhlsLabel, Counter>,
     /// Bitrate caps the quality guard holds now (titles, and the edge).
     pub guard_caps: Gauge,
     /// Prefetches in flight now.
@@ -336,7 +340,7 @@ impl Metrics {
         let llhls = Family::<LlhlsLabel, Counter>::default();
         registry.register(
             "llhls",
-            "LL-HLS at the edge: segment announcements followed (announced) or ignored as malformed (announcement_ignored); blocking playlist requests held, woken by an announcement, sent to the origin when none came (fallback), refused with 400 (refused), or answered 503 at the hold bound (timeout)",
+            "LL-HLS at the edge: segment announcements followed (announced) or ignored as malformed (announcement_ignored); blocking playlist requests held (held) and requests for a preload-hinted part held (hint_held), woken by an announcement (woken), sent to the origin when none came (fallback), refused with 400 (refused), or answered 503 at the hold bound (timeout); preload hints learned from filled playlists (hint_learned) or playlists that did not read (playlist_ignored)",
             llhls.clone(),
         );
         let qoe = Family::<LlhlsLabel, Counter>::default();
@@ -356,6 +360,12 @@ impl Metrics {
             "qoe_guard",
             "Quality guard decisions: a bitrate cap set or lowered because players' buffers ran dry (starvation), a VOD buffer ran low (low_buffer) or throughput fell below the bitrate pulled (throughput); raised a rung or lifted (recovered)",
             guard.clone(),
+        );
+        let tls_handshakes = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the HTTPS port (tls.listen): full, resumed from a session ticket or cache (resumed), failed (failed: no common protocol, bad record, a client that gave up), or not done within edge.head_timeout_ms (timeout)",
+            tls_handshakes.clone(),
         );
         let guard_caps = Gauge::default();
         registry.register(
@@ -479,6 +489,7 @@ impl Metrics {
             client_limiter_keys,
             closed_connections,
             llhls,
+            tls_handshakes,
             qoe,
             prefetch,
             prefetch_inflight,
@@ -543,6 +554,13 @@ impl Metrics {
         self.guard
             .get_or_create(&LlhlsLabel { what: reason })
             .clone()
+    }
+
+    /// Count a TLS handshake that ended as `what` (full, resumed, failed, timeout).
+    pub fn tls(&self, what: &'static str) {
+        self.tls_handshakes
+            .get_or_create(&LlhlsLabel { what })
+            .inc();
     }
 
     /// Count a viewer connection the edge closed itself, and why.

@@ -67,6 +67,8 @@ pub struct EdgeState {
     pub qoe: Option<crate::qoe::Qoe>,
     /// Open viewer connections and their caps.
     pub conns: Arc<crate::conn::ConnLimits>,
+    /// The HTTPS port's TLS, when `[tls]` configures one.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     /// This edge's CMSD-Dynamic member, for responses to requests that carried CMCD.
     pub cmsd: Option<crate::cmsd::Hop>,
     /// The quality guard's bitrate caps in force.

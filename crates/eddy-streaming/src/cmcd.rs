@@ -764,11 +764,9 @@ fn next_objects(entry: Entry) -> Result<Vec<NextObject>, CmcdError> {
     }
 }
 
-/// Resolve `rel` against `base` (RFC 3986 §5.2.2 for a relative reference without authority) and
-/// normalise the result. `None` for an absolute URL, a network path, or what does not normalise.
 /// Resolve `rel` (percent-encoded, as `nor` or a playlist URI carries it) against the path
-/// `base`, normalised as cache keys are; `None` for a reference that leaves the site (a scheme,
-/// `//`) or does not read.
+/// `base` (RFC 3986 §5.2.2, for a reference without authority), normalised as cache keys are;
+/// `None` for a reference that leaves the site (a scheme, `//`) or does not read.
 pub fn resolve(base: &str, rel: &str, opts: eddy_url::PathOptions) -> Option<String> {
     // CTA-5004: `nor` is URL-encoded (hls.js applies encodeURIComponent), so `../480p/x.m4s`
     // arrives as `..%2F480p%2Fx.m4s`. Decode once, then judge the path it names.

@@ -3,6 +3,7 @@
 //! - [`origin`]: a scriptable HTTP/1.1 origin on port 0 that records every request it gets and can
 //!   stream a body slowly, fail, or answer conditionally. It lives in `eddy-demo` (the shipped
 //!   binary's demo origin runs on it, and the binary must not depend on a test kit).
+//! - [`pki`]: a certificate authority made at test time and the certificates it signs.
 //! - [`wait_until`]: poll a condition until it holds or a deadline passes (never sleep-and-hope).
 //! - [`free_port`]: an ephemeral loopback port for servers that must be given an address;
 //!   [`free_fixed_port`] one outside the ephemeral range, for slow-starting or restarting brokers.
@@ -11,6 +12,7 @@
 
 pub mod alloc;
 pub mod brokers;
+pub mod pki;
 pub use eddy_demo::server as origin;
 
 use std::net::{SocketAddr, TcpListener};
