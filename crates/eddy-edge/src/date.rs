@@ -50,6 +50,9 @@ pub struct KeepDate {
     telemetry: bool,
     /// The quality guard's cap for the request (crate::guard), judged from its telemetry.
     cap: Option<u32>,
+    /// The request's query as the client sent it (set only where the proxy needs it: a
+    /// `[tls] redirect` keeps the query the canonical target dropped parts of).
+    query: Option<String>,
 }
 
 impl KeepDate {
@@ -62,7 +65,14 @@ impl KeepDate {
             sent: 0,
             telemetry: false,
             cap: None,
+            query: None,
         }
+    }
+
+    /// Keep the request's query as the client sent it (see [`raw_query`]).
+    pub fn with_query(mut self, query: Option<String>) -> KeepDate {
+        self.query = query;
+        self
     }
 
     /// Mark the request as carrying player telemetry (see [`telemetry`]), and the quality
@@ -119,6 +129,13 @@ pub fn cap(stream: Option<&Stream>) -> Option<u32> {
     stream
         .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
         .and_then(|kd| kd.cap)
+}
+
+/// The query the client sent with the request on `stream`, when the gate kept it (HTTP/1 only).
+pub fn raw_query(stream: Option<&Stream>) -> Option<&str> {
+    stream
+        .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
+        .and_then(|kd| kd.query.as_deref())
 }
 
 /// An HTTP-date in IMF-fixdate form, from any form RFC 9110 §5.6.7 allows.

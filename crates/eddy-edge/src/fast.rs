@@ -168,11 +168,21 @@ impl FastHits {
         scratch.extend_from_slice(reason.as_bytes());
         scratch.extend_from_slice(b"\r\n");
         let mut length_ok = false;
+        // On HTTPS, `[tls] hsts` replaces whatever Strict-Transport-Security the origin sent.
+        let hsts = st
+            .config
+            .tls
+            .as_ref()
+            .and_then(|t| t.hsts.as_deref())
+            .filter(|_| out.get_ssl_digest().is_some());
         for (name, value) in view.headers() {
             match stored_field(name) {
                 Stored::Refuse => return Ok(Served::Pass),
                 Stored::Skip => continue,
                 Stored::Keep => {}
+            }
+            if hsts.is_some() && name == b"strict-transport-security" {
+                continue;
             }
             if name == b"content-length" {
                 if length_ok || value != itoa::Buffer::new().format(body.len()).as_bytes() {
@@ -209,6 +219,11 @@ impl FastHits {
         scratch.extend_from_slice(b"\r\n");
         if let (true, Some(hop)) = (req.telemetry, &st.cmsd) {
             hop.write_line(cap, scratch);
+        }
+        if let Some(v) = hsts {
+            scratch.extend_from_slice(b"Strict-Transport-Security: ");
+            scratch.extend_from_slice(v.as_bytes());
+            scratch.extend_from_slice(b"\r\n");
         }
         scratch.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
         if let Some(w) = &st.spikes {

@@ -184,6 +184,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let redirect =
+            st.config.tls.as_ref().is_some_and(|t| t.redirect) && stream.get_ssl_digest().is_none();
         let mut scratch = Vec::with_capacity(1024);
         let mut socket = crate::fast::Socket::default();
         let mut settings: Option<HttpPersistentSettings> = None;
@@ -262,7 +264,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                     Read::Closed => return None,
                 }
             };
-            if let Some(fast) = &self.fast {
+            // A cleartext connection under `[tls] redirect` is answered by the full proxy (308).
+            if let (Some(fast), false) = (&self.fast, redirect) {
                 match fast
                     .serve(&req, peer, cap, &mut stream, &mut scratch, &mut socket)
                     .await
@@ -278,6 +281,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             }
             // Only this request's bytes go to the app, its target in canonical form; what follows
             // is the next request's.
+            let query = redirect
+                .then(|| crate::qoe::request_query(&buf[..req.head_len]).map(str::to_owned))
+                .flatten();
             let end = request::request_end(&req, &buf).unwrap_or(buf.len());
             let conn = match request::canonical_head(&req, &buf) {
                 Some(mut head) => {
@@ -288,7 +294,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             };
             buf.drain(..end);
             let mut session = ServerSession::new_http1(Box::new(
-                KeepDate::new(conn).with_telemetry(req.telemetry, cap),
+                KeepDate::new(conn)
+                    .with_telemetry(req.telemetry, cap)
+                    .with_query(query),
             ));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),

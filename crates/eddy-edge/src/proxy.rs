@@ -279,6 +279,11 @@ async fn respond_with(
         .await
 }
 
+/// Whether the viewer's connection is HTTPS (`crate::tls`).
+fn over_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
 /// `503` with `Retry-After: 1` and `why` as a JSON error, for `fail_to_proxy`.
 async fn retry_shortly(session: &mut Session, why: &str, reuse: bool) -> FailToProxy {
     let body = serde_json::json!({ "error": why }).to_string() + "\n";
@@ -640,6 +645,34 @@ impl ProxyHttp for EdgeProxy {
                 Err(e) => (500, serde_json::json!({"error": e.to_string()})),
             };
             respond(session, status, body.to_string() + "\n", "application/json").await?;
+            return Ok(true);
+        }
+        if let (Some(t), Some(url)) = (&self.state.config.tls, &ctx.url)
+            && t.redirect
+            && !over_tls(session)
+        {
+            // `[tls] redirect`: every cleartext request (purges aside) to the same URL on HTTPS.
+            ctx.outcome = Outcome::Pass;
+            // The canonical path, and the query as the client sent it (HTTP/1: the gate kept
+            // it; the target pingora has lost the `CMCD` parameter).
+            let (path, _) = crate::classes::path_and_query(url);
+            let query = match crate::date::raw_query(session.as_downstream().stream()) {
+                Some(q) => Some(q.to_owned()),
+                None => session.req_header().uri.query().map(str::to_owned),
+            };
+            let target = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_owned(),
+            };
+            let location = crate::tls::https_location(url, &target, t.listen.port());
+            respond_with(
+                session,
+                308,
+                String::new(),
+                "text/plain",
+                &[("location", location)],
+            )
+            .await?;
             return Ok(true);
         }
         ctx.unsafe_method = !matches!(
@@ -1078,6 +1111,17 @@ impl ProxyHttp for EdgeProxy {
         if resp.status.is_informational() {
             // No X-Cache or Cache-Status on an interim response; it decides nothing.
             return Ok(());
+        }
+        if let Some(hsts) = self
+            .state
+            .config
+            .tls
+            .as_ref()
+            .and_then(|t| t.hsts.as_deref())
+            && over_tls(session)
+        {
+            // On HTTPS, `[tls] hsts` replaces whatever the origin sent (RFC 6797 §6.1).
+            resp.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
         let total = resp
             .remove_header(slice::TOTAL_HEADER)

@@ -355,6 +355,23 @@ pub fn reload(tls: &Tls) -> Result<Vec<String>, TlsError> {
     r
 }
 
+/// Where `[tls] redirect` sends a cleartext request: the same host (its canonical form, from the
+/// cache key `url`, without the cleartext port) on the HTTPS port `tls_port`, and the request's
+/// own path and query (`target`, as the client sent it).
+pub fn https_location(url: &str, target: &str, tls_port: u16) -> String {
+    let authority = url.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => &authority[..rest.find(']').map_or(authority.len(), |i| i + 2)],
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let target = if target.starts_with('/') { target } else { "/" };
+    if tls_port == 443 {
+        format!("https://{host}{target}")
+    } else {
+        format!("https://{host}:{tls_port}{target}")
+    }
+}
+
 /// A viewer connection after its TLS handshake, able to take bytes back ([`TlsConn::rewind`]) as
 /// a plain pingora stream can, so the gate can pass pingora one request at a time.
 pub struct TlsConn {
@@ -567,6 +584,20 @@ mod tests {
 
     fn leaf(k: &CertifiedKey) -> Vec<String> {
         names_in(&k.cert[0])
+    }
+
+    #[test]
+    fn redirects_name_the_same_host_on_the_https_port() {
+        assert_eq!(
+            https_location("a.test/v/x.m4s?y=1", "/v/x.m4s?y=1&CMCD=sid%3D1", 443),
+            "https://a.test/v/x.m4s?y=1&CMCD=sid%3D1"
+        );
+        assert_eq!(
+            https_location("a.test:8080/x", "/x", 8443),
+            "https://a.test:8443/x"
+        );
+        assert_eq!(https_location("[::1]:8080/x", "/x", 443), "https://[::1]/x");
+        assert_eq!(https_location("[::1]/", "*", 443), "https://[::1]/");
     }
 
     #[test]

@@ -23,18 +23,32 @@ struct Https {
     _dir: tempfile::TempDir,
 }
 
-/// An origin and an edge with an HTTPS port serving `a.test` and `*.b.test`.
+/// An origin and an edge with an HTTPS port serving `a.test` and `*.b.test`; `extra` goes
+/// before `[tls]`.
 fn https(extra: &str) -> Https {
+    https_with(extra, "")
+}
+
+/// As [`https`], with `tls_extra` in `[tls]`.
+fn https_with(extra: &str, tls_extra: &str) -> Https {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new().unwrap();
     let a = ca.issue(dir.path(), "a", &["a.test"]).unwrap();
     let w = ca.issue(dir.path(), "w", &["*.b.test"]).unwrap();
     let tls = eddy_testkit::free_port().unwrap();
     let toml = format!(
-        "{extra}[tls]\nlisten = \"{tls}\"\ncertificates = [\n  {{ cert = {:?}, key = {:?} }},\n  {{ cert = {:?}, key = {:?} }},\n]\n",
+        "{extra}[tls]\nlisten = \"{tls}\"\n{tls_extra}certificates = [\n  {{ cert = {:?}, key = {:?} }},\n  {{ cert = {:?}, key = {:?} }},\n]\n",
         a.cert, a.key, w.cert, w.key
     );
-    let rig = start_with(counting("max-age=600"), |_| {}, &toml);
+    let count = counting("max-age=600");
+    // The origin sends its own Strict-Transport-Security; `[tls] hsts` replaces it on HTTPS.
+    let rig = start_with(
+        move |s: &eddy_testkit::origin::Seen| {
+            count(s).header("strict-transport-security", "max-age=1")
+        },
+        |_| {},
+        &toml,
+    );
     Https {
         rig,
         ca,
@@ -304,5 +318,69 @@ fn a_certificate_that_does_not_load_stops_start_up_naming_the_file() {
     assert!(
         msg.contains("tls key file") && msg.contains("missing.key") && msg.contains("cannot read"),
         "{msg}"
+    );
+}
+
+#[test]
+fn hsts_on_https_and_cleartext_redirected_to_https() {
+    let h = https_with("", "hsts = \"max-age=600\"\nredirect = true\n");
+    let rig = &h.rig;
+    let h1 = h.client(&["a.test"], true);
+    let h2 = h.client(&["a.test"], false);
+    let fast = rig.metric("eddy_fast_hits_total");
+    rig.rt.block_on(async {
+        // A miss through the full proxy, a hit on the fast path, a hit over HTTP/2: the same
+        // Strict-Transport-Security, once.
+        for c in [&h1, &h1, &h2] {
+            let r = c.get(h.url("a.test", "/obj")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Vec<_> = r
+                .headers()
+                .get_all("strict-transport-security")
+                .iter()
+                .collect();
+            assert_eq!(v, ["max-age=600"], "{:?}", r.version());
+        }
+    });
+    assert_eq!(rig.metric("eddy_fast_hits_total"), fast + 1);
+    // Cleartext: 308 to the same URL on the HTTPS port, on the fast path's port and for h2c.
+    let head = rig.rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(rig.listen).await.unwrap();
+        s.write_all(
+            b"GET /obj?x=1&CMCD=sid%3D%22s%22 HTTP/1.1\r\nHost: a.test:8080\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut b = Vec::new();
+        s.read_to_end(&mut b).await.unwrap();
+        String::from_utf8_lossy(&b).to_ascii_lowercase()
+    });
+    assert!(head.starts_with("http/1.1 308"), "{head}");
+    let location = format!(
+        "location: https://a.test:{}/obj?x=1&cmcd=sid%3d%22s%22\r\n",
+        h.tls.port()
+    );
+    assert!(head.contains(&location), "{head}");
+    assert!(
+        !head.contains("strict-transport-security"),
+        "no HSTS over cleartext: {head}"
+    );
+    let status = rig.rt.block_on(async {
+        let c = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c.get(rig.url("/obj")).send().await.unwrap();
+        (r.status().as_u16(), r.version())
+    });
+    assert_eq!(status, (308, reqwest::Version::HTTP_2));
+    // Purges are not redirected.
+    let r = rig.req("PURGE", "/obj", &[("host", "a.test")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        rig.origin.count("/obj"),
+        1,
+        "redirects never reach the origin"
     );
 }

@@ -367,15 +367,25 @@ fn control(c: eddy_config::ControlConfig) -> anyhow::Result<()> {
 }
 
 fn wait_for_ctrl_c() -> anyhow::Result<()> {
+    wait_for_stop(|| tracing::info!("SIGHUP: nothing to reload in this role"))
+}
+
+/// Wait for Ctrl-C or SIGTERM; on each SIGHUP call `on_hangup` and wait on.
+fn wait_for_stop(on_hangup: impl Fn()) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("signal runtime")?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => return r,
+                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => on_hangup(),
+            }
         }
     })
     .context("waiting for Ctrl-C")
@@ -468,7 +478,12 @@ where
 fn edge(config: Config) -> anyhow::Result<()> {
     let bus = open_bus(&config)?;
     let edge = eddy_edge::Edge::start_with_bus(config, bus).context("starting the edge")?;
-    wait_for_ctrl_c()?;
+    // SIGHUP reads the HTTPS certificates again (the reload logs what came of it).
+    wait_for_stop(|| {
+        if edge.reload_tls().is_none() {
+            tracing::info!("SIGHUP: this edge has no HTTPS port ([tls] listen); nothing to reload");
+        }
+    })?;
     tracing::info!("stopping");
     edge.stop();
     Ok(())

@@ -414,3 +414,86 @@ fn kill_9_never_serves_a_torn_object() {
     assert_eq!(body.len(), 4 << 20, "full body from the origin");
     drop(p);
 }
+
+/// The leaf certificate an HTTPS port at `addr` presents for `name`, to a client trusting `ca`.
+fn presented(addr: std::net::SocketAddr, name: &str, ca: &[u8]) -> Option<Vec<u8>> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.to_vec().into()).ok()?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .ok()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).ok()?;
+        let s = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .ok()?;
+        Some(s.get_ref().1.peer_certificates()?.first()?.to_vec())
+    })
+}
+
+#[test]
+fn sighup_reloads_the_https_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = eddy_testkit::pki::TestCa::new().unwrap();
+    let first = ca.issue(dir.path(), "site", &["site.test"]).unwrap();
+    let (listen, admin, tls) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let origin = Origin::start(|_: &Seen| Reply::ok("x")).unwrap();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[edge]\nlisten = \"{listen}\"\nadmin = \"{admin}\"\norigins = [\"{}\"]\n[tls]\nlisten = \"{tls}\"\ncertificates = [{{ cert = {:?}, key = {:?} }}]\n",
+            origin.url(),
+            first.cert,
+            first.key
+        ),
+    )
+    .unwrap();
+    let child = Command::new(EDDY)
+        .args(["edge", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    assert!(wait_for_listener(tls, Duration::from_secs(20)));
+    assert_eq!(
+        presented(tls, "site.test", &ca.der()),
+        Some(first.der.clone())
+    );
+    let renewed = ca.issue(dir.path(), "site", &["site.test"]).unwrap();
+    let pid = p.0.id().to_string();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            presented(tls, "site.test", &ca.der()) == Some(renewed.der.clone())
+        }),
+        "the new certificate is presented after SIGHUP"
+    );
+    assert!(
+        p.0.try_wait().unwrap().is_none(),
+        "SIGHUP does not stop the edge"
+    );
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = p.0.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut p.0.stderr.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("reloaded the TLS certificates"), "{out}");
+}
