@@ -184,8 +184,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let redirect =
-            st.config.tls.as_ref().is_some_and(|t| t.redirect) && stream.get_ssl_digest().is_none();
+        let tls = stream.get_ssl_digest().is_some();
+        let redirect = st.config.tls.as_ref().is_some_and(|t| t.redirect) && !tls;
+        let default_port = if tls {
+            eddy_url::HTTPS_PORT
+        } else {
+            eddy_url::HTTP_PORT
+        };
         let mut scratch = Vec::with_capacity(1024);
         let mut socket = crate::fast::Socket::default();
         let mut settings: Option<HttpPersistentSettings> = None;
@@ -204,7 +209,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             }
             let mut cap = None;
             let req = loop {
-                match request::judge(&buf, edge.max_header_bytes, |h| st.config.path_options(h)) {
+                match request::judge_on(&buf, edge.max_header_bytes, default_port, |h| {
+                    st.config.path_options(h)
+                }) {
                     Head::Complete(r) => {
                         if r.telemetry
                             && let Some(url) = &r.url

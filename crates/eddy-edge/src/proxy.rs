@@ -518,7 +518,16 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         // One canonical URL for the key, purge and the origin request (see crate::request).
-        let judged = match request::judge_header(session.req_header(), &self.state.config) {
+        let default_port = if over_tls(session) {
+            eddy_url::HTTPS_PORT
+        } else {
+            eddy_url::HTTP_PORT
+        };
+        let judged = match request::judge_header(
+            session.req_header(),
+            &self.state.config,
+            default_port,
+        ) {
             Ok(r) => r,
             Err(rejection) => {
                 ctx.outcome = Outcome::Rejected;

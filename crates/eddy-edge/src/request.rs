@@ -155,10 +155,21 @@ fn too_large(limit: usize) -> Rejection {
 }
 
 /// Judge the request head at the start of `buf`: parse it strictly, then apply the edge's rules.
-/// `sites` gives a host's path options.
+/// `sites` gives a host's path options. A request on a cleartext connection (default port 80).
 pub fn judge<'s>(
     buf: &[u8],
     max_header_bytes: usize,
+    sites: impl FnOnce(&str) -> PathOptions<'s>,
+) -> Head {
+    judge_on(buf, max_header_bytes, eddy_url::HTTP_PORT, sites)
+}
+
+/// [`judge`] for a connection whose scheme's default port is `default_port` (443 on HTTPS): a
+/// `Host` naming that port names the same site as one without it.
+pub fn judge_on<'s>(
+    buf: &[u8],
+    max_header_bytes: usize,
+    default_port: u16,
     sites: impl FnOnce(&str) -> PathOptions<'s>,
 ) -> Head {
     // Uninitialised slots: httparse writes the ones it uses, so a request pays for its own
@@ -190,7 +201,14 @@ pub fn judge<'s>(
         return Head::Rejected(Rejection::bad("incomplete request line"));
     };
     let fields = req.headers.iter().map(|f| (f.name.as_bytes(), f.value));
-    match judge_parts(method, target.as_bytes(), version == 1, fields, sites) {
+    match judge_parts(
+        method,
+        target.as_bytes(),
+        version == 1,
+        fields,
+        default_port,
+        sites,
+    ) {
         Ok(mut r) => {
             r.head_len = len;
             Head::Complete(r)
@@ -243,13 +261,15 @@ fn content_length(
     Ok(())
 }
 
-/// Judge a request from its parts: method, raw target, HTTP/1.1 or not, and its fields (name,
-/// value). The head length of the result is 0 (unknown here).
+/// Judge a request from its parts: method, raw target, HTTP/1.1 or not, its fields (name,
+/// value), and the default port of the connection's scheme. The head length of the result is 0
+/// (unknown here).
 pub fn judge_parts<'a, 's>(
     method: &str,
     target: &[u8],
     http11: bool,
     fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    default_port: u16,
     sites: impl FnOnce(&str) -> PathOptions<'s>,
 ) -> Result<Request, Rejection> {
     let m = Method::of(method);
@@ -306,23 +326,23 @@ pub fn judge_parts<'a, 's>(
         )
     })?;
     let url = match eddy_url::target(target)? {
-        Target::Origin(path) => Some(Canonical::new(host, path, eddy_url::HTTP_PORT, sites)?),
+        Target::Origin(path) => Some(Canonical::new(host, path, default_port, sites)?),
         Target::Absolute {
             authority, path, ..
         } => {
-            let from_target = eddy_url::host(authority, eddy_url::HTTP_PORT)?;
-            let from_host = eddy_url::host(host, eddy_url::HTTP_PORT)?;
+            let from_target = eddy_url::host(authority, default_port)?;
+            let from_host = eddy_url::host(host, default_port)?;
             if from_target != from_host {
                 return Err(Rejection::bad(format!(
                     "the absolute-form target names {from_target} but Host says {from_host}: they must agree (RFC 9112 §3.2.2)"
                 )));
             }
             // The target's authority wins (§3.2.2); it is the same host.
-            Some(Canonical::new(authority, path, eddy_url::HTTP_PORT, sites)?)
+            Some(Canonical::new(authority, path, default_port, sites)?)
         }
         Target::Asterisk if m == Method::Options => {
             // Host must still be valid (§3.2), though `*` names no resource.
-            eddy_url::host(host, eddy_url::HTTP_PORT)?;
+            eddy_url::host(host, default_port)?;
             None
         }
         Target::Asterisk => {
@@ -453,6 +473,7 @@ pub fn request_end(req: &Request, buf: &[u8]) -> Option<usize> {
 pub fn judge_header(
     req: &RequestHeader,
     config: &eddy_config::Config,
+    default_port: u16,
 ) -> Result<Request, Rejection> {
     let fields = req
         .headers
@@ -472,6 +493,7 @@ pub fn judge_header(
         target.as_bytes(),
         http11,
         fields,
+        default_port,
         |h| config.path_options(h),
     )
 }

@@ -206,6 +206,12 @@ fn reload_swaps_certificates_and_keeps_open_connections() {
         let mut open = h.connect(&config, "a.test").await;
         assert_eq!(peer(&open), h.a.der);
         assert_eq!(get_on(&mut open, "a.test", "/r").await.0, 200);
+        // `a.test:443` on HTTPS is the same site as `a.test`: the same cached object.
+        assert_eq!(
+            get_on(&mut open, "a.test:443", "/r").await,
+            (200, "response 1".into())
+        );
+        assert_eq!(rig.origin.count("/r"), 1);
         // A new certificate for a.test in the same files, then a reload.
         let dir = h.a.cert.parent().unwrap();
         let renewed = h.ca.issue(dir, "a", &["a.test"]).unwrap();

@@ -328,3 +328,22 @@ fn heads_go_on_with_the_canonical_target() {
     assert_eq!(head(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"), None);
     assert_eq!(head(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), None);
 }
+
+#[test]
+fn the_default_port_is_the_schemes() {
+    let on = |port: u16, req: &str| match judge_on(req.as_bytes(), 65_536, port, |_| {
+        PathOptions::default()
+    }) {
+        Head::Complete(r) => r.url.map(|u| u.into_string()),
+        other => panic!("{other:?}"),
+    };
+    let get = |host: &str| format!("GET /v/a.m4s HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    // HTTPS: `:443` names the same site as no port; `:80` is another port.
+    assert_eq!(on(443, &get("a.test:443")).as_deref(), Some("a.test/v/a.m4s"));
+    assert_eq!(on(443, &get("a.test")).as_deref(), Some("a.test/v/a.m4s"));
+    assert_eq!(on(443, &get("a.test:80")).as_deref(), Some("a.test:80/v/a.m4s"));
+    // Cleartext, as before.
+    assert_eq!(on(80, &get("a.test:80")).as_deref(), Some("a.test/v/a.m4s"));
+    assert_eq!(on(80, &get("a.test:443")).as_deref(), Some("a.test:443/v/a.m4s"));
+    assert_eq!(url(&get("a.test:80")), Ok(Some("a.test/v/a.m4s".into())));
+}
