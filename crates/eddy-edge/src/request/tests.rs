@@ -339,11 +339,20 @@ fn the_default_port_is_the_schemes() {
     };
     let get = |host: &str| format!("GET /v/a.m4s HTTP/1.1\r\nHost: {host}\r\n\r\n");
     // HTTPS: `:443` names the same site as no port; `:80` is another port.
-    assert_eq!(on(443, &get("a.test:443")).as_deref(), Some("a.test/v/a.m4s"));
+    assert_eq!(
+        on(443, &get("a.test:443")).as_deref(),
+        Some("a.test/v/a.m4s")
+    );
     assert_eq!(on(443, &get("a.test")).as_deref(), Some("a.test/v/a.m4s"));
-    assert_eq!(on(443, &get("a.test:80")).as_deref(), Some("a.test:80/v/a.m4s"));
+    assert_eq!(
+        on(443, &get("a.test:80")).as_deref(),
+        Some("a.test:80/v/a.m4s")
+    );
     // Cleartext, as before.
     assert_eq!(on(80, &get("a.test:80")).as_deref(), Some("a.test/v/a.m4s"));
-    assert_eq!(on(80, &get("a.test:443")).as_deref(), Some("a.test:443/v/a.m4s"));
+    assert_eq!(
+        on(80, &get("a.test:443")).as_deref(),
+        Some("a.test:443/v/a.m4s")
+    );
     assert_eq!(url(&get("a.test:80")), Ok(Some("a.test/v/a.m4s".into())));
 }
