@@ -14,6 +14,7 @@
 //! - [`spike`]: `[spike]`, traffic-spike detection.
 //! - [`streaming`]: `[streaming]`, TTL classes of streaming objects and the LL-HLS hold.
 //! - [`tls`]: `[tls]`, the HTTPS viewer port and its certificates.
+//! - [`signed`]: `[[signed_urls]]`, routes whose content needs a signed URL.
 //! - [`router`], [`dashboard`], [`control`]: the other roles and their loaders.
 //! - [`topology`]: checks across the nodes of one deployment (`eddy check`).
 //!
@@ -35,6 +36,7 @@ pub mod control;
 pub mod dashboard;
 pub mod edge;
 pub mod router;
+pub mod signed;
 pub mod site;
 pub mod spike;
 pub mod streaming;
@@ -47,6 +49,7 @@ pub use control::{ControlConfig, ControlFile, load_control};
 pub use dashboard::{DashboardConfig, DashboardFile, load_dashboard};
 pub use edge::{EdgeConfig, EdgeFile, Origin, Role, parse_origin};
 pub use router::{RouterConfig, RouterFile, load_router};
+pub use signed::{SignedRoute, SignedUrlsFile};
 pub use site::{SiteConfig, SiteFile};
 pub use spike::{SpikeFile, SpikeSettings};
 pub use streaming::{PrefetchBudget, StreamingFile, StreamingSettings};
@@ -121,6 +124,9 @@ pub struct File {
     /// HTTPS on the viewer side.
     #[serde(default)]
     pub tls: TlsFile,
+    /// Routes whose content needs a signed URL.
+    #[serde(default)]
+    pub signed_urls: Vec<SignedUrlsFile>,
     /// The request router role (`eddy router`).
     #[serde(default)]
     pub router: RouterFile,
@@ -174,6 +180,11 @@ pub struct Config {
     pub streaming: StreamingSettings,
     /// The HTTPS viewer port, if configured.
     pub tls: Option<TlsConfig>,
+    /// Routes whose content needs a signed URL, in the file's order (the first that covers a
+    /// request decides).
+    pub signed_urls: Vec<SignedRoute>,
+    /// The options of a host without a `[sites]` table: none but the token names dropped.
+    pub default_site: SiteConfig,
     /// Per-site options, keyed by canonical host (`eddy_url::host` with default port 80).
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -183,13 +194,11 @@ impl Config {
     /// `[sites."<host>"]` table. `host` is canonical, as `eddy_url` makes it (the host half of a
     /// cache key; what `eddy_url::Canonical::new` and `eddy_url::content_url` pass their `opts`).
     pub fn path_options(&self, host: &str) -> eddy_url::PathOptions<'_> {
-        self.sites
-            .get(host)
-            .map(|s| eddy_url::PathOptions {
-                merge_slashes: s.merge_slashes,
-                drop_params: &s.ignore_query,
-            })
-            .unwrap_or_default()
+        let s = self.sites.get(host).unwrap_or(&self.default_site);
+        eddy_url::PathOptions {
+            merge_slashes: s.merge_slashes,
+            drop_params: &s.ignore_query,
+        }
     }
 }
 
@@ -225,6 +234,17 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
     let sites = site::sites(name, file.sites)?;
     let streaming = streaming::streaming_settings(name, file.streaming)?;
     let tls = tls::tls_config(name, file.tls)?;
+    let signed_urls = signed::signed_routes(name, file.signed_urls)?;
+    // A token is never part of any site's cache keys, purges or origin requests.
+    let mut sites = sites;
+    let mut default_site = SiteConfig::default();
+    for r in &signed_urls {
+        for s in sites.values_mut().chain([&mut default_site]) {
+            if !s.ignore_query.contains(&r.name) {
+                s.ignore_query.push(r.name.clone());
+            }
+        }
+    }
     if let Some(t) = &tls
         && [edge.listen.port(), edge.admin.port()].contains(&t.listen.port())
     {
@@ -239,6 +259,8 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
     Ok(Config {
         streaming,
         tls,
+        signed_urls,
+        default_site,
         edge,
         cache,
         bus,

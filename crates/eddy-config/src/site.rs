@@ -37,7 +37,7 @@ pub struct SiteConfig {
 const MAX_PARAM_NAME: usize = 128;
 
 /// A parameter name as canonical URLs spell it, or why it cannot be one.
-fn param_name(raw: &str) -> Result<String, String> {
+pub(crate) fn param_name(raw: &str) -> Result<String, String> {
     if raw.is_empty() || raw.len() > MAX_PARAM_NAME || raw.contains(['&', '=', '#', '?']) {
         return Err(format!(
             "a query parameter name of 1 to {MAX_PARAM_NAME} characters without &, =, ? or #, as in ignore_query = [\"sid\", \"token\"]"

@@ -53,6 +53,9 @@ pub struct KeepDate {
     /// The request's query as the client sent it (set only where the proxy needs it: a
     /// `[tls] redirect` keeps the query the canonical target dropped parts of).
     query: Option<String>,
+    /// The gate's verdict on the request's signed-URL token (`crate::access`), when routes are
+    /// configured.
+    access: Option<crate::access::Access>,
 }
 
 impl KeepDate {
@@ -66,7 +69,14 @@ impl KeepDate {
             telemetry: false,
             cap: None,
             query: None,
+            access: None,
         }
+    }
+
+    /// Carry the gate's signed-URL verdict (see [`access`]).
+    pub fn with_access(mut self, access: Option<crate::access::Access>) -> KeepDate {
+        self.access = access;
+        self
     }
 
     /// Keep the request's query as the client sent it (see [`raw_query`]).
@@ -129,6 +139,14 @@ pub fn cap(stream: Option<&Stream>) -> Option<u32> {
     stream
         .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
         .and_then(|kd| kd.cap)
+}
+
+/// The gate's signed-URL verdict on the request on `stream` (HTTP/1 only; `None` when the
+/// gate did not judge it).
+pub fn access(stream: Option<&Stream>) -> Option<crate::access::Access> {
+    stream
+        .and_then(|s| s.as_any().downcast_ref::<KeepDate>())
+        .and_then(|kd| kd.access.clone())
 }
 
 /// The query the client sent with the request on `stream`, when the gate kept it (HTTP/1 only).

@@ -271,8 +271,23 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
                     Read::Closed => return None,
                 }
             };
+            // Signed URLs: judged here, from the head as sent (the canonical target has lost
+            // the token); the full proxy answers a refusal.
+            let access = (!st.config.signed_urls.is_empty()).then(|| match &req.url {
+                Some(u) => {
+                    crate::access::judge_head(&st.config, u.as_str(), &buf[..req.head_len], peer)
+                }
+                None => crate::access::Access::Open,
+            });
+            if let Some(a) = access
+                .as_ref()
+                .filter(|a| **a != crate::access::Access::Open)
+            {
+                st.metrics.signed(a.label());
+            }
+            let refused = matches!(access, Some(crate::access::Access::Refused(_)));
             // A cleartext connection under `[tls] redirect` is answered by the full proxy (308).
-            if let (Some(fast), false) = (&self.fast, redirect) {
+            if let (Some(fast), false, false) = (&self.fast, redirect, refused) {
                 match fast
                     .serve(&req, peer, cap, &mut stream, &mut scratch, &mut socket)
                     .await
@@ -303,7 +318,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> H2cGate<A> {
             let mut session = ServerSession::new_http1(Box::new(
                 KeepDate::new(conn)
                     .with_telemetry(req.telemetry, cap)
-                    .with_query(query),
+                    .with_query(query)
+                    .with_access(access),
             ));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),

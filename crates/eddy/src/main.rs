@@ -7,6 +7,7 @@
 //! Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
 
 mod purge;
+mod sign;
 mod status;
 
 use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
@@ -62,6 +63,8 @@ enum Cmd {
     },
     /// Purge through an edge's admin API (published to every edge when it runs with a bus).
     Purge(purge::PurgeArgs),
+    /// Print a URL with a signed token for a `[[signed_urls]]` route.
+    Sign(sign::SignArgs),
     /// Run only the demo origin (for benches and experiments).
     Origin {
         /// Address to listen on.
@@ -235,6 +238,7 @@ fn main() -> ExitCode {
         Cmd::Status { admin, json } => status::run(&admin, json),
         Cmd::Origin { listen } => origin_only(&listen),
         Cmd::Purge(a) => purge::run(a),
+        Cmd::Sign(a) => sign::run(a),
         Cmd::Check { config } => match check(&config) {
             Ok(lines) => {
                 for l in lines {

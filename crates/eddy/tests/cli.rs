@@ -497,3 +497,55 @@ fn sighup_reloads_the_https_certificates() {
     assert!(status.success(), "{out}");
     assert!(out.contains("reloaded the TLS certificates"), "{out}");
 }
+
+#[test]
+fn eddy_sign_prints_a_url_the_edge_accepts() {
+    let key = "00112233445566778899aabbccddeeff";
+    let out = Command::new(EDDY)
+        .args([
+            "sign",
+            "--acl",
+            "/video/show-1/*",
+            "--ttl",
+            "600",
+            "https://v.test/video/show-1/master.m3u8?a=1",
+        ])
+        .env("EDDY_SIGNING_KEY", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap();
+    let url = url.trim();
+    assert!(
+        url.starts_with("https://v.test/video/show-1/master.m3u8?a=1&__token__=exp="),
+        "{url}"
+    );
+    let query = url.split_once('?').unwrap().1;
+    let token = eddy_auth::token::from_query(query, "__token__")
+        .unwrap()
+        .unwrap();
+    let keys = [eddy_auth::Key::from_hex(key).unwrap()];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(
+        eddy_auth::token::verify(&token, "/video/show-1/720p/seg-1.m4s", None, now, &keys),
+        Ok(())
+    );
+    // A key that does not read is refused, and never echoed.
+    let out = Command::new(EDDY)
+        .args(["sign", "--key", "secretsecretsecretzz", "/video/a"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hex") && !err.contains("secretsecret"),
+        "{err}"
+    );
+}
