@@ -19,6 +19,8 @@ pub const MAX_PENDING_PURGES: usize = 10_000;
 pub const MAX_SPIKES: usize = 20;
 /// Quality guard decisions kept, newest first.
 pub const MAX_GUARD: usize = 20;
+/// Audit records kept, newest first.
+pub const MAX_AUDIT: usize = 50;
 /// Purge latencies kept for percentiles.
 pub const MAX_LATENCIES: usize = 500;
 /// A purge request older than this stops waiting for reports.
@@ -123,6 +125,25 @@ pub struct GuardView {
     pub detail: String,
 }
 
+/// An operation on a node's API (`dev.eddy.audit.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditView {
+    /// When (RFC 3339).
+    pub time: String,
+    /// The node asked.
+    pub node: String,
+    /// Who asked (a token's name, never the token).
+    pub actor: String,
+    /// From where.
+    pub address: Option<String>,
+    /// What.
+    pub action: String,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    /// Details.
+    pub detail: String,
+}
+
 /// Purge completion figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct PurgeView {
@@ -175,6 +196,9 @@ pub struct Snapshot {
     /// Recent quality guard decisions, newest first.
     #[serde(default)]
     pub guard: Vec<GuardView>,
+    /// Recent operations on nodes' APIs, newest first.
+    #[serde(default)]
+    pub audit: Vec<AuditView>,
     /// Purge completion.
     pub purge: PurgeView,
     /// Fleet requests/s, one point per push (500 ms), oldest first, at most [`MAX_HISTORY`].
@@ -195,6 +219,7 @@ pub struct Fleet {
     origins: BTreeMap<String, OriginView>,
     spikes: VecDeque<SpikeView>,
     guard: VecDeque<GuardView>,
+    audit: VecDeque<AuditView>,
     pending: HashMap<String, SystemTime>,
     latencies: VecDeque<f64>,
     purge: PurgeView,
@@ -257,6 +282,18 @@ impl Fleet {
                     detail: g.detail.clone(),
                 });
                 self.guard.truncate(MAX_GUARD);
+            }
+            Event::Audit(a) => {
+                self.audit.push_front(AuditView {
+                    time: rfc3339(sent),
+                    node: a.node.clone(),
+                    actor: a.actor.clone(),
+                    address: a.address.clone(),
+                    action: a.action.clone(),
+                    outcome: a.outcome.clone(),
+                    detail: a.detail.clone(),
+                });
+                self.audit.truncate(MAX_AUDIT);
             }
             Event::PurgeRequested(_) => {
                 self.purge.requested += 1;
@@ -407,6 +444,7 @@ impl Fleet {
             origins: self.origins.values().cloned().collect(),
             spikes: self.spikes.iter().cloned().collect(),
             guard: self.guard.iter().cloned().collect(),
+            audit: self.audit.iter().cloned().collect(),
             purge: PurgeView {
                 p50_ms: pct(0.5),
                 p99_ms: pct(0.99),
@@ -570,5 +608,29 @@ mod tests {
         assert_eq!(s.guard.len(), MAX_GUARD);
         assert_eq!(s.guard[0].title, Some(format!("t{}", MAX_GUARD + 4)));
         assert_eq!(s.guard[0].cap_kbps, Some(600));
+    }
+
+    #[test]
+    fn audit_records_are_bounded_newest_first() {
+        let mut f = Fleet::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for i in 0..(MAX_AUDIT + 5) {
+            f.apply(
+                "a",
+                &Event::Audit(eddy_events::Audit {
+                    node: "edge-1".into(),
+                    actor: "cms".into(),
+                    action: "purge".into(),
+                    outcome: "ok".into(),
+                    detail: format!("url {i}"),
+                    ..Default::default()
+                }),
+                t0,
+            );
+        }
+        let s = f.snapshot(t0);
+        assert_eq!(s.audit.len(), MAX_AUDIT);
+        assert_eq!(s.audit[0].detail, format!("url {}", MAX_AUDIT + 4));
+        assert_eq!(s.audit[0].actor, "cms");
     }
 }

@@ -53,7 +53,7 @@ use tokio::sync::watch;
 const PAGE: &str = include_str!("dashboard.html");
 
 /// The topics the dashboard follows.
-pub const TOPICS: [&str; 7] = [
+pub const TOPICS: [&str; 8] = [
     eddy_control::QOE_TOPIC,
     eddy_control::QOE_GUARD_TOPIC,
     eddy_control::EDGE_HEALTH_TOPIC,
@@ -61,6 +61,7 @@ pub const TOPICS: [&str; 7] = [
     eddy_control::TRAFFIC_SPIKE_TOPIC,
     eddy_control::PURGE_REQUESTED_TOPIC,
     eddy_control::PURGE_APPLIED_TOPIC,
+    eddy_control::AUDIT_TOPIC,
 ];
 
 /// How often pages get a snapshot.

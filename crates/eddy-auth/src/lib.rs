@@ -5,11 +5,15 @@
 //!   hex key) grants a path, or every path an ACL pattern matches, until it expires, optionally
 //!   to one client address. [`token::sign`] makes one; [`token::verify`] checks one against a
 //!   request with every key in rotation and says why it refuses ([`token::Refusal`]).
+//! - [`api`]: scoped API tokens. Named bearer tokens kept as SHA-256 hashes, each with scopes
+//!   (`purge`, `events`, `read`, `admin`); [`api::ApiTokens::check`] says who asked and whether
+//!   the scope is theirs.
 //!
 //! Pure: no I/O and no clock of its own (the caller passes the time), so every rule is tested
 //! here, and a secret never leaves through a `Debug`, an error or a log line: [`Key`] prints as
 //! `<secret>`.
 
+pub mod api;
 pub mod token;
 
 /// An HMAC key. Its bytes never print.

@@ -233,6 +233,7 @@ pub(crate) fn edge_config(
     name: &Path,
     e: EdgeFile,
     o: &Overrides,
+    has_api_tokens: bool,
 ) -> Result<EdgeConfig, ConfigError> {
     let id = o.id.clone().or(e.id).unwrap_or_else(|| "edge-1".into());
     if id.is_empty()
@@ -276,8 +277,8 @@ pub(crate) fn edge_config(
         name,
         "edge.admin",
         admin,
-        admin_token.is_some(),
-        "edge.admin_token",
+        admin_token.is_some() || has_api_tokens,
+        "edge.admin_token (or [[api_tokens]])",
         o.insecure_admin,
     )?;
     let origin_strings = if o.origins.is_empty() {

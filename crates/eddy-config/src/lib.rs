@@ -15,6 +15,7 @@
 //! - [`streaming`]: `[streaming]`, TTL classes of streaming objects and the LL-HLS hold.
 //! - [`tls`]: `[tls]`, the HTTPS viewer port and its certificates.
 //! - [`signed`]: `[[signed_urls]]`, routes whose content needs a signed URL.
+//! - [`api`]: `[[api_tokens]]`, named bearer tokens with scopes for the admin API.
 //! - [`router`], [`dashboard`], [`control`]: the other roles and their loaders.
 //! - [`topology`]: checks across the nodes of one deployment (`eddy check`).
 //!
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 use bytesize::ByteSize;
 use serde::Deserialize;
 
+pub mod api;
 pub mod bus;
 pub mod cache;
 pub mod control;
@@ -127,6 +129,9 @@ pub struct File {
     /// Routes whose content needs a signed URL.
     #[serde(default)]
     pub signed_urls: Vec<SignedUrlsFile>,
+    /// Named bearer tokens with scopes for the admin API.
+    #[serde(default)]
+    pub api_tokens: Vec<api::ApiTokenFile>,
     /// The request router role (`eddy router`).
     #[serde(default)]
     pub router: RouterFile,
@@ -185,6 +190,9 @@ pub struct Config {
     pub signed_urls: Vec<SignedRoute>,
     /// The options of a host without a `[sites]` table: none but the token names dropped.
     pub default_site: SiteConfig,
+    /// Who may use the admin API, and for what (`[[api_tokens]]` and `edge.admin_token`);
+    /// empty: the API is open (loopback, or `--insecure-admin`).
+    pub api_tokens: eddy_auth::api::ApiTokens,
     /// Per-site options, keyed by canonical host (`eddy_url::host` with default port 80).
     pub sites: BTreeMap<String, SiteConfig>,
 }
@@ -222,8 +230,11 @@ pub fn parse(text: &str, name: &Path) -> Result<File, ConfigError> {
 }
 
 /// Validate the external schema plus overrides.
-pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, ConfigError> {
-    let edge = edge::edge_config(name, file.edge, o)?;
+pub fn validate(mut file: File, o: &Overrides, name: &Path) -> Result<Config, ConfigError> {
+    let has_api_tokens = !file.api_tokens.is_empty();
+    let api_token_files = std::mem::take(&mut file.api_tokens);
+    let edge = edge::edge_config(name, file.edge, o, has_api_tokens)?;
+    let api_tokens = api::api_tokens(name, api_token_files, edge.admin_token.as_deref())?;
     let cache = cache::cache_config(name, file.cache, o)?;
     let bus = match (file.bus, &o.bus_dir) {
         (None, None) => None,
@@ -261,6 +272,7 @@ pub fn validate(file: File, o: &Overrides, name: &Path) -> Result<Config, Config
         tls,
         signed_urls,
         default_site,
+        api_tokens,
         edge,
         cache,
         bus,

@@ -46,6 +46,8 @@ pub const QOE_TOPIC: &str = "eddy.qoe.samples";
 /// Topic of `dev.eddy.qoe.guard.v1`: each edge's quality guard decisions (a bitrate cap set,
 /// moved or lifted, with its reason), keyed by edge and title.
 pub const QOE_GUARD_TOPIC: &str = "eddy.qoe.guard";
+/// Who asked a node's API to do what (`dev.eddy.audit.v1`).
+pub const AUDIT_TOPIC: &str = "eddy.audit";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]

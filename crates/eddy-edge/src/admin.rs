@@ -1,59 +1,111 @@
 //! The admin API of an edge (loopback by default): `POST /purge`, `GET /metrics`, `GET /healthz`,
 //! `GET /stats`, `POST /tls/reload`. This is the seam the event bus drives in the next step.
 
+use crate::audit::Outcome as AuditOutcome;
 use crate::proxy::EdgeState;
 use crate::proxy::Purge;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use eddy_auth::api::{Scope, Verdict};
 use eddy_control::purge::CommandError;
 use eddy_events::{CloudEvent, Event, PurgeTarget};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(serde_json::json!({ "error": msg }))).into_response()
 }
 
-/// Whether the request presented the configured admin token (false when none is configured).
-fn with_token(state: &EdgeState, headers: &HeaderMap) -> bool {
-    state.config.edge.admin_token.is_some() && authorized(state, headers)
+/// Whether the request may do `scope` (`[[api_tokens]]`, `edge.admin_token`): the verdict,
+/// and the answer that refuses it (401 without a known token, 403 without the scope).
+fn allowed(state: &EdgeState, headers: &HeaderMap, scope: Scope) -> (Verdict, Option<Response>) {
+    let v = state.config.api_tokens.check(
+        headers.get("authorization").and_then(|v| v.to_str().ok()),
+        scope,
+    );
+    let refused = match &v {
+        Verdict::Open | Verdict::Allowed(_) => None,
+        Verdict::Missing | Verdict::Unknown => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown bearer token (Authorization: Bearer <token>, one of [[api_tokens]] or edge.admin_token)",
+        )),
+        Verdict::Forbidden(name) => Some(error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "the token {name} does not have the {} scope",
+                scope.as_str()
+            ),
+        )),
+    };
+    (v, refused)
 }
 
-fn authorized(state: &EdgeState, headers: &HeaderMap) -> bool {
-    match &state.config.edge.admin_token {
-        None => true,
-        Some(t) => headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|v| v == t),
-    }
+/// Run an operation that needs `scope` and record it in the audit trail: who asked (the
+/// token's name), from `peer`, `action`, what the request said (`detail`), and the outcome the
+/// answer's status gives.
+async fn audited<F, Fut>(
+    state: &EdgeState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    scope: Scope,
+    action: &'static str,
+    detail: &[u8],
+    run: F,
+) -> Response
+where
+    F: FnOnce(Verdict) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let (verdict, refused) = allowed(state, headers, scope);
+    let actor = verdict.actor().to_string();
+    let resp = match refused {
+        Some(r) => r,
+        None => run(verdict).await,
+    };
+    let status = resp.status().as_u16();
+    let detail = format!("{} → {status}", String::from_utf8_lossy(detail).trim());
+    state.audit.record(
+        &actor,
+        Some(peer.ip()),
+        action,
+        AuditOutcome::of_status(status),
+        &detail,
+    );
+    resp
 }
 
 async fn purge(
     State(state): State<Arc<EdgeState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (Authorization: Bearer <edge.admin_token>)",
-        );
-    }
+    audited(&state, peer, &headers, Scope::Purge, "purge", &body, |v| {
+        purge_allowed(&state, &headers, &body, v)
+    })
+    .await
+}
+
+async fn purge_allowed(
+    state: &Arc<EdgeState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    verdict: Verdict,
+) -> Response {
     let (scope, soft) = match eddy_control::purge::command(
-        &body,
+        body,
         |h| headers.get(h)?.to_str().ok(),
-        with_token(&state, &headers),
+        matches!(verdict, Verdict::Allowed(_)),
     ) {
         Ok((t, soft)) => (Purge::of(&t, &state.config), soft),
         Err(e @ CommandError::NeedsToken) => return error(StatusCode::FORBIDDEN, &e.to_string()),
         Err(CommandError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, &m),
     };
-    match apply_or_publish(&state, vec![(scope.clone(), soft)]).await {
+    match apply_or_publish(state, vec![(scope.clone(), soft)]).await {
         Ok(Outcome::Published(ids)) => Json(serde_json::json!({
             "published": true, "request_id": ids.first(), "soft": soft, "scope": format!("{scope:?}")
         }))
@@ -174,13 +226,29 @@ fn cloud_event_from_http(
 /// `POST /events`: content-update ingest from an origin or CMS.
 async fn events(
     State(state): State<Arc<EdgeState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let cloud = match cloud_event_from_http(&headers, &body) {
+    audited(
+        &state,
+        peer,
+        &headers,
+        Scope::Events,
+        "events",
+        &body,
+        |v| events_allowed(&state, &headers, &body, v),
+    )
+    .await
+}
+
+async fn events_allowed(
+    state: &Arc<EdgeState>,
+    headers: &HeaderMap,
+    body: &[u8],
+    verdict: Verdict,
+) -> Response {
+    let cloud = match cloud_event_from_http(headers, body) {
         Ok(c) => c,
         Err((status, msg)) => return error(status, &msg),
     };
@@ -198,7 +266,7 @@ async fn events(
             }
         },
         Ok(Event::PurgeRequested(p))
-            if p.target == PurgeTarget::All && !with_token(&state, &headers) =>
+            if p.target == PurgeTarget::All && !matches!(verdict, Verdict::Allowed(_)) =>
         {
             state.metrics.events_refused.inc();
             return error(StatusCode::FORBIDDEN, &CommandError::NeedsToken.to_string());
@@ -233,7 +301,7 @@ async fn events(
         }
     }
     let n = purges.len();
-    match apply_or_publish(&state, purges).await {
+    match apply_or_publish(state, purges).await {
         Ok(Outcome::Published(ids)) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({"accepted": cloud.id, "purges": n, "published": ids})),
@@ -269,8 +337,8 @@ async fn metrics(State(state): State<Arc<EdgeState>>) -> Response {
 }
 
 async fn stats(State(state): State<Arc<EdgeState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    if let (_, Some(refused)) = allowed(&state, &headers, Scope::Read) {
+        return refused;
     }
     let u = state.storage.cache().usage();
     Json(serde_json::json!({
@@ -284,23 +352,37 @@ async fn stats(State(state): State<Arc<EdgeState>>, headers: HeaderMap) -> Respo
 /// `POST /tls/reload`: read the HTTPS certificates again (as `SIGHUP` does). `200` with the
 /// names now served; `409` when the edge has no HTTPS port; `500` with the file at fault when a
 /// file did not load (the certificates in use stay).
-async fn tls_reload(State(state): State<Arc<EdgeState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let Some(tls) = &state.tls else {
-        return error(
-            StatusCode::CONFLICT,
-            "this edge has no HTTPS port ([tls] listen): nothing to reload",
-        );
-    };
-    match crate::tls::reload(tls) {
-        Ok(names) => Json(serde_json::json!({ "reloaded": true, "names": names })).into_response(),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("{e}; the certificates loaded before are still served"),
-        ),
-    }
+async fn tls_reload(
+    State(state): State<Arc<EdgeState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    audited(
+        &state,
+        peer,
+        &headers,
+        Scope::Admin,
+        "tls.reload",
+        b"",
+        |_| async {
+            let Some(tls) = &state.tls else {
+                return error(
+                    StatusCode::CONFLICT,
+                    "this edge has no HTTPS port ([tls] listen): nothing to reload",
+                );
+            };
+            match crate::tls::reload(tls) {
+                Ok(names) => {
+                    Json(serde_json::json!({ "reloaded": true, "names": names })).into_response()
+                }
+                Err(e) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("{e}; the certificates loaded before are still served"),
+                ),
+            }
+        },
+    )
+    .await
 }
 
 /// The admin router.

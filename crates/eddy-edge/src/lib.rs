@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit;
 mod classes;
 pub mod client;
 pub mod cmsd;
@@ -270,6 +271,7 @@ impl Edge {
                 (None, None)
             };
         let cmsd = cmsd::Hop::new(&config.edge.id);
+        let (auditor, audit_rx) = audit::Auditor::new(&config.edge.id, metrics.clone());
         let state = Arc::new(EdgeState {
             cmsd,
             recent_purges: Default::default(),
@@ -292,6 +294,7 @@ impl Edge {
             qoe,
             conns: conn::ConnLimits::new(config_conns.0, config_conns.1),
             tls,
+            audit: auditor,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -402,6 +405,14 @@ impl Edge {
                     for o in &health_state.config.edge.origins {
                         health_state.metrics.set_origin_up(&o.url, true);
                     }
+                    tokio::spawn(publish_each(
+                        audit_rx,
+                        health_state.clone(),
+                        eddy_control::AUDIT_TOPIC,
+                        |_| {},
+                        |a, _| Some(eddy_events::Event::Audit(a)),
+                        follower_rx.clone(),
+                    ));
                     let metrics = health_state.metrics.clone();
                     tokio::spawn(publish_each(
                         health_rx,
@@ -507,11 +518,12 @@ impl Edge {
                         return;
                     };
                     let app = admin::router(admin_state);
-                    let res = axum::serve(l, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = admin_rx.wait_for(|v| *v).await;
-                        })
-                        .await;
+                    let res =
+                        axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
+                            .with_graceful_shutdown(async move {
+                                let _ = admin_rx.wait_for(|v| *v).await;
+                            })
+                            .await;
                     if let Err(e) = res {
                         tracing::error!(error = %e, "admin server failed");
                     }
@@ -554,7 +566,16 @@ impl Edge {
     /// new set, open connections keep theirs; on any error the set in use stays. `None` when
     /// the edge has no HTTPS port.
     pub fn reload_tls(&self) -> Option<Result<Vec<String>, tls::TlsError>> {
-        self.state.tls.as_ref().map(|t| tls::reload(t))
+        let t = self.state.tls.as_ref()?;
+        let r = tls::reload(t);
+        let (outcome, detail) = match &r {
+            Ok(names) => (audit::Outcome::Ok, format!("names {names:?}")),
+            Err(e) => (audit::Outcome::Failed, e.to_string()),
+        };
+        self.state
+            .audit
+            .record("SIGHUP", None, "tls.reload", outcome, &detail);
+        Some(r)
     }
 
     /// Stop serving and wait for the threads to finish.

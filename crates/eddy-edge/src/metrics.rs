@@ -166,6 +166,8 @@ pub struct Metrics {
     pub tls_handshakes: Family<LlhlsLabel, Counter>,
     /// Requests a signed-URL route covers, granted or refused (by reason).
     pub signed_urls: Family<LlhlsLabel, Counter>,
+    /// Operations on the admin API recorded in the audit trail, by outcome (and dropped).
+    pub audit: Family<LlhlsLabel, Counter>,
     /// Bitrate caps the quality guard holds now (titles, and the edge).
     pub guard_caps: Gauge,
     /// Prefetches in flight now.
@@ -375,6 +377,12 @@ impl Metrics {
             "Requests a [[signed_urls]] route covers: granted, or refused with 403 because the token was missing, malformed, signed with no key in rotation or altered (bad_signature), expired, not yet valid (not_yet_valid), for other paths (wrong_path) or another client address (wrong_address)",
             signed_urls.clone(),
         );
+        let audit = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "audit",
+            "Operations on the admin API recorded in the audit trail (crate::audit): ok, refused (not allowed or not valid), failed; dropped when the queue to the bus was full (still logged)",
+            audit.clone(),
+        );
         let guard_caps = Gauge::default();
         registry.register(
             "qoe_guard_caps",
@@ -499,6 +507,7 @@ impl Metrics {
             llhls,
             tls_handshakes,
             signed_urls,
+            audit,
             qoe,
             prefetch,
             prefetch_inflight,
@@ -575,6 +584,11 @@ impl Metrics {
     /// Count a request a signed-URL route covers, as `what` (granted or the refusal's label).
     pub fn signed(&self, what: &'static str) {
         self.signed_urls.get_or_create(&LlhlsLabel { what }).inc();
+    }
+
+    /// Count an audit record, as `what` (its outcome, or dropped).
+    pub fn audit(&self, what: &'static str) {
+        self.audit.get_or_create(&LlhlsLabel { what }).inc();
     }
 
     /// Count a viewer connection the edge closed itself, and why.

@@ -69,6 +69,8 @@ pub struct EdgeState {
     pub conns: Arc<crate::conn::ConnLimits>,
     /// The HTTPS port's TLS, when `[tls]` configures one.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The audit trail of admin operations.
+    pub audit: crate::audit::Auditor,
     /// This edge's CMSD-Dynamic member, for responses to requests that carried CMCD.
     pub cmsd: Option<crate::cmsd::Hop>,
     /// The quality guard's bitrate caps in force.

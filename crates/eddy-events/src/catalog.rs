@@ -26,6 +26,8 @@ pub const QOE_GUARD: &str = "dev.eddy.qoe.guard.v1";
 pub const INTERACTION: &str = "dev.eddy.interaction.v1";
 /// `dev.eddy.segment.published.v1`.
 pub const SEGMENT_PUBLISHED: &str = "dev.eddy.segment.published.v1";
+/// `dev.eddy.audit.v1`: who asked a node to do something, and what came of it.
+pub const AUDIT: &str = "dev.eddy.audit.v1";
 
 /// What a purge reaches. JSON: `{"url": "host/path"}`, `{"prefix": "host/dir/"}`,
 /// `{"key": "surrogate-key"}` or `"all"`.
@@ -403,6 +405,27 @@ pub struct SegmentPublished {
     pub part: Option<u64>,
 }
 
+/// `dev.eddy.audit.v1`: an operation on a node's API (purge, event ingest, certificate
+/// reload), who asked and what came of it. Never carries a secret: `actor` is a token's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Audit {
+    /// The node that was asked.
+    pub node: String,
+    /// Who asked: an API token's name, `anonymous` (no tokens configured), `no token`,
+    /// `unknown token`, or `SIGHUP`.
+    pub actor: String,
+    /// The client's address, when over the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// What was asked: `purge`, `events`, `tls.reload`.
+    pub action: String,
+    /// `ok`, `refused` (not allowed), or `failed` (allowed, did not work).
+    pub outcome: String,
+    /// What was purged or published, or why it was refused or failed.
+    #[serde(default)]
+    pub detail: String,
+}
+
 /// A decoded event of the catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -428,6 +451,8 @@ pub enum Event {
     Interaction(Interaction),
     /// LL-HLS segment or part published.
     SegmentPublished(SegmentPublished),
+    /// An operation on a node's API.
+    Audit(Audit),
     /// A type this build does not know: skipped by consumers, never an error.
     Unknown {
         /// Its `type`.
@@ -463,6 +488,7 @@ impl Event {
             QOE_GUARD => Event::QoeGuard(data(ev)?),
             INTERACTION => Event::Interaction(data(ev)?),
             SEGMENT_PUBLISHED => Event::SegmentPublished(data(ev)?),
+            AUDIT => Event::Audit(data(ev)?),
             other => Event::Unknown {
                 ty: other.to_string(),
             },
@@ -490,6 +516,7 @@ impl Event {
             Event::QoeGuard(_) => QOE_GUARD,
             Event::Interaction(_) => INTERACTION,
             Event::SegmentPublished(_) => SEGMENT_PUBLISHED,
+            Event::Audit(_) => AUDIT,
             Event::Unknown { ty } => ty,
         }
     }
@@ -517,6 +544,7 @@ impl Event {
             },
             Event::Interaction(i) => i.user.clone(),
             Event::SegmentPublished(s) => s.stream.clone(),
+            Event::Audit(a) => a.node.clone(),
             Event::Unknown { .. } => String::new(),
         }
     }
@@ -534,6 +562,7 @@ impl Event {
             Event::QoeGuard(x) => serde_json::to_value(x),
             Event::Interaction(x) => serde_json::to_value(x),
             Event::SegmentPublished(x) => serde_json::to_value(x),
+            Event::Audit(x) => serde_json::to_value(x),
             Event::Unknown { .. } => Ok(serde_json::Value::Null),
         };
         r.unwrap_or(serde_json::Value::Null)
@@ -675,6 +704,14 @@ mod tests {
                 uri: "seg1.m4s".into(),
                 msn: 1,
                 part: Some(2),
+            }),
+            Event::Audit(Audit {
+                node: "edge-1".into(),
+                actor: "cms".into(),
+                address: Some("203.0.113.7".into()),
+                action: "purge".into(),
+                outcome: "ok".into(),
+                detail: "prefix v.test/show-1/: 3 objects".into(),
             }),
         ];
         for (i, e) in events.into_iter().enumerate() {

@@ -9,6 +9,7 @@
 mod purge;
 mod sign;
 mod status;
+mod token;
 
 use eddy_bus::embedded::{EmbeddedBus, EmbeddedOptions, FsyncPolicy};
 use std::sync::Arc;
@@ -65,6 +66,8 @@ enum Cmd {
     Purge(purge::PurgeArgs),
     /// Print a URL with a signed token for a `[[signed_urls]]` route.
     Sign(sign::SignArgs),
+    /// Make a new API token: the token on stdout, its `[[api_tokens]]` table on stderr.
+    Token(token::TokenArgs),
     /// Run only the demo origin (for benches and experiments).
     Origin {
         /// Address to listen on.
@@ -239,6 +242,7 @@ fn main() -> ExitCode {
         Cmd::Origin { listen } => origin_only(&listen),
         Cmd::Purge(a) => purge::run(a),
         Cmd::Sign(a) => sign::run(a),
+        Cmd::Token(a) => token::run(a),
         Cmd::Check { config } => match check(&config) {
             Ok(lines) => {
                 for l in lines {

@@ -549,3 +549,31 @@ fn eddy_sign_prints_a_url_the_edge_accepts() {
         "{err}"
     );
 }
+
+#[test]
+fn eddy_token_prints_a_token_and_the_table_that_admits_it() {
+    let out = Command::new(EDDY)
+        .args(["token", "--name", "cms", "--scopes", "purge,events"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "{token}");
+    let table = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        table.contains(&format!("sha256 = \"{}\"", eddy_auth::api::hash(&token)))
+            && table.contains("scopes = [\"purge\", \"events\"]")
+            && !table.contains(&token),
+        "{table}"
+    );
+    let out = Command::new(EDDY)
+        .args(["token", "--name", "x", "--scopes", "root"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root"));
+}

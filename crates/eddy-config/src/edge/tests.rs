@@ -183,7 +183,7 @@ fn an_admin_api_on_the_network_needs_a_token_or_the_opt_in() -> Result<(), Confi
         .unwrap_or_else(|e| e.to_string());
     assert!(
         msg.contains("0.0.0.0:9080")
-            && msg.contains("bind it to loopback, set edge.admin_token, or start with --insecure-admin to accept an unauthenticated admin API on the network"),
+            && msg.contains("bind it to loopback, set edge.admin_token (or [[api_tokens]]), or start with --insecure-admin to accept an unauthenticated admin API on the network"),
         "{msg}"
     );
     let opt_in = Overrides {
