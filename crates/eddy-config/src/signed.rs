@@ -52,13 +52,10 @@ impl SignedRoute {
     /// Whether the route covers a request for canonical `host` (with or without a port) and
     /// canonical `path`.
     pub fn covers(&self, host: &str, path: &str) -> bool {
-        let bare = match host.strip_prefix('[') {
-            Some(_) => host
-                .split_once("]:")
-                .map_or(host, |(h, _)| &host[..h.len() + 1]),
-            None => host.split(':').next().unwrap_or(host),
-        };
-        self.host.as_deref().is_none_or(|h| h == bare) && path.starts_with(&self.prefix)
+        self.host
+            .as_deref()
+            .is_none_or(|h| h == eddy_url::without_port(host))
+            && path.starts_with(&self.prefix)
     }
 }
 

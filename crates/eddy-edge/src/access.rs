@@ -60,8 +60,8 @@ pub fn judge_parts<'a>(
     if config.signed_urls.is_empty() {
         return Access::Open;
     }
-    let (host, rest) = url.split_at(url.find('/').unwrap_or(url.len()));
-    let path = rest.split('?').next().unwrap_or("");
+    let host = crate::classes::host_of(url);
+    let (path, _) = crate::classes::path_and_query(url);
     let Some(route) = config.signed_urls.iter().find(|r| r.covers(host, path)) else {
         return Access::Open;
     };

@@ -21,6 +21,11 @@ const MANIFESTS: [Class; 6] = [
     Class::StaticMpd,
 ];
 
+/// Host of a canonical URL key (`host/path?query`).
+pub(crate) fn host_of(url: &str) -> &str {
+    url.find('/').map_or(url, |i| &url[..i])
+}
+
 /// Path and query of a canonical URL key (`host/path?query`).
 pub(crate) fn path_and_query(url: &str) -> (&str, &str) {
     let path = url.find('/').map_or("", |i| &url[i..]);

@@ -891,7 +891,7 @@ impl ProxyHttp for EdgeProxy {
                 && let (Some(buf), Some(url)) = (ctx.playlist.take(), ctx.url.as_deref())
             {
                 let (path, _) = crate::classes::path_and_query(url);
-                let host = url.split('/').next().unwrap_or("");
+                let host = crate::classes::host_of(url);
                 let config = &self.state.config;
                 self.state.streams.read_filled(
                     path,

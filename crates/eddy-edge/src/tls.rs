@@ -359,11 +359,7 @@ pub fn reload(tls: &Tls) -> Result<Vec<String>, TlsError> {
 /// cache key `url`, without the cleartext port) on the HTTPS port `tls_port`, and the request's
 /// own path and query (`target`, as the client sent it).
 pub fn https_location(url: &str, target: &str, tls_port: u16) -> String {
-    let authority = url.split('/').next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => &authority[..rest.find(']').map_or(authority.len(), |i| i + 2)],
-        None => authority.split(':').next().unwrap_or(""),
-    };
+    let host = eddy_url::without_port(crate::classes::host_of(url));
     let target = if target.starts_with('/') { target } else { "/" };
     if tls_port == 443 {
         format!("https://{host}{target}")

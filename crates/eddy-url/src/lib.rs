@@ -275,6 +275,15 @@ pub fn host(raw: &[u8], default_port: u16) -> Result<String, UrlError> {
     Ok(out)
 }
 
+/// The name of a canonical host (as [`host`] makes it), without its port: `a.test:8080` →
+/// `a.test`, `[::1]:8080` → `[::1]`.
+pub fn without_port(host: &str) -> &str {
+    match host.find(']') {
+        Some(end) if host.starts_with('[') => &host[..=end],
+        _ => host.split(':').next().unwrap_or(host),
+    }
+}
+
 /// Append one component to `out` with RFC 3986 §6.2.2.1-2 applied: `%xx` of an unreserved
 /// character decoded, every other `%xx` in upper case, characters `keep` does not accept
 /// percent-encoded. Refuses controls and spaces (raw or encoded), a bad `%` and a `#`.

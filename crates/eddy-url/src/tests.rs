@@ -304,6 +304,15 @@ fn errors_show_a_short_escaped_value() {
     assert!(!msg.contains('\u{1b}'), "{msg}");
 }
 
+#[test]
+fn a_host_without_its_port() {
+    assert_eq!(without_port("a.test:8080"), "a.test");
+    assert_eq!(without_port("a.test"), "a.test");
+    assert_eq!(without_port("[::1]:8080"), "[::1]");
+    assert_eq!(without_port("[::1]"), "[::1]");
+    assert_eq!(without_port("127.0.0.1:80"), "127.0.0.1");
+}
+
 proptest! {
     #[test]
     fn normalising_twice_changes_nothing(raw in proptest::collection::vec(any::<u8>(), 0..80), merge in any::<bool>()) {
