@@ -29,6 +29,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use eddy_streaming::hls::directives::{ADVANCE_MSN_LIMIT, Directives};
@@ -104,6 +105,9 @@ impl Known {
 #[derive(Default)]
 pub struct Streams {
     known: Mutex<Known>,
+    /// How many hinted parts are remembered, as of the last change under `known`: a request on
+    /// an edge with none (no LL-HLS, the common case) is judged without taking the lock.
+    hinted: AtomicUsize,
     /// When a playlist that did not read was last logged (at most once a second).
     logged: Mutex<Option<Instant>>,
 }
@@ -179,6 +183,7 @@ impl Streams {
                 .map(|(p, _)| p.clone())
         {
             k.forget(&oldest);
+            self.hinted.store(k.hints.len(), Ordering::Relaxed);
         }
         k.streams.insert(
             path.to_string(),
@@ -200,9 +205,6 @@ impl Streams {
         body: &[u8],
         opts: eddy_url::PathOptions<'_>,
     ) -> Result<Learned, String> {
-        if !self.follows(path) {
-            return Ok(Learned::Nothing);
-        }
         let p = MediaPlaylist::parse(body).map_err(|e| e.to_string())?;
         let Some(h) = p.preload_hints.iter().find(|h| h.part) else {
             return Ok(Learned::Nothing);
@@ -224,8 +226,12 @@ impl Streams {
             return Err("the preload hint names the playlist itself".into());
         }
         let mut k = self.known.lock();
-        let Some(s) = k.streams.get_mut(path) else {
-            return Ok(Learned::Nothing); // forgotten meanwhile
+        let Some(s) = k
+            .streams
+            .get_mut(path)
+            .filter(|s| s.updated.elapsed() < STALE_AFTER)
+        else {
+            return Ok(Learned::Nothing);
         };
         if !s.hints.contains(&hinted) {
             s.hints.push_back(hinted.clone());
@@ -250,6 +256,7 @@ impl Streams {
         {
             o.hints.retain(|h| *h != hinted);
         }
+        self.hinted.store(k.hints.len(), Ordering::Relaxed);
         Ok(Learned::Hint(hinted, pos))
     }
 
@@ -344,10 +351,10 @@ impl Streams {
     /// A request with no directives: held when it names a preload-hinted part not announced
     /// yet, of a stream still followed.
     fn judge_hinted(&self, path: &str) -> Verdict {
-        let k = self.known.lock();
-        if k.hints.is_empty() {
+        if self.hinted.load(Ordering::Relaxed) == 0 {
             return Verdict::Ordinary;
         }
+        let k = self.known.lock();
         let Some(h) = k.hints.get(path) else {
             return Verdict::Ordinary;
         };
