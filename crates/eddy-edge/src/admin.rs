@@ -67,6 +67,8 @@ where
         None => run(verdict).await,
     };
     let status = resp.status().as_u16();
+    // The record keeps a short prefix (crate::audit::clean): read no more of the body than that.
+    let detail = &detail[..detail.len().min(crate::audit::DETAIL_BYTES)];
     let detail = format!("{} → {status}", String::from_utf8_lossy(detail).trim());
     state.audit.record(
         &actor,

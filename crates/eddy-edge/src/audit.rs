@@ -18,8 +18,10 @@ use crate::metrics::Metrics;
 /// Records waiting for the bus, at most.
 pub const QUEUE: usize = 1024;
 
-/// Longest detail kept in a record.
+/// Longest detail kept in a record, in characters.
 const DETAIL_MAX: usize = 240;
+/// Most bytes of a request read for a record's detail (enough for [`DETAIL_MAX`] characters).
+pub const DETAIL_BYTES: usize = DETAIL_MAX * 4;
 
 /// What became of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,36 +73,22 @@ fn each_token_may_do_what_its_scopes_say() {
     assert!(r.status < 300, "{}: {}", r.status, r.text());
 }
 
-/// The audit records on `bus`, the first `n` within 5 s.
+/// The first `n` audit records on `bus`.
 fn audit_records(
     rig: &common::Rig,
     bus: &std::sync::Arc<dyn eddy_bus::Bus>,
     n: usize,
 ) -> Vec<eddy_events::Audit> {
-    rig.rt.block_on(async {
-        let mut sub = bus
-            .subscribe(
-                eddy_control::AUDIT_TOPIC,
-                "audit-test",
-                eddy_bus::StartFrom::Earliest,
-            )
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        while out.len() < n {
-            let rec = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
-                .await
-                .expect("audit records within 5 s")
-                .unwrap();
-            let (cloud, ev) = eddy_events::Event::decode(&rec.payload).unwrap();
-            assert_eq!(cloud.ty, "dev.eddy.audit.v1");
+    common::events_on(rig, bus, eddy_control::AUDIT_TOPIC, n)
+        .into_iter()
+        .map(|(ty, ev)| {
+            assert_eq!(ty, "dev.eddy.audit.v1");
             let eddy_events::Event::Audit(a) = ev else {
                 panic!("{ev:?}")
             };
-            out.push(a);
-        }
-        out
-    })
+            a
+        })
+        .collect()
 }
 
 #[test]

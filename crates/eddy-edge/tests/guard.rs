@@ -54,26 +54,12 @@ fn guard_rig(bus: &std::sync::Arc<dyn eddy_bus::Bus>, id: &str, streaming: &str)
 
 /// The first guard decision on `bus`.
 fn first_guard_event(rig: &Rig, bus: &std::sync::Arc<dyn eddy_bus::Bus>) -> eddy_events::QoeGuard {
-    rig.rt.block_on(async {
-        let mut sub = bus
-            .subscribe(
-                eddy_control::QOE_GUARD_TOPIC,
-                "t",
-                eddy_bus::StartFrom::Earliest,
-            )
-            .await
-            .unwrap();
-        let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
-            .await
-            .expect("a guard event within 5 s")
-            .unwrap();
-        let (cloud, ev) = Event::decode(&rec.payload).unwrap();
-        assert_eq!(cloud.ty, "dev.eddy.qoe.guard.v1");
-        let Event::QoeGuard(g) = ev else {
-            panic!("{ev:?}")
-        };
-        g
-    })
+    let (ty, ev) = common::events_on(rig, bus, eddy_control::QOE_GUARD_TOPIC, 1).remove(0);
+    assert_eq!(ty, "dev.eddy.qoe.guard.v1");
+    let Event::QoeGuard(g) = ev else {
+        panic!("{ev:?}")
+    };
+    g
 }
 
 #[test]

@@ -202,6 +202,16 @@ fn reload_swaps_certificates_and_keeps_open_connections() {
     let peer = |s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
     };
+    // `POST /tls/reload`: its status and body.
+    let reload = || async {
+        let r = rig
+            .client
+            .post(rig.admin_url("/tls/reload"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
     rig.rt.block_on(async {
         let mut open = h.connect(&config, "a.test").await;
         assert_eq!(peer(&open), h.a.der);
@@ -216,14 +226,9 @@ fn reload_swaps_certificates_and_keeps_open_connections() {
         let dir = h.a.cert.parent().unwrap();
         let renewed = h.ca.issue(dir, "a", &["a.test"]).unwrap();
         assert_ne!(renewed.der, h.a.der);
-        let r = rig
-            .client
-            .post(rig.admin_url("/tls/reload"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        let (status, text) = reload().await;
+        assert_eq!(status, 200);
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["names"], serde_json::json!(["a.test", "*.b.test"]));
         // The open connection goes on; a new one gets the new certificate.
         assert_eq!(
@@ -236,14 +241,8 @@ fn reload_swaps_certificates_and_keeps_open_connections() {
         // A key that does not read: the reload is refused, naming the file, and the
         // certificates in use stay.
         std::fs::write(&renewed.key, "-----BEGIN PRIVATE KEY-----\nnot a key\n").unwrap();
-        let r = rig
-            .client
-            .post(rig.admin_url("/tls/reload"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 500);
-        let text = r.text().await.unwrap();
+        let (status, text) = reload().await;
+        assert_eq!(status, 500);
         assert!(
             text.contains("tls key file") && text.contains("a.key"),
             "{text}"

@@ -304,3 +304,30 @@ pub fn embedded_bus(dir: &std::path::Path) -> std::sync::Arc<dyn eddy_bus::Bus> 
             .unwrap(),
     )
 }
+
+/// The first `n` events published on `topic` of `bus` (from its start), each within 5 s: the
+/// envelope's type and the decoded event.
+#[allow(dead_code)]
+pub fn events_on(
+    rig: &Rig,
+    bus: &std::sync::Arc<dyn eddy_bus::Bus>,
+    topic: &str,
+    n: usize,
+) -> Vec<(String, eddy_events::Event)> {
+    rig.rt.block_on(async {
+        let mut sub = bus
+            .subscribe(topic, "events-on", eddy_bus::StartFrom::Earliest)
+            .await
+            .unwrap();
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let rec = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{n} events on {topic} within 5 s; got {}", out.len()))
+                .unwrap();
+            let (cloud, ev) = eddy_events::Event::decode(&rec.payload).unwrap();
+            out.push((cloud.ty, ev));
+        }
+        out
+    })
+}
