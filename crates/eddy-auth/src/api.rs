@@ -156,11 +156,6 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Whether the request may go on.
-    pub fn allowed(&self) -> bool {
-        matches!(self, Verdict::Open | Verdict::Allowed(_))
-    }
-
     /// Who asked, for an audit record: the token's name, or what was wrong.
     pub fn actor(&self) -> &str {
         match self {

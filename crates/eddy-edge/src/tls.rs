@@ -309,11 +309,6 @@ impl Tls {
         Ok(names)
     }
 
-    /// The names answered for now.
-    pub fn names(&self) -> Vec<String> {
-        self.store.table.read().names().to_vec()
-    }
-
     /// The handshake on an accepted connection, within `within`. Counted in `metrics`
     /// (`eddy_tls_handshakes_total{what}`); `None` when it failed or took too long.
     pub async fn accept(
@@ -437,11 +432,6 @@ impl TlsConn {
     /// The application protocol agreed by ALPN.
     pub fn alpn(&self) -> Option<&ALPN> {
         self.alpn.as_ref()
-    }
-
-    /// Whether the handshake resumed an earlier session.
-    pub fn resumed(&self) -> bool {
-        self.resumed
     }
 
     fn l4(&self) -> &L4Stream {
