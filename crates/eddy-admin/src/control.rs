@@ -4,7 +4,8 @@
 //! instead of purging and hoping.
 //!
 //! - `POST /purge` with `{"url"|"prefix"|"key": "...", "soft": bool}` (or the `Fastly-Soft-Purge`
-//!   header), or `{"all": true}` (only with `token` set and presented): publishes it and answers `202` with its id and the edges expected to apply it.
+//!   header), or `{"all": true}` (only from a token that was presented and verified): publishes
+//!   it and answers `202` with its id and the edges expected to apply it.
 //!   `?wait=<ms>` (at most 30000) holds the answer until every live edge reported (`200`, with
 //!   each edge's latency) or the time is up (`202`, with the edges still pending).
 //! - `GET /purges/<id>`: the same report for a purge published here in the last ten minutes.
@@ -12,21 +13,29 @@
 //!
 //! "Live edges" are the nodes whose heartbeats are healthy and on time when the purge is
 //! published (edges and shields: both cache). A node that starts later catches up on its own.
-//! With `token` set, `POST /purge` needs `Authorization: Bearer <token>`.
+//! With API tokens configured (`[[api_tokens]]`, or `control.token` as `control_token`),
+//! `POST /purge` needs `Authorization: Bearer <token>` of a token with the `purge` scope, and
+//! `GET /purges/<id>` one with `read`: `401` without a known token, `403` without the scope.
+//! Every purge command, allowed or not, is recorded in the audit trail
+//! ([`eddy_control::audit`]): logged, and published as `dev.eddy.audit.v1` with the token's
+//! name, the client's address and the outcome.
 //!
 //! Bounded: at most [`MAX_TRACKED`] purges are tracked; the oldest is forgotten first.
 
 use crate::fleet::Fleet;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use eddy_auth::api::{ApiTokens, Scope, Verdict};
 use eddy_bus::consumer::{EventConsumer, Received};
 use eddy_bus::{Bus, StartFrom};
+use eddy_control::audit::{Auditor, Outcome as AuditOutcome};
 use eddy_control::{ControlError, Follower};
 use eddy_events::{Event, PurgeTarget};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -91,6 +100,12 @@ impl Tracked {
     }
 }
 
+/// `eddy_control_audit_total{what}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct AuditLabel {
+    what: &'static str,
+}
+
 #[derive(Default)]
 struct Book {
     purges: BTreeMap<String, Tracked>,
@@ -100,7 +115,8 @@ struct Book {
 struct Shared {
     bus: Arc<dyn Bus>,
     source: String,
-    token: Option<String>,
+    tokens: ApiTokens,
+    audit: Auditor,
     fleet: Mutex<Fleet>,
     book: Mutex<Book>,
     reported: Notify,
@@ -180,10 +196,11 @@ pub struct ControlNode(crate::serve::Node);
 impl ControlNode {
     /// Bind `listen`, follow heartbeats and purge reports as `control-<id>.*`, serve on a thread
     /// of its own.
+    /// `tokens` decide who may purge and read (open when empty).
     pub fn start(
         id: &str,
         listen: SocketAddr,
-        token: Option<String>,
+        tokens: ApiTokens,
         bus: Arc<dyn Bus>,
     ) -> Result<ControlNode, ControlStartError> {
         let bound = crate::serve::bind("control", listen, 1)?;
@@ -202,10 +219,24 @@ impl ControlNode {
         );
         let tracked = Gauge::default();
         registry.register("purges_tracked", "Purges being tracked", tracked.clone());
+        let audited = Family::<AuditLabel, Counter>::default();
+        registry.register(
+            "audit",
+            "Purge commands recorded in the audit trail: ok, refused (not allowed or not valid), failed; dropped when the queue to the bus was full (still logged)",
+            audited.clone(),
+        );
+        let (audit, audit_rx) = Auditor::new(
+            &format!("control-{id}"),
+            Arc::new(move |what| {
+                audited.get_or_create(&AuditLabel { what }).inc();
+            }),
+        );
+        let source = format!("/eddy/control/{id}");
         let shared = Arc::new(Shared {
             bus: bus.clone(),
-            source: format!("/eddy/control/{id}"),
-            token: token.filter(|t| !t.is_empty()),
+            source: source.clone(),
+            tokens,
+            audit,
             fleet: Mutex::new(Fleet::new()),
             book: Mutex::new(Book::default()),
             reported: Notify::new(),
@@ -231,6 +262,12 @@ impl ControlNode {
             });
         }
         let node = bound.serve(app(shared), move |stop| {
+            tokio::spawn(eddy_control::audit::publish(
+                audit_rx,
+                bus,
+                source,
+                stop.clone(),
+            ));
             for f in feeds {
                 tokio::spawn(eddy_control::follow(f, stop.clone()));
             }
@@ -267,29 +304,66 @@ struct WaitQuery {
     wait: Option<u64>,
 }
 
+/// Who is asking, and the answer for one who may not: `401` without a known token, `403`
+/// without `scope`.
+fn allowed(shared: &Shared, headers: &HeaderMap, scope: Scope) -> (Verdict, Option<Response>) {
+    let v = shared.tokens.check(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        scope,
+    );
+    let refused = match &v {
+        Verdict::Open | Verdict::Allowed(_) => None,
+        Verdict::Missing | Verdict::Unknown => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown bearer token (Authorization: Bearer <token>, one of [[api_tokens]] or control.token)",
+        )),
+        Verdict::Forbidden(name) => Some(error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "the token {name} does not have the {} scope",
+                scope.as_str()
+            ),
+        )),
+    };
+    (v, refused)
+}
+
 async fn purge(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<WaitQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(t) = &shared.token {
-        let ok = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|v| v == t);
-        if !ok {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token (Authorization: Bearer <control token>)",
-            );
-        }
-    }
-    // Purging everything needs a configured token, which the check above has then verified.
-    let with_token = shared.token.is_some();
+    let (verdict, refused) = allowed(&shared, &headers, Scope::Purge);
+    let resp = match refused {
+        Some(r) => r,
+        None => purge_allowed(&shared, &q, &headers, &body, &verdict).await,
+    };
+    let status = resp.status().as_u16();
+    shared.audit.record(
+        verdict.actor(),
+        Some(peer.ip()),
+        "purge",
+        AuditOutcome::of_status(status),
+        &eddy_control::audit::detail(&body, status),
+    );
+    resp
+}
+
+async fn purge_allowed(
+    shared: &Shared,
+    q: &WaitQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+    verdict: &Verdict,
+) -> Response {
+    // Purging everything needs a token that was presented and verified.
+    let with_token = matches!(verdict, Verdict::Allowed(_));
     let (target, soft) =
-        match eddy_control::purge::command(&body, |h| headers.get(h)?.to_str().ok(), with_token) {
+        match eddy_control::purge::command(body, |h| headers.get(h)?.to_str().ok(), with_token) {
             Ok(c) => c,
             Err(e @ eddy_control::purge::CommandError::NeedsToken) => {
                 return error(StatusCode::FORBIDDEN, &e.to_string());
@@ -376,7 +450,14 @@ async fn purge(
     }
 }
 
-async fn report(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+async fn report(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let (_, Some(refused)) = allowed(&shared, &headers, Scope::Read) {
+        return refused;
+    }
     match shared.book.lock().purges.get(&id) {
         Some(t) => axum::Json(t.report(&id)).into_response(),
         None => error(

@@ -109,6 +109,8 @@ impl Bound {
                         return;
                     };
                     let mut stop = rx;
+                    // Handlers may ask for the client's address (audit records do).
+                    let app = app.into_make_service_with_connect_info::<SocketAddr>();
                     let res = axum::serve(l, app)
                         .with_graceful_shutdown(async move {
                             let _ = stop.wait_for(|v| *v).await;

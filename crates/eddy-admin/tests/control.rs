@@ -1,6 +1,7 @@
 //! The control plane's purge front door against real edges on one embedded bus: a purge with
 //! `?wait=` answers once every live edge applied it, with each edge's latency; the edges really
-//! miss afterwards; bad commands and missing tokens get clear errors.
+//! miss afterwards; bad commands and missing tokens get clear errors; scoped API tokens decide
+//! who may purge and read, and every purge command lands in the audit trail on the bus.
 #![allow(clippy::unwrap_used)]
 
 use eddy_admin::control::ControlNode;
@@ -8,6 +9,17 @@ use eddy_testkit::origin::{Origin, Reply, Seen};
 use eddy_testkit::{free_port, wait_until};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `control.token` "sekrit" (every scope, as `control_token`), and by hash: `cms` may purge,
+/// `reader` may read.
+fn tokens() -> eddy_auth::api::ApiTokens {
+    use eddy_auth::api::{ApiToken, Scope, hash};
+    eddy_auth::api::ApiTokens::new(vec![
+        ApiToken::new("cms", &hash("cms-secret"), &[Scope::Purge]).unwrap(),
+        ApiToken::new("reader", &hash("reader-secret"), &[Scope::Read]).unwrap(),
+        ApiToken::from_secret("control_token", "sekrit", &[Scope::Admin]),
+    ])
+}
 
 #[test]
 fn a_purge_reports_when_every_live_edge_applied_it() {
@@ -18,13 +30,8 @@ fn a_purge_reports_when_every_live_edge_applied_it() {
         ))
         .unwrap(),
     );
-    let control = ControlNode::start(
-        "t",
-        "127.0.0.1:0".parse().unwrap(),
-        Some("sekrit".into()),
-        bus.clone(),
-    )
-    .unwrap();
+    let control =
+        ControlNode::start("t", "127.0.0.1:0".parse().unwrap(), tokens(), bus.clone()).unwrap();
     let origin = Origin::start(|s: &Seen| {
         Reply::ok(format!("v {}", s.path)).header("cache-control", "max-age=600")
     })
@@ -110,6 +117,7 @@ fn a_purge_reports_when_every_live_edge_applied_it() {
         let again: serde_json::Value = rt.block_on(async {
             client
                 .get(format!("http://{}/purges/{id}", control.addr()))
+                .bearer_auth("reader-secret")
                 .send()
                 .await
                 .unwrap()
@@ -132,16 +140,81 @@ fn a_purge_reports_when_every_live_edge_applied_it() {
     assert_eq!(status, 400, "{v}");
     let (status, v) = post("/purge", r#"{"key": "x"}"#, None);
     assert_eq!(status, 401, "{v}");
-    let missing = rt.block_on(async {
-        client
-            .get(format!("http://{}/purges/nope", control.addr()))
-            .send()
+    let (status, v) = post("/purge", r#"{"key": "x"}"#, Some("not-a-token"));
+    assert_eq!(status, 401, "{v}");
+
+    // Scopes: cms may purge, reader may not; reader may read reports, nobody without a token.
+    let (status, v) = post("/purge", r#"{"key": "by-cms"}"#, Some("cms-secret"));
+    assert_eq!(status, 202, "{v}");
+    let (status, v) = post("/purge", r#"{"key": "by-reader"}"#, Some("reader-secret"));
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("reader"), "{v}");
+    let report_status = |token: Option<&str>| {
+        rt.block_on(async {
+            let mut req = client.get(format!("http://{}/purges/nope", control.addr()));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.unwrap().status().as_u16()
+        })
+    };
+    assert_eq!(report_status(None), 401);
+    assert_eq!(report_status(Some("cms-secret")), 403);
+    assert_eq!(report_status(Some("reader-secret")), 404);
+
+    // Every purge command is in the audit trail, in order, with who, from where and the
+    // outcome, and never the token itself.
+    let records: Vec<eddy_events::Audit> = rt.block_on(async {
+        let mut sub = bus
+            .subscribe(
+                eddy_control::AUDIT_TOPIC,
+                "audit-reader",
+                eddy_bus::StartFrom::Earliest,
+            )
             .await
-            .unwrap()
-            .status()
-            .as_u16()
+            .unwrap();
+        let mut out = Vec::new();
+        loop {
+            let Ok(rec) = tokio::time::timeout(Duration::from_secs(2), sub.next()).await else {
+                break;
+            };
+            let (cloud, ev) = eddy_events::Event::decode(&rec.unwrap().payload).unwrap();
+            assert_eq!(cloud.ty, "dev.eddy.audit.v1");
+            let eddy_events::Event::Audit(a) = ev else {
+                panic!("not an audit record: {ev:?}")
+            };
+            out.push(a);
+        }
+        out
     });
-    assert_eq!(missing, 404);
+    let tail: Vec<(&str, &str, &str)> = records
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .map(|a| (a.actor.as_str(), a.action.as_str(), a.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            ("control_token", "purge", "refused"),
+            ("control_token", "purge", "refused"),
+            ("no token", "purge", "refused"),
+            ("unknown token", "purge", "refused"),
+            ("cms", "purge", "ok"),
+            ("reader", "purge", "refused"),
+        ],
+        "{records:#?}"
+    );
+    assert!(records.iter().all(|a| a.node == "control-t"
+        && a.address.as_deref() == Some("127.0.0.1")
+        && !a.detail.contains("secret")
+        && !a.detail.contains("sekrit")));
+    assert!(
+        records.len() >= 8,
+        "every purge above is recorded: {}",
+        records.len()
+    );
     for e in edges {
         e.stop();
     }

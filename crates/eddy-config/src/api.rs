@@ -32,11 +32,12 @@ pub struct ApiTokenFile {
     pub scopes: Vec<String>,
 }
 
-/// Validate `[[api_tokens]]`, with the older `edge.admin_token` as one more.
+/// Validate `[[api_tokens]]`, with an older single token in the clear (`edge.admin_token` or
+/// `control.token`) as one more, named `legacy.0`, with every scope.
 pub(crate) fn api_tokens(
     name: &Path,
     files: Vec<ApiTokenFile>,
-    admin_token: Option<&str>,
+    legacy: (&'static str, Option<&str>),
 ) -> Result<ApiTokens, ConfigError> {
     let mut out: Vec<ApiToken> = Vec::with_capacity(files.len() + 1);
     for f in files {
@@ -53,12 +54,15 @@ pub(crate) fn api_tokens(
                 "1 to 64 letters, digits, -, _ or .",
             ));
         }
-        if out.iter().any(|t| t.name() == f.name) || f.name == "admin_token" {
+        if out.iter().any(|t| t.name() == f.name) || f.name == legacy.0 {
             return Err(invalid(
                 name,
                 "api_tokens.name",
                 &f.name,
-                "a name of its own (each token once; admin_token is edge.admin_token's)",
+                &format!(
+                    "a name of its own (each token once; {} is the older single token's)",
+                    legacy.0
+                ),
             ));
         }
         if f.scopes.is_empty() {
@@ -79,8 +83,8 @@ pub(crate) fn api_tokens(
             .map_err(|e| invalid(name, "api_tokens.sha256", &f.sha256, &e.to_string()))?;
         out.push(token);
     }
-    if let Some(t) = admin_token {
-        out.push(ApiToken::from_secret("admin_token", t, &[Scope::Admin]));
+    if let Some(t) = legacy.1 {
+        out.push(ApiToken::from_secret(legacy.0, t, &[Scope::Admin]));
     }
     Ok(ApiTokens::new(out))
 }
@@ -100,7 +104,11 @@ mod tests {
             ),
             Path::new("t.toml"),
         )?;
-        let t = api_tokens(Path::new("t.toml"), f.api_tokens, Some("old"))?;
+        let t = api_tokens(
+            Path::new("t.toml"),
+            f.api_tokens,
+            ("admin_token", Some("old")),
+        )?;
         assert_eq!(t.tokens().len(), 2);
         assert_eq!(
             t.check(Some("Bearer cms-secret"), Scope::Purge),

@@ -1,7 +1,9 @@
 //! `[control]`: the `eddy control` role, the front door for purge commands that reports when each
 //! is done everywhere. Owns [`ControlFile`] (the keys an operator writes), [`ControlConfig`] and
 //! [`load_control`]. Its API takes commands, so beyond loopback it needs a token (or the
-//! operator's explicit `--insecure-admin`).
+//! operator's explicit `--insecure-admin`): one of `[[api_tokens]]` (the same tables as an
+//! edge's, by hash with scopes), or the older `control.token`, which joins them as
+//! `control_token` with every scope.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,8 @@ pub struct ControlFile {
     /// Address of its API (default `127.0.0.1:8070`). A non-loopback address needs `token`, or
     /// the `--insecure-admin` flag to accept an unauthenticated API on the network.
     pub listen: Option<String>,
-    /// If set, `POST /purge` requires `Authorization: Bearer <token>`.
+    /// If set, `POST /purge` requires `Authorization: Bearer <token>` (a token with every
+    /// scope, named `control_token`; `[[api_tokens]]` keep only hashes and scope each token).
     pub token: Option<String>,
 }
 
@@ -32,8 +35,9 @@ pub struct ControlConfig {
     pub id: String,
     /// API address.
     pub listen: SocketAddr,
-    /// Bearer token for commands.
-    pub token: Option<String>,
+    /// Who may do what: `[[api_tokens]]` and `control.token` (as `control_token`). Empty: the
+    /// API is open (loopback, or `--insecure-admin`).
+    pub api_tokens: eddy_auth::api::ApiTokens,
     /// The API listens beyond loopback without a token because the operator opted in
     /// (`insecure_admin` of [`load_control`]); the control plane should warn.
     pub insecure_admin: bool,
@@ -49,7 +53,8 @@ pub fn load_control(
     bus_dir: Option<&PathBuf>,
     insecure_admin: bool,
 ) -> Result<ControlConfig, ConfigError> {
-    let (file, name) = read_file(path)?;
+    let (mut file, name) = read_file(path)?;
+    let api_token_files = std::mem::take(&mut file.api_tokens);
     let c = file.control;
     let listen = addr(
         &name,
@@ -57,18 +62,20 @@ pub fn load_control(
         listen.or(c.listen.as_deref()).unwrap_or("127.0.0.1:8070"),
     )?;
     let token = c.token.filter(|t| !t.is_empty());
+    let api_tokens =
+        crate::api::api_tokens(&name, api_token_files, ("control_token", token.as_deref()))?;
     let insecure_admin = admin_exposure(
         &name,
         "control.listen",
         listen,
-        token.is_some(),
-        "control.token",
+        !api_tokens.is_empty(),
+        "control.token (or [[api_tokens]])",
         insecure_admin,
     )?;
     Ok(ControlConfig {
         id: node_id(&name, "control.id", c.id)?,
         listen,
-        token,
+        api_tokens,
         insecure_admin,
         bus: role_bus(&name, "the control plane", file.bus, bus_dir)?,
     })
@@ -115,7 +122,26 @@ mod tests {
         );
         let c = load_control(Some(&with_token), None, Some(&bus), true)?;
         assert!(!c.insecure_admin);
-        assert_eq!(c.token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.api_tokens
+                .check(Some("Bearer s3cret"), eddy_auth::api::Scope::Purge),
+            eddy_auth::api::Verdict::Allowed("control_token".into())
+        );
+        // Scoped tokens by hash are enough to leave loopback.
+        let scoped = write(
+            "scoped.toml",
+            &format!(
+                "[control]\nlisten = \"0.0.0.0:8070\"\n[[api_tokens]]\nname = \"cms\"\nsha256 = \"{}\"\nscopes = [\"purge\"]\n",
+                eddy_auth::api::hash("cms-secret")
+            ),
+        );
+        let c = load_control(Some(&scoped), None, Some(&bus), false)?;
+        assert!(!c.insecure_admin);
+        assert_eq!(
+            c.api_tokens
+                .check(Some("Bearer cms-secret"), eddy_auth::api::Scope::Read),
+            eddy_auth::api::Verdict::Forbidden("cms".into())
+        );
 
         // An empty token is no token.
         let empty = write(

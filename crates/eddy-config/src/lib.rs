@@ -234,7 +234,11 @@ pub fn validate(mut file: File, o: &Overrides, name: &Path) -> Result<Config, Co
     let has_api_tokens = !file.api_tokens.is_empty();
     let api_token_files = std::mem::take(&mut file.api_tokens);
     let edge = edge::edge_config(name, file.edge, o, has_api_tokens)?;
-    let api_tokens = api::api_tokens(name, api_token_files, edge.admin_token.as_deref())?;
+    let api_tokens = api::api_tokens(
+        name,
+        api_token_files,
+        ("admin_token", edge.admin_token.as_deref()),
+    )?;
     let cache = cache::cache_config(name, file.cache, o)?;
     let bus = match (file.bus, &o.bus_dir) {
         (None, None) => None,

@@ -10,11 +10,14 @@
 //!   [catches up](purge::PurgeFollower::catch_up) on purges published while it was down, and
 //!   only then serves.
 //! - [`content`]: `content.updated` (from an origin or CMS) becomes purge requests.
+//! - [`audit`]: the audit trail of admin operations, recorded by edges and the control plane
+//!   and published on [`AUDIT_TOPIC`].
 //! - [`guard`]: the adaptive-quality guard's policy (QoE samples in, bitrate caps out), which
 //!   each edge runs over its own players' telemetry.
 //!
 //! Must not touch: caches, HTTP servers, pingora.
 
+pub mod audit;
 pub mod content;
 pub mod guard;
 pub mod prewarm;

@@ -1,7 +1,6 @@
 //! The admin API of an edge (loopback by default): `POST /purge`, `GET /metrics`, `GET /healthz`,
 //! `GET /stats`, `POST /tls/reload`. This is the seam the event bus drives in the next step.
 
-use crate::audit::Outcome as AuditOutcome;
 use crate::proxy::EdgeState;
 use crate::proxy::Purge;
 use axum::extract::{ConnectInfo, State};
@@ -11,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use eddy_auth::api::{Scope, Verdict};
+use eddy_control::audit::Outcome as AuditOutcome;
 use eddy_control::purge::CommandError;
 use eddy_events::{CloudEvent, Event, PurgeTarget};
 use std::net::SocketAddr;
@@ -67,9 +67,7 @@ where
         None => run(verdict).await,
     };
     let status = resp.status().as_u16();
-    // The record keeps a short prefix (crate::audit::clean): read no more of the body than that.
-    let detail = &detail[..detail.len().min(crate::audit::DETAIL_BYTES)];
-    let detail = format!("{} → {status}", String::from_utf8_lossy(detail).trim());
+    let detail = eddy_control::audit::detail(detail, status);
     state.audit.record(
         &actor,
         Some(peer.ip()),

@@ -23,7 +23,6 @@
 
 pub mod access;
 pub mod admin;
-pub mod audit;
 mod classes;
 pub mod client;
 pub mod cmsd;
@@ -271,7 +270,11 @@ impl Edge {
                 (None, None)
             };
         let cmsd = cmsd::Hop::new(&config.edge.id);
-        let (auditor, audit_rx) = audit::Auditor::new(&config.edge.id, metrics.clone());
+        let audit_metrics = metrics.clone();
+        let (auditor, audit_rx) = eddy_control::audit::Auditor::new(
+            &config.edge.id,
+            Arc::new(move |what| audit_metrics.audit(what)),
+        );
         let state = Arc::new(EdgeState {
             cmsd,
             recent_purges: Default::default(),
@@ -569,8 +572,8 @@ impl Edge {
         let t = self.state.tls.as_ref()?;
         let r = tls::reload(t);
         let (outcome, detail) = match &r {
-            Ok(names) => (audit::Outcome::Ok, format!("names {names:?}")),
-            Err(e) => (audit::Outcome::Failed, e.to_string()),
+            Ok(names) => (eddy_control::audit::Outcome::Ok, format!("names {names:?}")),
+            Err(e) => (eddy_control::audit::Outcome::Failed, e.to_string()),
         };
         self.state
             .audit

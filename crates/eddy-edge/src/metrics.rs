@@ -380,7 +380,7 @@ impl Metrics {
         let audit = Family::<LlhlsLabel, Counter>::default();
         registry.register(
             "audit",
-            "Operations on the admin API recorded in the audit trail (crate::audit): ok, refused (not allowed or not valid), failed; dropped when the queue to the bus was full (still logged)",
+            "Operations on the admin API recorded in the audit trail (eddy_control::audit): ok, refused (not allowed or not valid), failed; dropped when the queue to the bus was full (still logged)",
             audit.clone(),
         );
         let guard_caps = Gauge::default();

@@ -70,7 +70,7 @@ pub struct EdgeState {
     /// The HTTPS port's TLS, when `[tls]` configures one.
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// The audit trail of admin operations.
-    pub audit: crate::audit::Auditor,
+    pub audit: eddy_control::audit::Auditor,
     /// This edge's CMSD-Dynamic member, for responses to requests that carried CMCD.
     pub cmsd: Option<crate::cmsd::Hop>,
     /// The quality guard's bitrate caps in force.

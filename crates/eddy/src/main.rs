@@ -366,7 +366,7 @@ fn control(c: eddy_config::ControlConfig) -> anyhow::Result<()> {
         tracing::warn!(listen = %c.listen, "the control plane listens on a non-loopback address without a token (--insecure-admin): anyone who reaches it can purge");
     }
     let bus = connect_bus(&c.bus)?;
-    let n = eddy_admin::control::ControlNode::start(&c.id, c.listen, c.token.clone(), bus)
+    let n = eddy_admin::control::ControlNode::start(&c.id, c.listen, c.api_tokens.clone(), bus)
         .context("starting the control plane")?;
     println!("control plane on http://{}", n.addr());
     wait_for_ctrl_c()?;
@@ -596,8 +596,13 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     let router_addr = addr("--router", &a.router)?;
     let dashboard_addr = addr("--dashboard", &a.dashboard)?;
     let control_addr = addr("--control", &a.control)?;
-    let control = eddy_admin::control::ControlNode::start("up", control_addr, None, bus.clone())
-        .with_context(|| format!("starting the control plane on {control_addr}"))?;
+    let control = eddy_admin::control::ControlNode::start(
+        "up",
+        control_addr,
+        eddy_auth::api::ApiTokens::default(),
+        bus.clone(),
+    )
+    .with_context(|| format!("starting the control plane on {control_addr}"))?;
     // The viewers' side starts first, so it sees every node's first heartbeat.
     let dash = eddy_admin::Dashboard::start("up", dashboard_addr, bus.clone())
         .with_context(|| format!("starting the dashboard on {dashboard_addr}"))?;

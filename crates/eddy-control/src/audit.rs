@@ -1,19 +1,17 @@
-//! The audit trail: every operation on the edge's admin API (purge, event ingest, certificate
-//! reload, including `SIGHUP`), who asked (an API token's name, never the token), from where, and
-//! what came of it. Each record is logged (target `eddy::audit`) and, with a bus, published as
-//! `dev.eddy.audit.v1` on [`eddy_control::AUDIT_TOPIC`], where the dashboard lists the last ones.
+//! The audit trail: every operation on an admin API or the control plane (purge, event ingest,
+//! certificate reload, including `SIGHUP`), who asked (an API token's name, never the token),
+//! from where, and what came of it. Each record is logged (target `eddy::audit`) and, with a
+//! bus, published as `dev.eddy.audit.v1` on [`AUDIT_TOPIC`](crate::AUDIT_TOPIC), where the
+//! dashboard lists the last ones.
 //!
 //! Records go through a bounded queue to the publisher: an operation never waits for the bus,
-//! and a record the queue cannot take is counted (`eddy_audit_total{what="dropped"}`), still
-//! logged.
+//! and a record the queue cannot take is counted as `dropped` (still logged).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use eddy_events::Audit;
-use tokio::sync::mpsc;
-
-use crate::metrics::Metrics;
+use eddy_events::{Audit, Event};
+use tokio::sync::{mpsc, watch};
 
 /// Records waiting for the bus, at most.
 pub const QUEUE: usize = 1024;
@@ -54,11 +52,14 @@ impl Outcome {
     }
 }
 
+/// Counts each record by its outcome's name, or `dropped`.
+pub type Count = Arc<dyn Fn(&'static str) + Send + Sync>;
+
 /// Records operations; see the module doc.
 pub struct Auditor {
     node: String,
     tx: mpsc::Sender<Audit>,
-    metrics: Arc<Metrics>,
+    count: Count,
 }
 
 /// `text` as a record may carry it: printable, on one line, at most [`DETAIL_MAX`] characters.
@@ -74,15 +75,22 @@ pub fn clean(text: &str) -> String {
     out
 }
 
+/// A record's detail for a request whose body was `body` and whose answer had `status`: the
+/// start of the body ([`DETAIL_BYTES`] at most is read), then the status.
+pub fn detail(body: &[u8], status: u16) -> String {
+    let body = &body[..body.len().min(DETAIL_BYTES)];
+    format!("{} → {status}", String::from_utf8_lossy(body).trim())
+}
+
 impl Auditor {
-    /// An auditor for `node`, and the queue its publisher reads.
-    pub fn new(node: &str, metrics: Arc<Metrics>) -> (Auditor, mpsc::Receiver<Audit>) {
+    /// An auditor for `node` that counts with `count`, and the queue its publisher reads.
+    pub fn new(node: &str, count: Count) -> (Auditor, mpsc::Receiver<Audit>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         (
             Auditor {
                 node: node.to_string(),
                 tx,
-                metrics,
+                count,
             },
             rx,
         )
@@ -111,18 +119,55 @@ impl Auditor {
             Ok(()) => outcome.as_str(),
             Err(_) => "dropped",
         };
-        self.metrics.audit(what);
+        (self.count)(what);
+    }
+}
+
+/// Publish the records of `rx` on `bus` as `source` until `shutdown`. A record the bus refuses
+/// is logged (it was logged when recorded too) and the next one is tried.
+pub async fn publish(
+    mut rx: mpsc::Receiver<Audit>,
+    bus: Arc<dyn eddy_bus::Bus>,
+    source: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let a = tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            a = rx.recv() => match a {
+                Some(a) => a,
+                None => {
+                    tracing::warn!("audit publisher stopped: its queue closed");
+                    return;
+                }
+            },
+        };
+        let ev = Event::Audit(a);
+        let cloud = ev.to_cloud(crate::event_id(), source.clone());
+        if let Err(e) = bus
+            .publish(
+                crate::AUDIT_TOPIC,
+                &ev.key(),
+                bytes::Bytes::from(cloud.encode()),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "an audit record did not reach the bus (it is in the log)");
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn records_are_queued_bounded_and_clean() {
-        let metrics = Arc::new(Metrics::new());
-        let (a, mut rx) = Auditor::new("edge-1", metrics.clone());
+        let counted = Arc::new(Mutex::new(Vec::new()));
+        let c = counted.clone();
+        let (a, mut rx) = Auditor::new("edge-1", Arc::new(move |w| c.lock().unwrap().push(w)));
         a.record(
             "cms",
             Some("::ffff:203.0.113.7".parse().expect("ip")),
@@ -137,13 +182,19 @@ mod tests {
         for _ in 0..QUEUE + 3 {
             a.record("cms", None, "purge", Outcome::Ok, "x");
         }
-        let dropped = metrics
-            .audit
-            .get_or_create(&crate::metrics::LlhlsLabel { what: "dropped" })
-            .get();
+        let dropped = counted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| **w == "dropped")
+            .count();
         assert_eq!(dropped, 3);
         assert_eq!(clean(&"a".repeat(300)).chars().count(), DETAIL_MAX + 1);
         assert_eq!(Outcome::of_status(403), Outcome::Refused);
         assert_eq!(Outcome::of_status(502), Outcome::Failed);
+        assert_eq!(
+            detail(b" {\"url\": \"x\"}\n", 202),
+            "{\"url\": \"x\"} → 202"
+        );
     }
 }
