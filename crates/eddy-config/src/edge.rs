@@ -27,10 +27,13 @@ pub struct EdgeFile {
     pub admin: Option<String>,
     /// If set, the admin API requires `Authorization: Bearer <token>` (not for `/metrics`).
     pub admin_token: Option<String>,
-    /// Origins as `http://host[:port]` URLs (port 1-65535, 80 when absent); the first healthy
-    /// one is used, the next on failure.
+    /// Origins as `http://host[:port]` or `https://host[:port]` URLs (port 1-65535, 80 or 443
+    /// when absent); the first healthy one is used, the next on failure. An `https://` origin's
+    /// certificate must be valid for `host` (sent as SNI) and signed by a root of
+    /// `upstream_ca_file`, or of the system when that is unset.
     pub origins: Option<Vec<String>>,
-    /// Shield edges (`http://host[:port]`): a miss goes to the shield that owns the object by
+    /// Shield edges (`http://host[:port]`, or `https://host[:port]` for a shield's `[tls]`
+    /// port): a miss goes to the shield that owns the object by
     /// rendezvous hashing of its URL, then to the next shield, then to the origins. Empty (the
     /// default) for a shield itself or an edge that fetches from origins directly.
     pub shields: Option<Vec<String>>,
@@ -80,6 +83,9 @@ pub struct EdgeFile {
     pub origin_probe_interval_ms: Option<u64>,
     /// Path probed with GET; any answer below 500 means up (default "/").
     pub origin_probe_path: Option<String>,
+    /// PEM file of the CA certificates that `https://` origins and shields must chain to
+    /// (default: the system's roots). Read at start-up; a file that does not read stops it.
+    pub upstream_ca_file: Option<String>,
     /// How long a request waits for another request's fill of the same object before fetching
     /// itself, in milliseconds (default 10000).
     pub coalesce_timeout_ms: Option<u64>,
@@ -125,6 +131,8 @@ pub struct Origin {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// `https://`: fetched over TLS, the certificate verified for `host` (also the SNI).
+    pub tls: bool,
 }
 
 /// Validated `[edge]`.
@@ -185,16 +193,21 @@ pub struct EdgeConfig {
     pub origin_probe_interval: Option<Duration>,
     /// Probe path.
     pub origin_probe_path: String,
+    /// CA certificates for `https://` upstreams, or `None` for the system's roots.
+    pub upstream_ca_file: Option<std::path::PathBuf>,
     /// Coalescing wait.
     pub coalesce_timeout: Duration,
 }
 
-/// Parse an origin URL `http://host[:port]`: no path, and a port of 1 to 65535 (80 when absent).
+/// Parse an origin URL `http://host[:port]` or `https://host[:port]`: no path, and a port of 1
+/// to 65535 (80 or 443 when absent).
 pub fn parse_origin(v: &str) -> Option<Origin> {
     let uri: http::Uri = v.parse().ok()?;
-    if uri.scheme_str() != Some("http") {
-        return None;
-    }
+    let (tls, default_port) = match uri.scheme_str() {
+        Some("http") => (false, 80),
+        Some("https") => (true, 443),
+        _ => return None,
+    };
     let host = uri
         .host()?
         .trim_start_matches('[')
@@ -206,21 +219,23 @@ pub fn parse_origin(v: &str) -> Option<Origin> {
     Some(Origin {
         url: v.to_string(),
         host,
-        port: strict_port(uri.authority()?.as_str())?,
+        port: strict_port(uri.authority()?.as_str(), default_port)?,
+        tls,
     })
 }
 
-/// The port of an authority `[userinfo@]host[:port]`: 80 when absent or empty (RFC 3986 §3.2.3),
-/// else 1 to 65535; `None` for anything else (`http::Uri` reads 0 and >65535 as "no port").
-fn strict_port(authority: &str) -> Option<u16> {
+/// The port of an authority `[userinfo@]host[:port]`: the scheme's `default` when absent or
+/// empty (RFC 3986 §3.2.3), else 1 to 65535; `None` for anything else (`http::Uri` reads 0 and
+/// >65535 as "no port").
+fn strict_port(authority: &str, default: u16) -> Option<u16> {
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let after_host = match host_port.strip_prefix('[') {
         Some(rest) => rest.split_once(']')?.1,
         None => host_port.find(':').map_or("", |i| &host_port[i..]),
     };
     match after_host.strip_prefix(':') {
-        None if after_host.is_empty() => Some(80),
-        Some("") => Some(80),
+        None if after_host.is_empty() => Some(default),
+        Some("") => Some(default),
         Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
             p.parse::<u16>().ok().filter(|&n| n != 0)
         }
@@ -302,7 +317,7 @@ pub(crate) fn edge_config(
                     name,
                     "edge.origins",
                     u,
-                    "http://host[:port] with a port of 1 to 65535 (80 when absent) and no path (TLS origins are not supported yet)",
+                    "http://host[:port] or https://host[:port] with a port of 1 to 65535 (80 or 443 when absent) and no path",
                 )
             })
         })
@@ -317,7 +332,7 @@ pub(crate) fn edge_config(
                     name,
                     "edge.shields",
                     u,
-                    "http://host[:port] of another Eddy node, with a port of 1 to 65535 (80 when absent) and no path",
+                    "http://host[:port] or https://host[:port] (its [tls] port) of another Eddy node, with a port of 1 to 65535 (80 or 443 when absent) and no path",
                 )
             })
         })
@@ -437,7 +452,7 @@ pub(crate) fn edge_config(
                     name,
                     "edge.public_url",
                     &u,
-                    "http://host[:port] with a port of 1 to 65535 (80 when absent) and no path",
+                    "http://host[:port] or https://host[:port] with a port of 1 to 65535 (80 or 443 when absent) and no path",
                 ));
             }
         },
@@ -598,6 +613,17 @@ pub(crate) fn edge_config(
                     "a path starting with '/', without spaces",
                 ));
             }
+        },
+        upstream_ca_file: match e.upstream_ca_file {
+            Some(f) if f.trim().is_empty() => {
+                return Err(invalid(
+                    name,
+                    "edge.upstream_ca_file",
+                    &f,
+                    "the path of a PEM file of CA certificates",
+                ));
+            }
+            f => f.map(std::path::PathBuf::from),
         },
     })
 }

@@ -1,27 +1,54 @@
 //! A small HTTP/1.1 GET used by the edge itself: prefetching through its own proxy port and
-//! probing origins. One connection per call, the body drained, all within a deadline.
+//! probing origins (over TLS for `https://` ones). One connection per call, the body drained,
+//! all within a deadline.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// `GET path` on `host:port` with `Host: host_header`; returns the status once the whole body
-/// has arrived.
+use hyper::client::conn::http1::SendRequest;
+
+/// TLS for a [`get`]: the client configuration (roots) and the name to verify and send as SNI.
+pub type Tls<'a> = (&'a Arc<rustls::ClientConfig>, &'a str);
+
+/// `GET path` on `addr` (over TLS when `tls` is given) with `Host: host_header`; returns the
+/// status once the whole body has arrived.
 pub async fn get(
-    host: &str,
-    port: u16,
+    addr: SocketAddr,
+    tls: Option<Tls<'_>>,
     host_header: &str,
     path: &str,
     headers: &[(&'static str, &str)],
     deadline: Duration,
 ) -> Result<http::StatusCode, String> {
     let fetch = async {
-        let stream = tokio::net::TcpStream::connect((host, port))
+        let stream = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let mut sender: SendRequest<http_body_util::Empty<bytes::Bytes>> = match tls {
+            None => {
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                sender
+            }
+            Some((config, name)) => {
+                let server = rustls::pki_types::ServerName::try_from(name.to_string())
+                    .map_err(|e| format!("{name} is not a TLS server name: {e}"))?;
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(server, stream)
+                    .await
+                    .map_err(|e| format!("TLS with {name} ({addr}): {e}"))?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
         let mut req = http::Request::get(path).header(http::header::HOST, host_header);
         for (k, v) in headers {
             req = req.header(*k, *v);

@@ -166,6 +166,7 @@ mod tests {
                 url: format!("http://o{i}:80"),
                 host: format!("o{i}"),
                 port: 80,
+                tls: false,
             })
             .collect()
     }

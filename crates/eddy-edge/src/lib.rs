@@ -45,6 +45,7 @@ pub mod slice;
 pub mod spike;
 pub mod storage;
 pub mod tls;
+pub mod upstream;
 
 use async_trait::async_trait;
 
@@ -269,6 +270,9 @@ impl Edge {
             } else {
                 (None, None)
             };
+        // Read before pingora's connector does: it would panic on a CA file that does not read.
+        let upstream_roots = upstream::roots(&config.edge)?;
+        let upstreams = upstream::Upstreams::new(&config.edge);
         let cmsd = cmsd::Hop::new(&config.edge.id);
         let audit_metrics = metrics.clone();
         let (auditor, audit_rx) = eddy_control::audit::Auditor::new(
@@ -298,6 +302,7 @@ impl Edge {
             conns: conn::ConnLimits::new(config_conns.0, config_conns.1),
             tls,
             audit: auditor,
+            upstreams,
         });
         let (shutdown, rx) = watch::channel(false);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -337,6 +342,14 @@ impl Edge {
             max_retries: state.config.edge.shields.len() + state.config.edge.origins.len() + 1,
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(1),
+            // https:// upstreams: this file's roots, else the system's (upstream::roots read
+            // either one already).
+            ca_file: state
+                .config
+                .edge
+                .upstream_ca_file
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
             ..Default::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -461,6 +474,7 @@ impl Edge {
                                 health_state.clone(),
                                 i,
                                 every,
+                                upstream_roots.clone(),
                                 follower_rx.clone(),
                             ));
                         }
@@ -861,16 +875,19 @@ async fn prune_client_limiter(state: Arc<EdgeState>, mut shutdown: watch::Receiv
 }
 
 /// Probe origin `i` every `every` with `GET edge.origin_probe_path` (deadline: half the
-/// interval); an answer below 500 marks it up, anything else counts as a failure.
+/// interval), over TLS verified with `roots` for an `https://` origin; an answer below 500 marks
+/// it up, anything else counts as a failure.
 async fn probe_origin(
     state: Arc<EdgeState>,
     i: usize,
     every: Duration,
+    roots: Option<Arc<rustls::ClientConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let edge = &state.config.edge;
     let Some(o) = edge.origins.get(i) else { return };
-    let host_header = if o.port == 80 {
+    let default_port = if o.tls { 443 } else { 80 };
+    let host_header = if o.port == default_port {
         o.host.clone()
     } else {
         format!("{}:{}", o.host, o.port)
@@ -882,15 +899,29 @@ async fn probe_origin(
             _ = shutdown.wait_for(|v| *v) => return,
             _ = tick.tick() => {}
         }
-        let r = client::get(
-            &o.host,
-            o.port,
-            &host_header,
-            &edge.origin_probe_path,
-            &[("user-agent", "eddy-probe")],
-            every / 2,
-        )
-        .await;
+        let deadline = every / 2;
+        let r = match state
+            .upstreams
+            .addr(upstream::Tier::Origin, i, deadline)
+            .await
+        {
+            Err(e) => Err(e),
+            Ok(addr) => {
+                let tls = match (&roots, o.tls) {
+                    (Some(r), true) => Some((r, o.host.as_str())),
+                    _ => None,
+                };
+                client::get(
+                    addr,
+                    tls,
+                    &host_header,
+                    &edge.origin_probe_path,
+                    &[("user-agent", "eddy-probe")],
+                    deadline,
+                )
+                .await
+            }
+        };
         match r {
             Ok(s) if s.as_u16() < 500 => state.health.success(i, &format!("probe answered {s}")),
             Ok(s) => state.health.failure(i, &format!("probe answered {s}")),

@@ -130,6 +130,8 @@ pub struct Metrics {
     pub shield_fetches: Counter,
     /// Origin fetches that failed (connect, timeout, invalid response).
     pub origin_errors: Counter,
+    /// TLS handshakes with `https://` origins or shields that failed.
+    pub upstream_tls_failures: Counter,
     /// Response body bytes sent to clients.
     pub bytes_sent: Counter,
     /// Request latency in seconds by outcome.
@@ -258,6 +260,12 @@ impl Metrics {
             "origin_errors",
             "Origin requests that failed",
             origin_errors.clone(),
+        );
+        let upstream_tls_failures = Counter::default();
+        registry.register(
+            "upstream_tls_failures",
+            "TLS handshakes with https:// origins or shields that failed (certificate not verified, or no TLS there)",
+            upstream_tls_failures.clone(),
         );
         let bytes_sent = Counter::default();
         registry.register(
@@ -492,6 +500,7 @@ impl Metrics {
             origin_fetches,
             shield_fetches,
             origin_errors,
+            upstream_tls_failures,
             bytes_sent,
             latency,
             purges,

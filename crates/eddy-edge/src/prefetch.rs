@@ -406,15 +406,7 @@ pub async fn self_get(
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    crate::client::get(
-        &addr.ip().to_string(),
-        addr.port(),
-        host,
-        path,
-        headers,
-        TIMEOUT,
-    )
-    .await
+    crate::client::get(addr, None, host, path, headers, TIMEOUT).await
 }
 
 #[cfg(test)]

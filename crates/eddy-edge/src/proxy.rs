@@ -77,6 +77,8 @@ pub struct EdgeState {
     pub caps: crate::guard::Caps,
     /// Hard purges of the last moments: their objects are not prefetched.
     pub recent_purges: crate::prefetch::RecentPurges,
+    /// Where the origins and shields are (names resolved off the request path).
+    pub upstreams: crate::upstream::Upstreams,
 }
 
 /// One token bucket for all origin fetches of this edge.
@@ -1037,11 +1039,15 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        use crate::upstream::Tier;
         let edge = &self.state.config.edge;
         let fresh = ctx.fresh_conn;
         let hold_until = ctx.hold_until;
-        let peer_for = |o: &eddy_config::Origin| {
-            let mut peer = HttpPeer::new((o.host.as_str(), o.port), false, String::new());
+        let peer_for = |o: &eddy_config::Origin, addr: std::net::SocketAddr| {
+            // SNI and verification name: the host as configured (an IP address sends no SNI and
+            // is verified against the certificate's IP addresses). Never empty: pingora skips
+            // verification for an empty SNI.
+            let mut peer = HttpPeer::new(addr, o.tls, o.host.clone());
             peer.options.connection_timeout = Some(edge.origin_connect_timeout);
             peer.options.total_connection_timeout = Some(edge.origin_connect_timeout);
             peer.options.read_timeout = Some(match hold_until {
@@ -1059,6 +1065,7 @@ impl ProxyHttp for EdgeProxy {
             }
             Box::new(peer)
         };
+        let upstreams = &self.state.upstreams;
         // Shield tier first: the owner of this object, then the other shields (a request that
         // already came through an edge goes to the origins, so a misconfigured ring can't loop).
         if !edge.shields.is_empty() && !ctx.from_edge {
@@ -1068,10 +1075,21 @@ impl ProxyHttp for EdgeProxy {
             // Shields known to be down are skipped: no connect timeout per request.
             while let Some(&i) = ctx.shield_order.get(ctx.shield_tries) {
                 if self.state.shield_health.is_healthy(i) {
-                    ctx.via_shield = true;
-                    ctx.shield = i;
-                    self.state.metrics.shield_fetches.inc();
-                    return Ok(peer_for(&edge.shields[i]));
+                    match upstreams
+                        .addr(Tier::Shield, i, edge.origin_connect_timeout)
+                        .await
+                    {
+                        Ok(addr) => {
+                            ctx.via_shield = true;
+                            ctx.shield = i;
+                            self.state.metrics.shield_fetches.inc();
+                            return Ok(peer_for(&edge.shields[i], addr));
+                        }
+                        Err(e) => {
+                            tracing::warn!(shield = %edge.shields[i].url, error = %e, "shield address unknown; trying the next");
+                            self.state.shield_health.failure(i, &e);
+                        }
+                    }
                 }
                 ctx.shield_tries += 1;
             }
@@ -1088,10 +1106,33 @@ impl ProxyHttp for EdgeProxy {
                 "origin fetch limit (edge.origin_rate) reached",
             ));
         }
-        ctx.origin = self.state.health.pick(&ctx.tried).unwrap_or(0);
-        ctx.tried.push(ctx.origin);
-        self.state.metrics.origin_fetches.inc();
-        Ok(peer_for(&edge.origins[ctx.origin]))
+        // An origin whose name does not resolve counts as a failure, and the next is tried.
+        loop {
+            ctx.origin = self.state.health.pick(&ctx.tried).unwrap_or(0);
+            let first_try = !ctx.tried.contains(&ctx.origin);
+            ctx.tried.push(ctx.origin);
+            match upstreams
+                .addr(Tier::Origin, ctx.origin, edge.origin_connect_timeout)
+                .await
+            {
+                Ok(addr) => {
+                    self.state.metrics.origin_fetches.inc();
+                    return Ok(peer_for(&edge.origins[ctx.origin], addr));
+                }
+                Err(e) => {
+                    let url = &edge.origins[ctx.origin].url;
+                    tracing::warn!(origin = %url, error = %e, "origin address unknown");
+                    self.state.metrics.origin_errors.inc();
+                    self.state.health.failure(ctx.origin, &e);
+                    if !first_try || self.state.health.pick(&ctx.tried).is_none() {
+                        return Err(Error::explain(
+                            ErrorType::ConnectNoRoute,
+                            format!("origin {url}: {e}"),
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     fn fail_to_connect(
@@ -1101,6 +1142,25 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        let tls_failed = matches!(
+            e.etype(),
+            ErrorType::TLSHandshakeFailure | ErrorType::InvalidCert | ErrorType::HandshakeError
+        );
+        if tls_failed {
+            // Say which upstream, and what fixes the usual cause.
+            self.state.metrics.upstream_tls_failures.inc();
+            let edge = &self.state.config.edge;
+            let url = if ctx.via_shield {
+                edge.shields.get(ctx.shield).map(|o| o.url.as_str())
+            } else {
+                edge.origins.get(ctx.origin).map(|o| o.url.as_str())
+            };
+            tracing::error!(
+                upstream = url.unwrap_or(""),
+                error = %e,
+                "TLS to this upstream failed: its certificate must be valid for the host in its URL and chain to a root of edge.upstream_ca_file (or of the system when that is unset)"
+            );
+        }
         if ctx.via_shield {
             // The next shield in this object's order, then the origins.
             tracing::warn!(shield = %peer, error = %e, "shield connect failed; trying the next");
@@ -1431,6 +1491,7 @@ mod tests {
                 url: format!("http://10.0.0.{i}:8080"),
                 host: format!("10.0.0.{i}"),
                 port: 8080,
+                tls: false,
             })
             .collect()
     }

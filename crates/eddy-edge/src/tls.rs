@@ -70,6 +70,14 @@ pub enum TlsError {
         /// What is wrong, and what to do.
         why: String,
     },
+    /// The CA file that `https://` upstreams are verified against (`edge.upstream_ca_file`).
+    #[error("edge.upstream_ca_file {path}: {why}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        why: String,
+    },
     /// The TLS configuration as a whole.
     #[error("tls: {0}")]
     Setup(String),

@@ -159,6 +159,15 @@ fn origin_ports_are_read_strictly() {
         parse_origin("http://[::1]:8080").map(|o| o.host),
         Some("::1".to_string())
     );
+    assert_eq!(port("https://a"), Some(443));
+    assert_eq!(port("https://a:"), Some(443));
+    assert_eq!(port("https://a:8443"), Some(8443));
+    assert_eq!(port("https://a:0"), None);
+    assert_eq!(port("ftp://a"), None);
+    assert_eq!(port("https://a/x"), None);
+    let tls = |u: &str| parse_origin(u).map(|o| o.tls);
+    assert_eq!(tls("https://a"), Some(true));
+    assert_eq!(tls("http://a:443"), Some(false));
 }
 
 #[test]
