@@ -377,6 +377,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
                     _ = stop.wait_for(|s| *s) => return None,
                 };
                 if matches!(conn.alpn(), Some(ALPN::H2)) {
+                    let conn = crate::batch::Batched::new(Box::new(conn));
                     return self.h2.process_new(Box::new(conn), shutdown).await;
                 }
                 return self
@@ -403,7 +404,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for H2cGate<A> {
         if v == Verdict::H2 {
             let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
             l4.rewind(&buf);
-            return self.h2.process_new(l4, shutdown).await;
+            let conn = crate::batch::Batched::new(l4);
+            return self.h2.process_new(Box::new(conn), shutdown).await;
         }
         self.http1(stream, buf, deadline, shutdown).await
     }

@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod batch;
 mod classes;
 pub mod client;
 pub mod cmsd;
