@@ -313,20 +313,14 @@ fn allowed(shared: &Shared, headers: &HeaderMap, scope: Scope) -> (Verdict, Opti
             .and_then(|v| v.to_str().ok()),
         scope,
     );
-    let refused = match &v {
-        Verdict::Open | Verdict::Allowed(_) => None,
-        Verdict::Missing | Verdict::Unknown => Some(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or unknown bearer token (Authorization: Bearer <token>, one of [[api_tokens]] or control.token)",
-        )),
-        Verdict::Forbidden(name) => Some(error(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "the token {name} does not have the {} scope",
-                scope.as_str()
-            ),
-        )),
-    };
+    let refused = v
+        .refusal(scope, "[[api_tokens]] or control.token")
+        .map(|(status, msg)| {
+            error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+                &msg,
+            )
+        });
     (v, refused)
 }
 

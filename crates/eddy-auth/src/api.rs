@@ -165,6 +165,28 @@ impl Verdict {
             Verdict::Unknown => "unknown token",
         }
     }
+
+    /// The refusal of a request that asked for `scope`, as an HTTP status and a message:
+    /// `401` without a known token (`where_tokens` says where tokens are configured), `403`
+    /// for a token without the scope; `None` when allowed.
+    pub fn refusal(&self, scope: Scope, where_tokens: &str) -> Option<(u16, String)> {
+        match self {
+            Verdict::Open | Verdict::Allowed(_) => None,
+            Verdict::Missing | Verdict::Unknown => Some((
+                401,
+                format!(
+                    "missing or unknown bearer token (Authorization: Bearer <token>, one of {where_tokens})"
+                ),
+            )),
+            Verdict::Forbidden(name) => Some((
+                403,
+                format!(
+                    "the token {name} does not have the {} scope",
+                    scope.as_str()
+                ),
+            )),
+        }
+    }
 }
 
 /// The configured tokens.
@@ -266,6 +288,20 @@ mod tests {
             text.contains("cms") && !text.contains(&hash(cms)[..16]),
             "{text}"
         );
+    }
+
+    #[test]
+    fn refusals_say_401_without_a_known_token_and_403_without_the_scope() {
+        let r = |v: Verdict| v.refusal(Scope::Purge, "[[api_tokens]]");
+        assert_eq!(r(Verdict::Open), None);
+        assert_eq!(r(Verdict::Allowed("cms".into())), None);
+        let (status, msg) = r(Verdict::Missing).unwrap_or_default();
+        assert_eq!(status, 401);
+        assert!(msg.contains("[[api_tokens]]"), "{msg}");
+        assert_eq!(r(Verdict::Unknown).map(|x| x.0), Some(401));
+        let (status, msg) = r(Verdict::Forbidden("reader".into())).unwrap_or_default();
+        assert_eq!(status, 403);
+        assert!(msg.contains("reader") && msg.contains("purge"), "{msg}");
     }
 
     #[test]

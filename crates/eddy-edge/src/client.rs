@@ -11,6 +11,18 @@ use hyper::client::conn::http1::SendRequest;
 /// TLS for a [`get`]: the client configuration (roots) and the name to verify and send as SNI.
 pub type Tls<'a> = (&'a Arc<rustls::ClientConfig>, &'a str);
 
+/// An HTTP/1.1 client connection on `io`, its connection task spawned.
+async fn handshake<S>(io: S) -> Result<SendRequest<http_body_util::Empty<bytes::Bytes>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
 /// `GET path` on `addr` (over TLS when `tls` is given) with `Host: host_header`; returns the
 /// status once the whole body has arrived.
 pub async fn get(
@@ -25,15 +37,8 @@ pub async fn get(
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect to {addr}: {e}"))?;
-        let mut sender: SendRequest<http_body_util::Empty<bytes::Bytes>> = match tls {
-            None => {
-                let (sender, conn) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                sender
-            }
+        let mut sender = match tls {
+            None => handshake(stream).await?,
             Some((config, name)) => {
                 let server = rustls::pki_types::ServerName::try_from(name.to_string())
                     .map_err(|e| format!("{name} is not a TLS server name: {e}"))?;
@@ -41,12 +46,7 @@ pub async fn get(
                     .connect(server, stream)
                     .await
                     .map_err(|e| format!("TLS with {name} ({addr}): {e}"))?;
-                let (sender, conn) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                sender
+                handshake(stream).await?
             }
         };
         let mut req = http::Request::get(path).header(http::header::HOST, host_header);
