@@ -25,7 +25,11 @@ struct TlsFront {
 
 impl TlsFront {
     fn start(ca: &TestCa, dir: &std::path::Path, names: &[&str], to: SocketAddr) -> TlsFront {
-        let issued = ca.issue(dir, "front", names).unwrap();
+        TlsFront::serving(&ca.issue(dir, "front", names).unwrap(), to)
+    }
+
+    /// A front serving `issued`.
+    fn serving(issued: &eddy_testkit::pki::Issued, to: SocketAddr) -> TlsFront {
         let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&issued.cert)
             .unwrap()
             .map(Result::unwrap)
@@ -145,6 +149,25 @@ fn an_https_origin_from_a_private_ca_is_refused_by_default_and_used_with_its_ca(
 }
 
 #[test]
+fn a_self_signed_origin_is_refused_by_default_and_used_with_its_certificate_as_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = eddy_testkit::pki::self_signed(dir.path(), "origin", &["localhost"]).unwrap();
+    let origin = Origin::start(counting("max-age=600")).unwrap();
+    let front = TlsFront::serving(&own, origin.addr());
+    let url = format!("https://localhost:{}", front.addr.port());
+    let rig = edge_for(&url, None);
+    assert_eq!(rig.get("/a").status, 502);
+    assert!(rig.metric("eddy_upstream_tls_failures_total") >= 1);
+    assert_eq!(origin.total(), 0);
+    drop(rig);
+    // Its own certificate as the CA file: trusted.
+    let rig = edge_for(&url, Some(&own.cert));
+    let r = rig.get("/a");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(origin.count("/a"), 1);
+}
+
+#[test]
 fn an_origin_certificate_must_name_the_host_in_the_origin_url() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new().unwrap();
@@ -230,4 +253,41 @@ fn an_edge_reaches_its_shield_on_the_shields_https_port() {
         "the edge's fetch came over TLS"
     );
     assert_eq!(edge.metric("eddy_upstream_tls_failures_total"), 0);
+}
+
+#[test]
+fn origin_probes_reach_an_https_origin_over_verified_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let origin = Origin::start(counting("max-age=600")).unwrap();
+    let front = TlsFront::start(&ca, dir.path(), &["localhost"], origin.addr());
+    let url = format!("https://localhost:{}", front.addr.port());
+    let _rig = start_with(
+        |_: &Seen| Reply::status(500),
+        move |o| o.origins = vec![url],
+        &format!(
+            "[edge]\nupstream_ca_file = {ca_file:?}\norigin_probe_interval_ms = 100\norigin_probe_path = \"/probe\"\n"
+        ),
+    );
+    assert!(
+        eddy_testkit::wait_until(std::time::Duration::from_secs(10), || origin
+            .count("/probe")
+            >= 2),
+        "the probes never reached the origin through TLS"
+    );
+    assert!(
+        front
+            .handshakes()
+            .iter()
+            .all(|sni| sni.as_deref() == Some("localhost"))
+    );
+    assert!(
+        origin
+            .seen()
+            .iter()
+            .filter(|s| s.path == "/probe")
+            .all(|s| s.header("user-agent") == Some("eddy-probe"))
+    );
 }

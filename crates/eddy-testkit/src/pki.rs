@@ -20,6 +20,27 @@ pub struct Issued {
     pub der: Vec<u8>,
 }
 
+/// A self-signed certificate for `names` (not a CA: its own issuer and trust anchor), written
+/// as `<file>.pem` and `<file>.key` in `dir`: what an origin set up by hand often serves.
+pub fn self_signed(dir: &Path, file: &str, names: &[&str]) -> std::io::Result<Issued> {
+    let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
+    let key = KeyPair::generate().map_err(err)?;
+    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .map_err(err)?;
+    let cert = params.self_signed(&key).map_err(err)?;
+    let (c, k) = (
+        dir.join(format!("{file}.pem")),
+        dir.join(format!("{file}.key")),
+    );
+    std::fs::write(&c, cert.pem())?;
+    std::fs::write(&k, key.serialize_pem())?;
+    Ok(Issued {
+        cert: c,
+        key: k,
+        der: cert.der().to_vec(),
+    })
+}
+
 impl TestCa {
     /// A new CA with a fresh key.
     pub fn new() -> Result<TestCa, rcgen::Error> {
