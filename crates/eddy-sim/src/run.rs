@@ -3,17 +3,13 @@
 //! capacity.
 //!
 //! The accounting is libCacheSim's, so results compare with `../shared/traces/README.md`: every
-//! request counts; a hit bumps the object's access counter (and calls [`Policy::touch`] when the
-//! policy asks for every hit); a miss inserts the object unless it is larger than the cache,
-//! then the policy evicts until the cache is within its capacity. The byte miss ratio is missed
+//! request counts; the cache is `eddy-cache`'s [`Replay`] (a tier's resident set and steps: a
+//! hit bumps the access counter, a miss inserts the object unless it is larger than the cache,
+//! then the policy evicts until the cache is within its capacity). The byte miss ratio is missed
 //! bytes over requested bytes. For an object-count cache, give every request size 1
 //! ([`unit_sizes`]).
 
-use std::cell::Cell;
-
-use eddy_cache::ObjectKey;
-use eddy_cache::key::KeyMap;
-use eddy_cache::policy::{Policy, Resident, Residents};
+use eddy_cache::policy::{Policy, Replay};
 
 use crate::trace::Request;
 
@@ -46,63 +42,17 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// The resident set: size, access counter and policy word per object, as the tier keeps them.
-#[derive(Default)]
-struct Held(KeyMap<(u64, Cell<u8>, Cell<u32>)>);
-
-impl Residents for Held {
-    fn get(&self, key: &ObjectKey) -> Option<Resident> {
-        self.0.get(key).map(|(size, a, w)| Resident {
-            size: *size,
-            access: a.get(),
-            word: w.get(),
-        })
-    }
-    fn set_access(&self, key: &ObjectKey, value: u8) {
-        if let Some((_, a, _)) = self.0.get(key) {
-            a.set(value);
-        }
-    }
-    fn set_word(&self, key: &ObjectKey, word: u32) {
-        if let Some((_, _, w)) = self.0.get(key) {
-            w.set(word);
-        }
-    }
-}
-
 /// Run `trace` through `policy` over a cache of `capacity` bytes.
 pub fn run(policy: &mut dyn Policy, capacity: u64, trace: &[Request]) -> Outcome {
-    let mut held = Held::default();
-    let mut used = 0u64;
+    let mut cache = Replay::new(capacity);
     let mut out = Outcome::default();
-    let touch = policy.touch_on_hit();
     for r in trace {
         let size = u64::from(r.size);
         out.requests += 1;
         out.bytes += size;
-        let key = ObjectKey::from_u64(r.id);
-        if let Some((_, a, w)) = held.0.get(&key) {
-            a.set((a.get() + 1).min(3));
-            if touch {
-                policy.touch(&key, w.get());
-            }
-            continue;
-        }
-        out.misses += 1;
-        out.missed_bytes += size;
-        if size > capacity {
-            continue;
-        }
-        held.0.insert(key, (size, Cell::new(0), Cell::new(0)));
-        used += size;
-        policy.insert(key, size, &held);
-        while used > capacity {
-            let Some(victim) = policy.evict(&held) else {
-                break;
-            };
-            if let Some((s, _, _)) = held.0.remove(&victim) {
-                used -= s;
-            }
+        if !cache.request(policy, r.id, size) {
+            out.misses += 1;
+            out.missed_bytes += size;
         }
     }
     out

@@ -112,66 +112,101 @@ pub fn by_name(name: &str, capacity: u64) -> Result<Box<dyn Policy>, CacheError>
     }
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-    use crate::key::KeyMap;
-    use std::cell::Cell;
+/// A policy driven over a request sequence outside any tier: the resident set (size, access
+/// counter, policy word per object) and the byte accounting a tier keeps, with a tier's hit and
+/// miss steps. The simulator (`eddy-sim`) and the policy tests replay traces through it, so they
+/// run the policies exactly as the memory tier does.
+pub struct Replay {
+    held: Held,
+    used: u64,
+    capacity: u64,
+}
 
-    /// A resident set for driving policies in unit tests and simulations.
-    #[derive(Default)]
-    pub struct Map(pub KeyMap<(u64, Cell<u8>, Cell<u32>)>);
+/// A resident set outside any tier: size, access counter and policy word per object.
+#[derive(Default)]
+pub(crate) struct Held(
+    pub(crate) crate::key::KeyMap<(u64, std::cell::Cell<u8>, std::cell::Cell<u32>)>,
+);
 
-    impl Residents for Map {
-        fn get(&self, key: &ObjectKey) -> Option<Resident> {
-            self.0.get(key).map(|(size, a, w)| Resident {
-                size: *size,
-                access: a.get(),
-                word: w.get(),
-            })
+impl Residents for Held {
+    fn get(&self, key: &ObjectKey) -> Option<Resident> {
+        self.0.get(key).map(|(size, a, w)| Resident {
+            size: *size,
+            access: a.get(),
+            word: w.get(),
+        })
+    }
+    fn set_access(&self, key: &ObjectKey, value: u8) {
+        if let Some((_, a, _)) = self.0.get(key) {
+            a.set(value);
         }
-        fn set_access(&self, key: &ObjectKey, value: u8) {
-            if let Some((_, a, _)) = self.0.get(key) {
-                a.set(value);
-            }
+    }
+    fn set_word(&self, key: &ObjectKey, word: u32) {
+        if let Some((_, _, w)) = self.0.get(key) {
+            w.set(word);
         }
-        fn set_word(&self, key: &ObjectKey, word: u32) {
-            if let Some((_, _, w)) = self.0.get(key) {
-                w.set(word);
-            }
+    }
+}
+
+impl Replay {
+    /// An empty cache of `capacity` bytes.
+    pub fn new(capacity: u64) -> Replay {
+        Replay {
+            held: Held::default(),
+            used: 0,
+            capacity,
         }
     }
 
-    /// Run a request sequence of (id, size) through `policy` with a byte budget; return misses.
-    pub fn simulate(policy: &mut dyn Policy, capacity: u64, reqs: &[(u64, u64)]) -> usize {
-        let mut map = Map::default();
-        let mut used = 0u64;
-        let mut misses = 0;
-        for &(id, size) in reqs {
-            let key = ObjectKey::from_u64(id);
-            if let Some((_, a, w)) = map.0.get(&key) {
-                a.set((a.get() + 1).min(3));
-                if policy.touch_on_hit() {
-                    policy.touch(&key, w.get());
-                }
-                continue;
+    /// One request for object `id` of `size` bytes through `policy`; `true` on a hit. A hit
+    /// bumps the access counter (and calls [`Policy::touch`] when the policy asks); a miss
+    /// inserts the object unless it is larger than the cache, then evicts until the cache is
+    /// within its capacity.
+    pub fn request(&mut self, policy: &mut dyn Policy, id: u64, size: u64) -> bool {
+        let key = ObjectKey::from_u64(id);
+        if let Some((_, a, w)) = self.held.0.get(&key) {
+            a.set((a.get() + 1).min(3));
+            if policy.touch_on_hit() {
+                policy.touch(&key, w.get());
             }
-            misses += 1;
-            if size > capacity {
-                continue;
-            }
-            map.0.insert(key, (size, Cell::new(0), Cell::new(0)));
-            used += size;
-            policy.insert(key, size, &map);
-            while used > capacity {
-                let Some(victim) = policy.evict(&map) else {
-                    break;
-                };
-                if let Some((s, _, _)) = map.0.remove(&victim) {
-                    used -= s;
-                }
+            return true;
+        }
+        if size > self.capacity {
+            return false;
+        }
+        self.held.0.insert(
+            key,
+            (size, std::cell::Cell::new(0), std::cell::Cell::new(0)),
+        );
+        self.used += size;
+        policy.insert(key, size, &self.held);
+        while self.used > self.capacity {
+            let Some(victim) = policy.evict(&self.held) else {
+                break;
+            };
+            if let Some((s, _, _)) = self.held.0.remove(&victim) {
+                self.used -= s;
             }
         }
-        misses
+        false
+    }
+
+    /// Bytes held.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    pub(crate) use super::Held as Map;
+    use super::*;
+
+    /// Run a request sequence of (id, size) through `policy` with a byte budget; return misses.
+    pub fn simulate(policy: &mut dyn Policy, capacity: u64, reqs: &[(u64, u64)]) -> usize {
+        let mut r = Replay::new(capacity);
+        reqs.iter()
+            .filter(|&&(id, size)| !r.request(policy, id, size))
+            .count()
     }
 }
