@@ -85,6 +85,14 @@ impl TlsFront {
     }
 }
 
+/// A new test CA and its certificate written as `ca.pem` in `dir`.
+fn ca_in(dir: &std::path::Path) -> (TestCa, std::path::PathBuf) {
+    let ca = TestCa::new().unwrap();
+    let file = dir.join("ca.pem");
+    std::fs::write(&file, ca.pem()).unwrap();
+    (ca, file)
+}
+
 /// An edge in front of `origin_url`, with `upstream_ca_file` set to `ca` when given.
 fn edge_for(origin_url: &str, ca: Option<&std::path::Path>) -> Rig {
     let toml = match ca {
@@ -103,9 +111,7 @@ fn edge_for(origin_url: &str, ca: Option<&std::path::Path>) -> Rig {
 #[test]
 fn an_https_origin_from_a_private_ca_is_refused_by_default_and_used_with_its_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
     let origin = Origin::start(counting("max-age=600")).unwrap();
     let front = TlsFront::start(&ca, dir.path(), &["localhost"], origin.addr());
     let url = format!("https://localhost:{}", front.addr.port());
@@ -170,9 +176,7 @@ fn a_self_signed_origin_is_refused_by_default_and_used_with_its_certificate_as_t
 #[test]
 fn an_origin_certificate_must_name_the_host_in_the_origin_url() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
     let origin = Origin::start(counting("max-age=600")).unwrap();
     // Signed by the trusted CA, but for another name than the one the edge connects to.
     let front = TlsFront::start(&ca, dir.path(), &["origin.example"], origin.addr());
@@ -213,9 +217,7 @@ fn a_missing_upstream_ca_file_stops_start_up_naming_the_file() {
 #[test]
 fn an_edge_reaches_its_shield_on_the_shields_https_port() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
     let issued = ca.issue(dir.path(), "shield", &["localhost"]).unwrap();
     let shield_tls = eddy_testkit::free_port().unwrap();
     let shield = start_with(
@@ -258,9 +260,7 @@ fn an_edge_reaches_its_shield_on_the_shields_https_port() {
 #[test]
 fn origin_probes_reach_an_https_origin_over_verified_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (ca, ca_file) = ca_in(dir.path());
     let origin = Origin::start(counting("max-age=600")).unwrap();
     let front = TlsFront::start(&ca, dir.path(), &["localhost"], origin.addr());
     let url = format!("https://localhost:{}", front.addr.port());

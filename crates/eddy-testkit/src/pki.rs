@@ -23,11 +23,22 @@ pub struct Issued {
 /// A self-signed certificate for `names` (not a CA: its own issuer and trust anchor), written
 /// as `<file>.pem` and `<file>.key` in `dir`: what an origin set up by hand often serves.
 pub fn self_signed(dir: &Path, file: &str, names: &[&str]) -> std::io::Result<Issued> {
+    leaf(dir, file, names, |params, key| params.self_signed(key))
+}
+
+/// A certificate for `names` with a fresh key, signed by `sign`, written as `<file>.pem` and
+/// `<file>.key` in `dir`.
+fn leaf(
+    dir: &Path,
+    file: &str,
+    names: &[&str],
+    sign: impl FnOnce(CertificateParams, &KeyPair) -> Result<rcgen::Certificate, rcgen::Error>,
+) -> std::io::Result<Issued> {
     let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
     let key = KeyPair::generate().map_err(err)?;
     let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .map_err(err)?;
-    let cert = params.self_signed(&key).map_err(err)?;
+    let cert = sign(params, &key).map_err(err)?;
     let (c, k) = (
         dir.join(format!("{file}.pem")),
         dir.join(format!("{file}.key")),
@@ -66,22 +77,8 @@ impl TestCa {
     /// A certificate for `names` (DNS names or IP addresses), written as `<file>.pem` and
     /// `<file>.key` in `dir`.
     pub fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> std::io::Result<Issued> {
-        let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
-        let key = KeyPair::generate().map_err(err)?;
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .map_err(err)?;
-        let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
-        let (c, k) = (
-            dir.join(format!("{file}.pem")),
-            dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem())?;
-        std::fs::write(&k, key.serialize_pem())?;
-        Ok(Issued {
-            cert: c,
-            key: k,
-            der: cert.der().to_vec(),
+        leaf(dir, file, names, |params, key| {
+            params.signed_by(key, &self.issuer)
         })
     }
 }
