@@ -83,9 +83,7 @@ impl Batcher {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         if self.at < self.buf.len() && !self.turned {
-            if !self.deferred {
-                self.deferred = true;
-            }
+            self.deferred = true;
             // Woken every time, so a turn that does not read still comes back here.
             cx.waker().wake_by_ref();
             return Poll::Ready(Ok(()));
