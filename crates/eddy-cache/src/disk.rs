@@ -106,16 +106,20 @@ impl DiskIndex {
         }
     }
 
-    /// Evict one object by policy; returns it and its size.
-    pub fn evict_one(&mut self) -> Option<(ObjectKey, u64)> {
-        loop {
-            let victim = self.policy.evict(&View(&self.slots))?;
-            if let Some(s) = self.slots.remove(&victim) {
+    /// One eviction step by policy (one object, or a few for W-TinyLFU); returns the evicted
+    /// objects and their sizes, none when the index is empty.
+    pub fn evict_step(&mut self) -> Vec<(ObjectKey, u64)> {
+        let mut victims = Vec::new();
+        self.policy.evict(&View(&self.slots), &mut victims);
+        victims
+            .into_iter()
+            .filter_map(|victim| {
+                let s = self.slots.remove(&victim)?;
                 let size = u64::from(s.size);
                 self.used -= size;
-                return Some((victim, size));
-            }
-        }
+                Some((victim, size))
+            })
+            .collect()
     }
 
     /// Whether `key` is indexed.
@@ -263,12 +267,15 @@ impl DiskTier {
 
     fn evict_over_budget(&self, st: &mut DiskIndex, evicted: &mut Vec<ObjectKey>) {
         while st.used() > self.capacity {
-            let Some((victim, _)) = st.evict_one() else {
+            let step = st.evict_step();
+            if step.is_empty() {
                 break;
-            };
-            let _ = fs::remove_file(self.path_of(&victim));
-            evicted.push(victim);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            for (victim, _) in step {
+                let _ = fs::remove_file(self.path_of(&victim));
+                evicted.push(victim);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

@@ -40,7 +40,9 @@ pub enum CacheError {
         limit: u64,
     },
     /// The named policy does not exist.
-    #[error("unknown eviction policy {0:?}; use \"s3fifo\" or \"lru\"")]
+    #[error(
+        "unknown eviction policy {0:?}; use one of \"s3fifo\", \"lru\", \"fifo\", \"sieve\", \"arc\", \"wtinylfu\""
+    )]
     UnknownPolicy(String),
     /// The named admission policy does not exist.
     #[error("unknown admission policy {0:?}; use \"always\" or \"second-hit\"")]

@@ -110,9 +110,26 @@ impl MemoryTier {
             st.policy
                 .remove(&key, size, old.word.load(Ordering::Relaxed));
         }
-        if size > self.max_object {
+        if size > self.max_object || !st.policy.admit(&key, size) {
             self.used.store(st.used, Ordering::Relaxed);
             return evicted;
+        }
+        // Evict before inserting, as libCacheSim does, so the policy sees the cache as it was
+        // when the request missed.
+        let view = View(&self.shards);
+        let mut victims = Vec::new();
+        while st.used + size > self.capacity {
+            victims.clear();
+            st.policy.evict(&view, &mut victims);
+            if victims.is_empty() {
+                break;
+            }
+            for victim in victims.drain(..) {
+                if let Some(e) = self.shards[victim.shard(SHARDS)].write().remove(&victim) {
+                    st.used -= e.object.weight();
+                    evicted.push(victim);
+                }
+            }
         }
         self.shards[key.shard(SHARDS)].write().insert(
             key,
@@ -124,17 +141,7 @@ impl MemoryTier {
             },
         );
         st.used += size;
-        let view = View(&self.shards);
         st.policy.insert(key, size, &view);
-        while st.used > self.capacity {
-            let Some(victim) = st.policy.evict(&view) else {
-                break;
-            };
-            if let Some(e) = self.shards[victim.shard(SHARDS)].write().remove(&victim) {
-                st.used -= e.object.weight();
-                evicted.push(victim);
-            }
-        }
         self.evictions
             .fetch_add(evicted.len() as u64, Ordering::Relaxed);
         self.used.store(st.used, Ordering::Relaxed);

@@ -9,5 +9,6 @@
 //!
 //! Must not touch: tokio, pingora, the network. The policies it runs are `eddy-cache`'s own.
 
+pub mod belady;
 pub mod run;
 pub mod trace;

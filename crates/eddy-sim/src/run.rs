@@ -9,7 +9,8 @@
 //! bytes over requested bytes. For an object-count cache, give every request size 1
 //! ([`unit_sizes`]).
 
-use eddy_cache::policy::{Policy, Replay};
+use eddy_cache::CacheError;
+use eddy_cache::policy::{Policy, Replay, WTinyLfu};
 
 use crate::trace::Request;
 
@@ -40,6 +41,18 @@ impl Outcome {
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The policies a trace can run through: `eddy-cache`'s, by the names the edge's config takes.
+pub const POLICIES: [&str; 6] = ["lru", "fifo", "s3fifo", "sieve", "wtinylfu", "arc"];
+
+/// `eddy-cache`'s policy `name` for a cache of `capacity` bytes over a trace of `objects`
+/// distinct objects (W-TinyLFU sizes its frequency sketch from it).
+pub fn policy(name: &str, capacity: u64, objects: usize) -> Result<Box<dyn Policy>, CacheError> {
+    match name {
+        "wtinylfu" | "w-tinylfu" => Ok(Box::new(WTinyLfu::with_sketch(capacity, objects))),
+        other => eddy_cache::policy::by_name(other, capacity),
+    }
 }
 
 /// Run `trace` through `policy` over a cache of `capacity` bytes.

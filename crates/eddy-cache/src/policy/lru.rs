@@ -1,25 +1,16 @@
-//! Least-recently-used eviction, for comparison. Every hit reorders the list, so a tier using it
-//! takes the policy lock on every hit. The object's policy word is its list node index + 1, so
-//! LRU keeps no map of its own.
+//! Least-recently-used and first-in-first-out eviction, for comparison and as reference
+//! policies. LRU reorders on every hit, so a tier using it takes the policy lock on every hit;
+//! FIFO never reorders. The object's policy word is its list node index + 1, so neither keeps a
+//! map of its own.
 
+use super::list::Lists;
 use super::{Policy, Residents};
 use crate::key::ObjectKey;
 
-const NIL: u32 = u32::MAX;
-
-struct Node {
-    key: ObjectKey,
-    prev: u32,
-    next: u32,
-}
-
-/// LRU over an index-linked list in a slab: O(1) touch, insert, remove and evict.
+/// LRU (or FIFO) over an index-linked list: O(1) touch, insert, remove and evict.
 pub struct Lru {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    len: usize,
-    head: u32, // most recent
-    tail: u32, // least recent
+    list: Lists<1>,
+    reorder_on_hit: bool,
 }
 
 impl Default for Lru {
@@ -29,118 +20,66 @@ impl Default for Lru {
 }
 
 impl Lru {
-    /// An empty LRU.
+    /// An empty LRU: a hit moves the object to the front.
     pub fn new() -> Self {
         Lru {
-            nodes: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-            head: NIL,
-            tail: NIL,
+            list: Lists::default(),
+            reorder_on_hit: true,
         }
     }
 
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let n = &self.nodes[i as usize];
-            (n.prev, n.next)
-        };
-        if prev != NIL {
-            self.nodes[prev as usize].next = next;
-        } else {
-            self.head = next;
+    /// An empty FIFO: objects leave in the order they came in, whatever their hits.
+    pub fn fifo() -> Self {
+        Lru {
+            list: Lists::default(),
+            reorder_on_hit: false,
         }
-        if next != NIL {
-            self.nodes[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        self.nodes[i as usize].prev = NIL;
-        self.nodes[i as usize].next = self.head;
-        if self.head != NIL {
-            self.nodes[self.head as usize].prev = i;
-        }
-        self.head = i;
-        if self.tail == NIL {
-            self.tail = i;
-        }
-    }
-
-    fn node_of(&self, key: &ObjectKey, word: u32) -> Option<u32> {
-        let i = word.checked_sub(1)?;
-        (self.nodes.get(i as usize)?.key == *key).then_some(i)
     }
 }
 
 impl Policy for Lru {
     fn name(&self) -> &'static str {
-        "lru"
+        if self.reorder_on_hit { "lru" } else { "fifo" }
     }
 
     fn touch_on_hit(&self) -> bool {
-        true
+        self.reorder_on_hit
     }
 
     fn touch(&mut self, key: &ObjectKey, word: u32) {
-        if let Some(i) = self.node_of(key, word) {
-            self.unlink(i);
-            self.push_front(i);
+        if self.reorder_on_hit
+            && let Some(i) = self.list.node_of(key, word)
+        {
+            self.list.move_front(i, 0);
         }
     }
 
-    fn insert(&mut self, key: ObjectKey, _size: u64, residents: &dyn Residents) {
-        let node = Node {
-            key,
-            prev: NIL,
-            next: NIL,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        };
-        self.len += 1;
-        self.push_front(i);
+    fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents) {
+        let i = self.list.push(0, key, size);
         residents.set_word(&key, i + 1);
     }
 
     fn remove(&mut self, key: &ObjectKey, _size: u64, word: u32) {
-        if let Some(i) = self.node_of(key, word) {
-            self.unlink(i);
-            self.free.push(i);
-            self.len -= 1;
+        if let Some(i) = self.list.node_of(key, word) {
+            self.list.pop_node(i);
         }
     }
 
-    fn evict(&mut self, _residents: &dyn Residents) -> Option<ObjectKey> {
-        if self.tail == NIL {
-            return None;
+    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
+        if let Some(i) = self.list.back(0) {
+            victims.push(self.list.pop_node(i).0);
         }
-        let i = self.tail;
-        let key = self.nodes[i as usize].key;
-        self.unlink(i);
-        self.free.push(i);
-        self.len -= 1;
-        Some(key)
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.list.len(0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::Map;
+    use crate::policy::testing::{Map, evict_one};
     use std::cell::Cell;
 
     #[test]
@@ -154,9 +93,24 @@ mod tests {
         }
         let w0 = map.0[&ObjectKey::from_u64(0)].2.get();
         lru.touch(&ObjectKey::from_u64(0), w0);
-        assert_eq!(lru.evict(&map), Some(ObjectKey::from_u64(1)));
-        assert_eq!(lru.evict(&map), Some(ObjectKey::from_u64(2)));
+        assert_eq!(evict_one(&mut lru, &map), Some(ObjectKey::from_u64(1)));
+        assert_eq!(evict_one(&mut lru, &map), Some(ObjectKey::from_u64(2)));
         lru.remove(&ObjectKey::from_u64(0), 1, w0);
-        assert_eq!(lru.evict(&map), None);
+        assert_eq!(evict_one(&mut lru, &map), None);
+    }
+
+    #[test]
+    fn fifo_ignores_hits() {
+        let mut map = Map::default();
+        let mut fifo = Lru::fifo();
+        assert!(!fifo.touch_on_hit());
+        for i in 0..3 {
+            map.0
+                .insert(ObjectKey::from_u64(i), (1, Cell::new(0), Cell::new(0)));
+            fifo.insert(ObjectKey::from_u64(i), 1, &map);
+        }
+        fifo.touch(&ObjectKey::from_u64(0), map.0[&ObjectKey::from_u64(0)].2.get());
+        assert_eq!(evict_one(&mut fifo, &map), Some(ObjectKey::from_u64(0)));
+        assert_eq!(fifo.name(), "fifo");
     }
 }

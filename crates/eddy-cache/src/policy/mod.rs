@@ -12,11 +12,18 @@
 //! lock. Policies that need an ordered update on every hit (LRU) say so with
 //! [`Policy::touch_on_hit`], and the tier then calls [`Policy::touch`] under that lock.
 
+mod arc;
+mod list;
 mod lru;
 mod s3fifo;
+mod sieve;
+mod wtinylfu;
 
+pub use arc::Arc;
 pub use lru::Lru;
 pub use s3fifo::S3Fifo;
+pub use sieve::Sieve;
+pub use wtinylfu::WTinyLfu;
 
 use crate::CacheError;
 use crate::key::ObjectKey;
@@ -82,6 +89,15 @@ pub trait Policy: Send {
     /// `word` is the object's policy word.
     fn touch(&mut self, _key: &ObjectKey, _word: u32) {}
 
+    /// A request missed on `key` and the tier is about to store it with `size` bytes. Called
+    /// before the tier evicts to make room (as libCacheSim does), so a policy can look the key
+    /// up in its ghost lists and plan the eviction around the incoming object. Returns whether
+    /// the policy admits an object of this size at all (S3-FIFO and W-TinyLFU refuse objects
+    /// larger than their first queue); a refused object is not stored and nothing is evicted.
+    fn admit(&mut self, _key: &ObjectKey, _size: u64) -> bool {
+        true
+    }
+
     /// A new object of `size` bytes became resident. Its entry already exists in the tier (with
     /// word 0 and access 0); the policy sets the word through `residents`.
     fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents);
@@ -90,9 +106,12 @@ pub trait Policy: Send {
     /// corruption). `size` and `word` are what its entry held.
     fn remove(&mut self, key: &ObjectKey, size: u64, word: u32);
 
-    /// Choose the next object to evict and forget it; the tier then removes its entry. `None`
-    /// when the policy tracks nothing. The tier calls this until it is back under budget.
-    fn evict(&mut self, residents: &dyn Residents) -> Option<ObjectKey>;
+    /// Run one eviction step: choose one or more objects to evict, forget them and push them to
+    /// `victims`; the tier then removes their entries. One step may evict more than one object
+    /// (W-TinyLFU's admission duel can evict from main and then from the window). Pushes
+    /// nothing when the policy tracks nothing. The tier repeats steps until the incoming object
+    /// fits.
+    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>);
 
     /// Number of objects tracked.
     fn len(&self) -> usize;
@@ -108,6 +127,10 @@ pub fn by_name(name: &str, capacity: u64) -> Result<Box<dyn Policy>, CacheError>
     match name {
         "s3fifo" | "s3-fifo" => Ok(Box::new(S3Fifo::new(capacity))),
         "lru" => Ok(Box::new(Lru::new())),
+        "fifo" => Ok(Box::new(Lru::fifo())),
+        "sieve" => Ok(Box::new(Sieve::new())),
+        "arc" => Ok(Box::new(Arc::new(capacity))),
+        "wtinylfu" | "w-tinylfu" => Ok(Box::new(WTinyLfu::new(capacity))),
         other => Err(CacheError::UnknownPolicy(other.to_string())),
     }
 }
@@ -159,9 +182,9 @@ impl Replay {
     }
 
     /// One request for object `id` of `size` bytes through `policy`; `true` on a hit. A hit
-    /// bumps the access counter (and calls [`Policy::touch`] when the policy asks); a miss
-    /// inserts the object unless it is larger than the cache, then evicts until the cache is
-    /// within its capacity.
+    /// bumps the access counter (and calls [`Policy::touch`] when the policy asks); a miss asks
+    /// the policy to [`Policy::admit`] the object (never one larger than the cache), evicts
+    /// until it fits, then inserts it.
     pub fn request(&mut self, policy: &mut dyn Policy, id: u64, size: u64) -> bool {
         let key = ObjectKey::from_u64(id);
         if let Some((_, a, w)) = self.held.0.get(&key) {
@@ -171,8 +194,21 @@ impl Replay {
             }
             return true;
         }
-        if size > self.capacity {
+        if size > self.capacity || !policy.admit(&key, size) {
             return false;
+        }
+        let mut victims = Vec::new();
+        while self.used + size > self.capacity {
+            victims.clear();
+            policy.evict(&self.held, &mut victims);
+            if victims.is_empty() {
+                break;
+            }
+            for victim in &victims {
+                if let Some((s, _, _)) = self.held.0.remove(victim) {
+                    self.used -= s;
+                }
+            }
         }
         self.held.0.insert(
             key,
@@ -180,14 +216,6 @@ impl Replay {
         );
         self.used += size;
         policy.insert(key, size, &self.held);
-        while self.used > self.capacity {
-            let Some(victim) = policy.evict(&self.held) else {
-                break;
-            };
-            if let Some((s, _, _)) = self.held.0.remove(&victim) {
-                self.used -= s;
-            }
-        }
         false
     }
 
@@ -208,5 +236,13 @@ pub(crate) mod testing {
         reqs.iter()
             .filter(|&&(id, size)| !r.request(policy, id, size))
             .count()
+    }
+
+    /// One eviction step that must evict exactly one object (or none); for unit tests.
+    pub fn evict_one(policy: &mut dyn Policy, residents: &dyn Residents) -> Option<ObjectKey> {
+        let mut v = Vec::new();
+        policy.evict(residents, &mut v);
+        assert!(v.len() <= 1, "one step evicted {v:?}");
+        v.pop()
     }
 }

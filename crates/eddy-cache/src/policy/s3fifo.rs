@@ -2,8 +2,23 @@
 //! a ghost FIFO of recently evicted keys. One-hit wonders leave through the small queue without
 //! disturbing the main queue; hits only bump a counter, so the hit path is lock-free.
 //!
+//! The parameters and steps are libCacheSim's (`S3FIFO.c`, defaults `fifo-size-ratio=0.10,
+//! ghost-size-ratio=0.90, move-to-main-threshold=2`), so `eddy-sim` reproduces its miss ratios:
+//!
+//! - the small queue gets 10 % of the bytes, main the rest; an object larger than the small
+//!   queue is not admitted (unless the ghost remembers it);
+//! - a miss whose key is in the ghost goes straight to main, others to the small queue; until
+//!   the first eviction (a cold cache filling up), objects that find the small queue full go to
+//!   main, so a cache that is not yet full keeps them as long as it can;
+//! - eviction takes from main when main is over its share or the small queue is empty, else
+//!   from the small queue; an object leaving the small queue with two or more hits moves to
+//!   main (counter reset), others are evicted and remembered in the ghost;
+//! - an object leaving main with hits goes back to main's tail with one hit fewer (at most 2);
+//! - the ghost is a FIFO of 64-bit fingerprints sized in bytes (90 % of the cache), so it
+//!   remembers as many objects as a cache of that size would hold.
+//!
 //! Memory per object: one queue entry (key + generation, 20 bytes) plus the policy word in the
-//! tier's entry; the ghost keeps 4-byte fingerprints. No map of its own.
+//! tier's entry; the ghost keeps 24 bytes per remembered key. No map for residents.
 
 use super::{Policy, Residents};
 use crate::key::ObjectKey;
@@ -13,56 +28,108 @@ use std::collections::{HashMap, VecDeque};
 const MAIN: u32 = 1 << 31;
 const GEN_MASK: u32 = MAIN - 1;
 
-/// S3-FIFO eviction. Small queue target: 10 % of the tier's bytes; ghost: as many fingerprints as
-/// the main queue holds objects.
+/// Hits an object needs in the small queue to move to main.
+const MOVE_TO_MAIN: u8 = 2;
+
+/// S3-FIFO eviction.
 pub struct S3Fifo {
     small: VecDeque<(ObjectKey, u32)>,
     main: VecDeque<(ObjectKey, u32)>,
     small_bytes: u64,
     main_bytes: u64,
-    small_target: u64,
+    small_capacity: u64,
+    main_capacity: u64,
     tracked: usize,
-    main_count: usize,
-    ghost: VecDeque<u32>,
-    ghost_set: HashMap<u32, u16>,
+    ghost: Ghost,
+    /// The last admitted key was in the ghost: insert it into main.
+    to_main: bool,
+    /// Whether anything was evicted yet (before that, a full small queue spills into main).
+    has_evicted: bool,
     next_generation: u32,
 }
 
-fn fingerprint(key: &ObjectKey) -> u32 {
-    u32::from_le_bytes([key.0[12], key.0[13], key.0[14], key.0[15]])
+/// A FIFO of fingerprints of evicted keys, bounded by the bytes the keys' objects held.
+struct Ghost {
+    queue: VecDeque<(u64, u64)>,     // fingerprint, stamp
+    live: HashMap<u64, (u64, u64)>, // fingerprint -> (stamp, size) of its live entry
+    bytes: u64,
+    capacity: u64,
+    stamp: u64,
+}
+
+impl Ghost {
+    fn remember(&mut self, fp: u64, size: u64) {
+        if size > self.capacity {
+            return;
+        }
+        while self.bytes + size > self.capacity {
+            let Some((old, stamp)) = self.queue.pop_front() else {
+                break;
+            };
+            if let Some(&(live, old_size)) = self.live.get(&old)
+                && live == stamp
+            {
+                self.live.remove(&old);
+                self.bytes -= old_size;
+            }
+        }
+        self.stamp += 1;
+        if let Some((_, old_size)) = self.live.insert(fp, (self.stamp, size)) {
+            // Already remembered (a fingerprint collision): the older entry is dead now.
+            self.bytes -= old_size;
+        }
+        self.queue.push_back((fp, self.stamp));
+        self.bytes += size;
+    }
+
+    /// Forget `fp`; whether it was remembered. Its queue entry stays until it reaches the
+    /// front; its bytes go now.
+    fn take(&mut self, fp: u64) -> bool {
+        match self.live.remove(&fp) {
+            Some((_, size)) => {
+                self.bytes -= size;
+                if self.queue.len() > 2 * self.live.len() + 64 {
+                    // Mostly dead entries: drop them so the queue stays bounded.
+                    let live = &self.live;
+                    self.queue
+                        .retain(|(fp, stamp)| live.get(fp).is_some_and(|e| e.0 == *stamp));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn fingerprint(key: &ObjectKey) -> u64 {
+    u64::from_le_bytes([
+        key.0[8], key.0[9], key.0[10], key.0[11], key.0[12], key.0[13], key.0[14], key.0[15],
+    ])
 }
 
 impl S3Fifo {
-    /// A policy for a tier of `capacity` bytes.
+    /// A policy for a tier of `capacity` bytes, with libCacheSim's default parameters.
     pub fn new(capacity: u64) -> Self {
+        // libCacheSim computes the shares in floating point and truncates.
+        let small_capacity = (capacity as f64 * 0.10) as u64;
         S3Fifo {
             small: VecDeque::new(),
             main: VecDeque::new(),
             small_bytes: 0,
             main_bytes: 0,
-            small_target: (capacity / 10).max(1),
+            small_capacity,
+            main_capacity: capacity - small_capacity,
             tracked: 0,
-            main_count: 0,
-            ghost: VecDeque::new(),
-            ghost_set: HashMap::default(),
+            ghost: Ghost {
+                queue: VecDeque::new(),
+                live: HashMap::new(),
+                bytes: 0,
+                capacity: (capacity as f64 * 0.90) as u64,
+                stamp: 0,
+            },
+            to_main: false,
+            has_evicted: false,
             next_generation: 0,
-        }
-    }
-
-    fn remember_ghost(&mut self, key: &ObjectKey) {
-        let fp = fingerprint(key);
-        *self.ghost_set.entry(fp).or_insert(0) += 1;
-        self.ghost.push_back(fp);
-        let limit = self.main_count.max(64);
-        while self.ghost.len() > limit {
-            if let Some(old) = self.ghost.pop_front()
-                && let Some(n) = self.ghost_set.get_mut(&old)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    self.ghost_set.remove(&old);
-                }
-            }
         }
     }
 
@@ -81,11 +148,10 @@ impl S3Fifo {
                 continue; // replaced or moved since this entry was queued
             }
             if r.access > 0 {
-                residents.set_access(&key, r.access - 1);
+                residents.set_access(&key, r.access.min(3) - 1);
                 self.main.push_back((key, generation));
             } else {
                 self.main_bytes -= r.size;
-                self.main_count -= 1;
                 self.tracked -= 1;
                 return Some(key);
             }
@@ -102,16 +168,15 @@ impl S3Fifo {
                 continue;
             }
             self.small_bytes -= r.size;
-            if r.access > 0 {
-                // Accessed while on probation: promote to main.
+            if r.access >= MOVE_TO_MAIN {
+                // Hit enough while on probation: move to main.
                 residents.set_access(&key, 0);
                 residents.set_word(&key, MAIN | generation);
                 self.main_bytes += r.size;
-                self.main_count += 1;
                 self.main.push_back((key, generation));
             } else {
                 self.tracked -= 1;
-                self.remember_ghost(&key);
+                self.ghost.remember(fingerprint(&key), r.size);
                 return Some(key);
             }
         }
@@ -124,14 +189,22 @@ impl Policy for S3Fifo {
         "s3fifo"
     }
 
+    fn admit(&mut self, key: &ObjectKey, size: u64) -> bool {
+        if size > self.small_capacity {
+            return false;
+        }
+        self.to_main = self.ghost.take(fingerprint(key));
+        true
+    }
+
     fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents) {
         let generation = self.generation();
-        let to_main = self.ghost_set.contains_key(&fingerprint(&key));
         self.tracked += 1;
+        let to_main = std::mem::take(&mut self.to_main)
+            || (!self.has_evicted && self.small_bytes >= self.small_capacity);
         if to_main {
             residents.set_word(&key, MAIN | generation);
             self.main_bytes += size;
-            self.main_count += 1;
             self.main.push_back((key, generation));
         } else {
             residents.set_word(&key, generation);
@@ -147,36 +220,36 @@ impl Policy for S3Fifo {
         self.tracked -= 1;
         if word & MAIN != 0 {
             self.main_bytes -= size;
-            self.main_count -= 1;
         } else {
             self.small_bytes -= size;
         }
         // Its queue entry is dropped lazily when it reaches the head (the word no longer matches).
     }
 
-    fn evict(&mut self, residents: &dyn Residents) -> Option<ObjectKey> {
+    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
+        self.has_evicted = true;
         loop {
             if self.tracked == 0 {
                 self.small.clear();
                 self.main.clear();
-                return None;
+                return;
             }
-            let from_small = self.small_bytes >= self.small_target || self.main_bytes == 0;
-            let victim = if from_small {
-                self.evict_small(residents)
-            } else {
+            let from_main = self.main_bytes > self.main_capacity || self.small_bytes == 0;
+            let victim = if from_main {
                 self.evict_main(residents)
+            } else {
+                self.evict_small(residents)
             };
-            if victim.is_some() {
-                return victim;
+            if let Some(v) = victim {
+                victims.push(v);
+                return;
             }
             if self.small.is_empty() && self.main.is_empty() {
                 // Accounting says objects are tracked but no queue entry is live: reset.
                 self.tracked = 0;
                 self.small_bytes = 0;
                 self.main_bytes = 0;
-                self.main_count = 0;
-                return None;
+                return;
             }
         }
     }
