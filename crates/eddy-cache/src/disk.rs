@@ -106,20 +106,25 @@ impl DiskIndex {
         }
     }
 
-    /// One eviction step by policy (one object, or a few for W-TinyLFU); returns the evicted
-    /// objects and their sizes, none when the index is empty.
-    pub fn evict_step(&mut self) -> Vec<(ObjectKey, u64)> {
+    /// One eviction step by policy: the objects it evicted and their sizes (usually one; a few
+    /// for W-TinyLFU's duel, or none when it only moved an object between its queues); `None`
+    /// when the policy tracks nothing.
+    pub fn evict_step(&mut self) -> Option<Vec<(ObjectKey, u64)>> {
         let mut victims = Vec::new();
-        self.policy.evict(&View(&self.slots), &mut victims);
-        victims
-            .into_iter()
-            .filter_map(|victim| {
-                let s = self.slots.remove(&victim)?;
-                let size = u64::from(s.size);
-                self.used -= size;
-                Some((victim, size))
-            })
-            .collect()
+        if !self.policy.evict(&View(&self.slots), &mut victims) {
+            return None;
+        }
+        Some(
+            victims
+                .into_iter()
+                .filter_map(|victim| {
+                    let s = self.slots.remove(&victim)?;
+                    let size = u64::from(s.size);
+                    self.used -= size;
+                    Some((victim, size))
+                })
+                .collect(),
+        )
     }
 
     /// Whether `key` is indexed.
@@ -267,10 +272,9 @@ impl DiskTier {
 
     fn evict_over_budget(&self, st: &mut DiskIndex, evicted: &mut Vec<ObjectKey>) {
         while st.used() > self.capacity {
-            let step = st.evict_step();
-            if step.is_empty() {
+            let Some(step) = st.evict_step() else {
                 break;
-            }
+            };
             for (victim, _) in step {
                 let _ = fs::remove_file(self.path_of(&victim));
                 evicted.push(victim);

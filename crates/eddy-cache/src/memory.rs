@@ -87,7 +87,16 @@ impl MemoryTier {
             )
         };
         if self.touch_on_hit {
-            self.state.lock().policy.touch(key, word);
+            let mut st = self.state.lock();
+            let mut victims = Vec::new();
+            st.policy.touch(key, word, &mut victims);
+            if !victims.is_empty() {
+                let mut evicted = Vec::new();
+                self.drop_victims(&mut st, &mut victims, &mut evicted);
+                self.evictions
+                    .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+                self.used.store(st.used, Ordering::Relaxed);
+            }
         }
         Some((object, stale))
     }
@@ -119,17 +128,10 @@ impl MemoryTier {
         let view = View(&self.shards);
         let mut victims = Vec::new();
         while st.used + size > self.capacity {
-            victims.clear();
-            st.policy.evict(&view, &mut victims);
-            if victims.is_empty() {
+            if !st.policy.evict(&view, &mut victims) {
                 break;
             }
-            for victim in victims.drain(..) {
-                if let Some(e) = self.shards[victim.shard(SHARDS)].write().remove(&victim) {
-                    st.used -= e.object.weight();
-                    evicted.push(victim);
-                }
-            }
+            self.drop_victims(&mut st, &mut victims, &mut evicted);
         }
         self.shards[key.shard(SHARDS)].write().insert(
             key,
@@ -146,6 +148,22 @@ impl MemoryTier {
             .fetch_add(evicted.len() as u64, Ordering::Relaxed);
         self.used.store(st.used, Ordering::Relaxed);
         evicted
+    }
+
+    /// Remove the entries of objects the policy evicted (draining `victims`) and note them in
+    /// `evicted`.
+    fn drop_victims(
+        &self,
+        st: &mut PolicyState,
+        victims: &mut Vec<ObjectKey>,
+        evicted: &mut Vec<ObjectKey>,
+    ) {
+        for victim in victims.drain(..) {
+            if let Some(e) = self.shards[victim.shard(SHARDS)].write().remove(&victim) {
+                st.used -= e.object.weight();
+                evicted.push(victim);
+            }
+        }
     }
 
     /// Remove an object. Returns whether it was present.

@@ -158,7 +158,7 @@ pub struct CacheOptions {
     pub memory_max_object: u64,
     /// Disk tier, if any.
     pub disk: Option<DiskOptions>,
-    /// Eviction policy name: `s3fifo` or `lru`.
+    /// Eviction policy name (`policy::by_name`): `s3fifo`, `lru`, `fifo`, `sieve`, `arc`, `wtinylfu`.
     pub policy: String,
     /// Admission policy name: `always` or `second-hit`.
     pub admission: String,

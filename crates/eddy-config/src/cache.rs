@@ -25,7 +25,8 @@ pub struct CacheFile {
     pub disk_size: Option<String>,
     /// fsync every object file before it becomes visible (default false).
     pub fsync: Option<bool>,
-    /// Eviction policy: `"s3fifo"` (default) or `"lru"`.
+    /// Eviction policy: `"s3fifo"` (default), `"lru"`, `"fifo"`, `"sieve"`, `"arc"` or
+    /// `"wtinylfu"` (`eddy-cache::policy`; `eddy sim` compares them on a trace).
     pub policy: Option<String>,
     /// Admission policy: `"always"` (default) or `"second-hit"`.
     pub admission: Option<String>,
@@ -137,13 +138,14 @@ pub(crate) fn cache_config(
         }
         None => None,
     };
+    const POLICIES: [&str; 6] = ["s3fifo", "lru", "fifo", "sieve", "arc", "wtinylfu"];
     let policy = c.policy.unwrap_or_else(|| "s3fifo".into());
-    if !matches!(policy.as_str(), "s3fifo" | "lru") {
+    if !POLICIES.contains(&policy.as_str()) {
         return Err(invalid(
             name,
             "cache.policy",
             &policy,
-            "\"s3fifo\" or \"lru\"",
+            "one of \"s3fifo\", \"lru\", \"fifo\", \"sieve\", \"arc\", \"wtinylfu\"",
         ));
     }
     let admission = c.admission.unwrap_or_else(|| "always".into());

@@ -43,10 +43,10 @@ pub fn belady(trace: &[Request], capacity: u64) -> Outcome {
         }
         while used + size > capacity {
             let Some((n, _, id)) = heap.pop() else { break };
-            if resident.get(&id).is_some_and(|e| e.0 == n) {
-                if let Some((_, s)) = resident.remove(&id) {
-                    used -= s;
-                }
+            if resident.get(&id).is_some_and(|e| e.0 == n)
+                && let Some((_, s)) = resident.remove(&id)
+            {
+                used -= s;
             }
         }
         resident.insert(r.id, (next, size));
@@ -169,7 +169,10 @@ mod tests {
             let u = unit_sizes(&t);
             let lru = crate::run::run(&mut eddy_cache::policy::Lru::new(), cap, &u);
             let min = belady(&u, cap);
-            assert!(min.misses <= lru.misses, "cap {cap}: MIN {min:?} LRU {lru:?}");
+            assert!(
+                min.misses <= lru.misses,
+                "cap {cap}: MIN {min:?} LRU {lru:?}"
+            );
             let bytes = cap * 25;
             let lru = crate::run::run(&mut eddy_cache::policy::Lru::new(), bytes, &t);
             let sized = belady_size(&t, bytes);

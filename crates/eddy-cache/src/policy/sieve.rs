@@ -44,26 +44,23 @@ impl Policy for Sieve {
         }
     }
 
-    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
+    fn evict(&mut self, residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
         let Some(mut i) = self.hand.or_else(|| self.list.back(0)) else {
-            return;
+            return false;
         };
         // Every step clears a mark, so this ends within two passes.
-        loop {
-            let key = self.list.key(i);
-            match residents.get(&key) {
-                Some(r) if r.access > 0 => {
-                    residents.set_access(&key, 0);
-                    i = match self.list.newer(i).or_else(|| self.list.back(0)) {
-                        Some(n) => n,
-                        None => return,
-                    };
-                }
-                _ => break,
+        while let Some(r) = residents.get(&self.list.key(i))
+            && r.access > 0
+        {
+            residents.set_access(&self.list.key(i), 0);
+            match self.list.newer(i).or_else(|| self.list.back(0)) {
+                Some(n) => i = n,
+                None => return false,
             }
         }
         self.hand = self.list.newer(i);
         victims.push(self.list.pop_node(i).0);
+        true
     }
 
     fn len(&self) -> usize {

@@ -4,18 +4,24 @@
 //! more than main's next victim. Hits reorder, so a tier using it takes the policy lock on every
 //! hit.
 //!
-//! Steps and defaults as libCacheSim's `WTinyLFU.c` (window 1 % of the bytes; main an SLRU with
-//! segments 1:4; the sketch counts a key when it is inserted, on each hit in main and each time
-//! it leaves the window; counters halve after `32 × main bytes` main hits), so `eddy-sim`
-//! reproduces its miss ratios. Differences, on purpose:
+//! Steps and defaults as libCacheSim's `WTinyLFU.c` in `libcachesim` 0.3.5 (checked request by
+//! request against it on the shared traces), so `eddy-sim` reproduces its miss ratios:
 //!
-//! - the sketch is a 4-row count-min sketch whose width is set by the number of objects it
-//!   should tell apart (libCacheSim: a 10-hash counting Bloom filter with 14.4 counters per byte
-//!   of main cache, which is gigabytes for an edge tier). The simulator sizes it from the trace;
-//!   the edge from its tier (one object per 4 KiB).
-//! - a hit that promotes into a full protected segment demotes protected's oldest objects to
-//!   probation but evicts nothing: eviction only happens when the tier needs room. (libCacheSim
-//!   can evict from an overfull probation segment on a hit.)
+//! - new objects enter the window, an LRU nominally of 1 % of the bytes (it only shrinks
+//!   through eviction steps); main is an SLRU with segments 1:4 (probation 20 %);
+//! - one eviction step takes the window's oldest object: into main if main has room, else into
+//!   main in place of main's next victim if the sketch counts it more often, else out; with the
+//!   window empty, a step evicts main's next victim;
+//! - the sketch counts a key when it is inserted, on each hit in main and each time it leaves
+//!   the window (not on window hits); counters
+//!   halve after `32 × main bytes` main hits;
+//! - a hit in probation promotes into protected; protected's overflow is demoted to probation,
+//!   and probation's overflow is evicted, on the hit (libCacheSim's SLRU).
+//!
+//! Difference, on purpose: the sketch is a 4-row count-min sketch whose width is set by the
+//! number of objects it should tell apart (libCacheSim: a 10-hash counting Bloom filter with 14.4
+//! counters per byte of main cache, gigabytes for an edge tier). The simulator sizes it from the
+//! trace; the edge from its tier (one object per 4 KiB).
 //!
 //! Objects larger than the window are not admitted, as in libCacheSim; on a byte-sized cache
 //! that turns large objects away (its byte miss ratio on the adaptsize trace at 1 % is 0.90).
@@ -133,7 +139,7 @@ impl WTinyLfu {
 
     /// Move window node `i` into main: the first segment with room, else probation after
     /// evicting from main until it fits.
-    fn into_main(&mut self, i: u32, victims: &mut Vec<ObjectKey>) {
+    fn move_to_main(&mut self, i: u32, victims: &mut Vec<ObjectKey>) {
         let size = self.lists.size(i);
         if self.lists.bytes(PROBATION) + size <= self.probation_capacity {
             return self.lists.move_front(i, PROBATION);
@@ -143,6 +149,32 @@ impl WTinyLfu {
         }
         while self.main_bytes() + size > self.main_capacity && self.evict_main(victims) {}
         self.lists.move_front(i, PROBATION);
+    }
+
+    /// One eviction step: the window's oldest object moves into main (room permitting, or by
+    /// winning the frequency duel against main's next victim) or leaves; with the window empty,
+    /// main's next victim leaves. False when nothing is tracked.
+    fn step(&mut self, victims: &mut Vec<ObjectKey>) -> bool {
+        let Some(w) = self.lists.back(WINDOW) else {
+            return self.evict_main(victims);
+        };
+        let key = self.lists.key(w);
+        let size = self.lists.size(w);
+        if self.main_bytes() + size <= self.main_capacity {
+            self.move_to_main(w, victims);
+        } else {
+            let wins = self.main_victim().is_some_and(|m| {
+                self.sketch.estimate(&key) > self.sketch.estimate(&self.lists.key(m))
+            });
+            if wins {
+                self.evict_main(victims);
+                self.move_to_main(w, victims);
+            } else {
+                victims.push(self.lists.pop_node(w).0);
+            }
+        }
+        self.sketch.add(&key);
+        true
     }
 
     fn count_main_hit(&mut self, key: &ObjectKey) {
@@ -164,7 +196,7 @@ impl Policy for WTinyLfu {
         true
     }
 
-    fn touch(&mut self, key: &ObjectKey, word: u32) {
+    fn touch(&mut self, key: &ObjectKey, word: u32, victims: &mut Vec<ObjectKey>) {
         let Some(i) = self.lists.node_of(key, word) else {
             return;
         };
@@ -174,9 +206,15 @@ impl Policy for WTinyLfu {
                 self.count_main_hit(key);
                 self.lists.move_front(i, PROTECTED);
                 while self.lists.bytes(PROTECTED) > self.protected_capacity {
-                    match self.lists.back(PROTECTED) {
-                        Some(j) => self.lists.move_front(j, PROBATION),
-                        None => break,
+                    let Some(j) = self.lists.back(PROTECTED) else {
+                        break;
+                    };
+                    self.lists.move_front(j, PROBATION);
+                    while self.lists.bytes(PROBATION) > self.probation_capacity {
+                        let Some(k) = self.lists.back(PROBATION) else {
+                            break;
+                        };
+                        victims.push(self.lists.pop_node(k).0);
                     }
                 }
             }
@@ -203,33 +241,8 @@ impl Policy for WTinyLfu {
         }
     }
 
-    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) {
-        // Move window objects into main until one is evicted (from the window, or from main
-        // when the window is empty).
-        while let Some(w) = self.lists.back(WINDOW) {
-            let key = self.lists.key(w);
-            let size = self.lists.size(w);
-            let mut done = false;
-            if self.main_bytes() + size <= self.main_capacity {
-                self.into_main(w, victims);
-            } else {
-                let duel = self
-                    .main_victim()
-                    .map(|m| self.sketch.estimate(&key) > self.sketch.estimate(&self.lists.key(m)));
-                if duel == Some(true) {
-                    self.evict_main(victims);
-                    self.into_main(w, victims);
-                } else {
-                    victims.push(self.lists.pop_node(w).0);
-                    done = true;
-                }
-            }
-            self.sketch.add(&key);
-            if done {
-                return;
-            }
-        }
-        self.evict_main(victims);
+    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
+        self.step(victims)
     }
 
     fn len(&self) -> usize {
@@ -245,7 +258,9 @@ mod tests {
     #[test]
     fn frequent_objects_win_the_duel_against_a_scan() {
         // 50 objects requested 20 times each, then a scan of 5,000 one-time objects, then the
-        // 50 again: the scan loses every duel, so the 50 are still there.
+        // 50 again: the scan loses its duels, so the 50 are still there. (One may go: the
+        // first re-request promotes into a full protected segment, and libCacheSim's SLRU
+        // evicts probation's overflow on that hit.) LRU loses all 50 to the scan.
         let mut reqs = Vec::new();
         for _ in 0..20 {
             reqs.extend((0..50u64).map(|i| (i, 1)));
@@ -253,7 +268,9 @@ mod tests {
         reqs.extend((1000..6000u64).map(|i| (i, 1)));
         reqs.extend((0..50u64).map(|i| (i, 1)));
         let misses = simulate(&mut WTinyLfu::with_sketch(200, 10_000), 200, &reqs);
-        assert_eq!(misses, 50 + 5000);
+        assert!((50 + 5000..=50 + 5000 + 1).contains(&misses), "{misses}");
+        let lru = simulate(&mut crate::policy::Lru::new(), 200, &reqs);
+        assert_eq!(lru, 50 + 5000 + 50);
     }
 
     #[test]

@@ -1,0 +1,459 @@
+//! A learned admission and eviction policy: it predicts, for each object, how long until its
+//! next request ([`crate::model`]), evicts the object predicted to come back last (weighted by
+//! size), and turns away a new object predicted to come back later than what it evicts.
+//!
+//! This is the relaxed-Belady idea (Song et al., "Learning Relaxed Belady for CDN caching",
+//! NSDI 2020): evict an object whose next request is beyond the boundary where Belady would
+//! evict, estimated from features that are known online.
+//!
+//! - **Features**: recency, the last gap between requests, a time-decayed request count,
+//!   size, kind and age since publication (from [`Hint`]), request count.
+//! - **Labels**: now and then the policy snapshots an object's features (on a request, and a
+//!   random resident every few requests); the object's next request labels the snapshot with the
+//!   time that passed. Snapshots that wait too long are labelled with the time waited (the object
+//!   came back later than that, if at all).
+//! - **Eviction**: sample 32 residents, evict the one with the highest predicted
+//!   `log2(time to next request) + β · log2(size)`; β = 0.5 by default, a middle between the
+//!   request miss ratio (β = 1: large objects go first) and the byte miss ratio (β = 0).
+//! - **Admission**: once the model has learned from enough samples, a missed object is stored
+//!   only if its score is below the running mean score of what was evicted.
+//!
+//! Bounded whatever the traffic: per-object state only for residents and a history of
+//! recently seen objects (as many as residents, at least 4,096), at most 16,384 pending
+//! snapshots; constant work per request plus 32 predictions per eviction.
+
+use std::collections::{HashMap, VecDeque};
+
+use eddy_cache::key::ObjectKey;
+use eddy_cache::policy::{Hint, Policy, Residents};
+
+use crate::model::{BINS, Features, Model, log_bin};
+
+/// The learned policy's knobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Residents sampled per eviction.
+    pub sample: usize,
+    /// β: the weight of log2(size) in the eviction score.
+    pub size_weight: f32,
+    /// Snapshot a random resident every this many requests.
+    pub snapshot_every: u64,
+    /// Snapshot the requested object with this probability (1 / n).
+    pub snapshot_one_in: u64,
+    /// Pending snapshots kept at most.
+    pub pending: usize,
+    /// Half-life of the request count, in requests.
+    pub half_life: f64,
+    /// Labelled samples before admission control starts.
+    pub warmup: u64,
+    /// Whether to turn objects away at all.
+    pub admission: bool,
+    /// SGD step.
+    pub rate: f32,
+    /// Seed for sampling.
+    pub seed: u64,
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            sample: 32,
+            size_weight: 0.5,
+            snapshot_every: 4,
+            snapshot_one_in: 2,
+            pending: 16_384,
+            half_life: 100_000.0,
+            warmup: 20_000,
+            admission: true,
+            rate: 0.01,
+            seed: 0x5EED,
+        }
+    }
+}
+
+/// What the policy keeps about one object (resident or in the history).
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    size: u64,
+    /// Clock of its last request.
+    last: u64,
+    /// Gap between its last two requests (0: one request so far).
+    gap: u64,
+    /// Time-decayed request count as of `last`.
+    freq: f32,
+    count: u8,
+    kind: u8,
+    /// Seconds since publication at its last hint (u32::MAX: unknown).
+    age: u32,
+    /// Index in `residents`, or `NOT_RESIDENT`.
+    slot: u32,
+}
+
+const NOT_RESIDENT: u32 = u32::MAX;
+
+/// The learned policy.
+pub struct Learned {
+    p: Params,
+    model: Model,
+    clock: u64,
+    meta: HashMap<ObjectKey, Meta>,
+    residents: Vec<ObjectKey>,
+    /// Non-residents, oldest first, with the clock they left at.
+    history: VecDeque<(ObjectKey, u64)>,
+    non_residents: usize,
+    pending: HashMap<ObjectKey, (Features, u64)>,
+    pending_order: VecDeque<(ObjectKey, u64)>,
+    /// Running mean of evicted objects' scores.
+    boundary: Option<f32>,
+    hint: Option<(ObjectKey, Hint)>,
+    admit_next: bool,
+    rng: u64,
+    refused: u64,
+}
+
+impl Learned {
+    /// A learned policy with default parameters.
+    pub fn new() -> Learned {
+        Learned::with_params(Params::default())
+    }
+
+    /// A learned policy with `params`.
+    pub fn with_params(p: Params) -> Learned {
+        let rng = p.seed | 1;
+        Learned {
+            model: Model::new(12.0, p.rate),
+            p,
+            clock: 0,
+            meta: HashMap::new(),
+            residents: Vec::new(),
+            history: VecDeque::new(),
+            non_residents: 0,
+            pending: HashMap::new(),
+            pending_order: VecDeque::new(),
+            boundary: None,
+            hint: None,
+            admit_next: true,
+            rng,
+            refused: 0,
+        }
+    }
+
+    /// Objects turned away so far.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Labelled samples the model learned from.
+    pub fn trained(&self) -> u64 {
+        self.model.trained()
+    }
+
+    /// Whether the model is sound (finite weights).
+    pub fn is_sound(&self) -> bool {
+        self.model.is_sound()
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn decayed(&self, m: &Meta) -> f32 {
+        let dt = (self.clock - m.last) as f64;
+        (f64::from(m.freq) * (-dt * std::f64::consts::LN_2 / self.p.half_life).exp()) as f32
+    }
+
+    fn features(&self, m: Option<&Meta>, size: u64, hint: Option<Hint>) -> Features {
+        match m {
+            Some(m) => Features {
+                recency: log_bin(self.clock - m.last),
+                gap: if m.gap == 0 { 0 } else { log_bin(m.gap) },
+                frequency: ((2.0 * (1.0 + self.decayed(m)).log2()) as u8).min(BINS as u8 - 1),
+                size: log_bin(m.size),
+                age: if m.age == u32::MAX {
+                    0
+                } else {
+                    (1 + log_bin(u64::from(m.age))).min(BINS as u8 - 1)
+                },
+                kind: m.kind,
+                count: m.count.min(BINS as u8 - 1),
+            },
+            None => Features {
+                recency: BINS as u8 - 1,
+                gap: 0,
+                frequency: 0,
+                size: log_bin(size),
+                age: hint
+                    .and_then(|h| h.age)
+                    .map_or(0, |a| (1 + log_bin(u64::from(a))).min(BINS as u8 - 1)),
+                kind: hint.map_or(0, |h| h.kind.index() as u8),
+                count: 0,
+            },
+        }
+    }
+
+    fn score(&self, f: &Features) -> f32 {
+        self.model.predict(f) + self.p.size_weight * f32::from(f.size)
+    }
+
+    /// A request for `key` arrived: label its pending snapshot, update its state, maybe
+    /// snapshot it, and now and then snapshot a random resident.
+    fn observe(&mut self, key: &ObjectKey, size: u64) {
+        self.clock += 1;
+        if let Some((f, at)) = self.pending.remove(key) {
+            self.model.learn(&f, log2_1p(self.clock - at));
+        }
+        let hint = self.hint.take().filter(|(k, _)| k == key).map(|(_, h)| h);
+        let clock = self.clock;
+        match self.meta.get(key).copied() {
+            Some(mut m) => {
+                let freq = self.decayed(&m);
+                m.gap = clock - m.last;
+                m.freq = freq + 1.0;
+                m.last = clock;
+                m.count = m.count.saturating_add(1);
+                m.size = size;
+                if let Some(h) = hint {
+                    m.kind = h.kind.index() as u8;
+                    m.age = h.age.unwrap_or(u32::MAX);
+                }
+                self.meta.insert(*key, m);
+            }
+            None => {
+                self.meta.insert(
+                    *key,
+                    Meta {
+                        size,
+                        last: clock,
+                        gap: 0,
+                        freq: 1.0,
+                        count: 1,
+                        kind: hint.map_or(0, |h| h.kind.index() as u8),
+                        age: hint.and_then(|h| h.age).unwrap_or(u32::MAX),
+                        slot: NOT_RESIDENT,
+                    },
+                );
+                self.non_residents += 1;
+                self.history.push_back((*key, clock));
+            }
+        }
+        if self.random().is_multiple_of(self.p.snapshot_one_in.max(1)) {
+            let f = self.features(self.meta.get(key), size, None);
+            self.snapshot(*key, f);
+        }
+        if self.clock.is_multiple_of(self.p.snapshot_every.max(1)) && !self.residents.is_empty() {
+            let i = (self.random() % self.residents.len() as u64) as usize;
+            let k = self.residents[i];
+            if !self.pending.contains_key(&k) {
+                let f = self.features(self.meta.get(&k), 0, None);
+                self.snapshot(k, f);
+            }
+        }
+        self.trim();
+    }
+
+    fn snapshot(&mut self, key: ObjectKey, f: Features) {
+        self.pending.insert(key, (f, self.clock));
+        self.pending_order.push_back((key, self.clock));
+    }
+
+    /// Keep the history and the pending snapshots within their bounds.
+    fn trim(&mut self) {
+        let limit = self.residents.len().max(4096);
+        while self.non_residents > limit {
+            let Some((key, at)) = self.history.pop_front() else {
+                break;
+            };
+            if let Some(m) = self.meta.get(&key)
+                && m.slot == NOT_RESIDENT
+                && m.last <= at
+            {
+                self.meta.remove(&key);
+                self.non_residents -= 1;
+            }
+        }
+        if self.history.len() > 4 * limit {
+            // Entries for objects that came back or were stored since: drop them in one pass.
+            let meta = &self.meta;
+            self.history.retain(|(k, at)| {
+                meta.get(k)
+                    .is_some_and(|m| m.slot == NOT_RESIDENT && m.last <= *at)
+            });
+        }
+        while self.pending_order.len() > self.p.pending {
+            let Some((key, at)) = self.pending_order.pop_front() else {
+                break;
+            };
+            if let Some(&(f, t)) = self.pending.get(&key)
+                && t == at
+            {
+                // Not requested again yet: it comes back later than this, if at all.
+                self.pending.remove(&key);
+                self.model.learn(&f, log2_1p(self.clock - at) + 1.0);
+            }
+        }
+    }
+
+    fn make_resident(&mut self, key: ObjectKey) {
+        let slot = self.residents.len() as u32;
+        if let Some(m) = self.meta.get_mut(&key) {
+            if m.slot == NOT_RESIDENT {
+                self.non_residents -= 1;
+            } else {
+                return;
+            }
+            m.slot = slot;
+            self.residents.push(key);
+        }
+    }
+
+    fn make_non_resident(&mut self, key: &ObjectKey) {
+        let Some(slot) = self.meta.get(key).map(|m| m.slot) else {
+            return;
+        };
+        if slot == NOT_RESIDENT {
+            return;
+        }
+        let slot = slot as usize;
+        self.residents.swap_remove(slot);
+        if let Some(moved) = self.residents.get(slot).copied()
+            && let Some(m) = self.meta.get_mut(&moved)
+        {
+            m.slot = slot as u32;
+        }
+        if let Some(m) = self.meta.get_mut(key) {
+            m.slot = NOT_RESIDENT;
+        }
+        self.non_residents += 1;
+        self.history.push_back((*key, self.clock));
+    }
+}
+
+impl Default for Learned {
+    fn default() -> Self {
+        Learned::new()
+    }
+}
+
+fn log2_1p(x: u64) -> f32 {
+    ((x as f64) + 1.0).log2() as f32
+}
+
+impl Policy for Learned {
+    fn name(&self) -> &'static str {
+        "learned"
+    }
+
+    fn touch_on_hit(&self) -> bool {
+        true
+    }
+
+    fn touch(&mut self, key: &ObjectKey, _word: u32, _victims: &mut Vec<ObjectKey>) {
+        let size = self.meta.get(key).map_or(0, |m| m.size);
+        self.observe(key, size);
+    }
+
+    fn hint(&mut self, key: &ObjectKey, hint: Hint) {
+        self.hint = Some((*key, hint));
+    }
+
+    fn admit(&mut self, key: &ObjectKey, size: u64) -> bool {
+        let hint = self.hint.filter(|(k, _)| k == key).map(|(_, h)| h);
+        let before = self.meta.get(key).copied();
+        let f = self.features(before.as_ref(), size, hint);
+        self.observe(key, size);
+        let admit = !self.p.admission
+            || self.model.trained() < self.p.warmup
+            || self.boundary.is_none_or(|b| self.score(&f) <= b);
+        if !admit {
+            self.refused += 1;
+        }
+        self.admit_next = admit;
+        admit
+    }
+
+    fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents) {
+        if !self.meta.contains_key(&key) {
+            // Stored without a request through `admit` (a disk index rebuilt at start-up).
+            self.observe(&key, size);
+        }
+        if let Some(m) = self.meta.get_mut(&key) {
+            m.size = size;
+        }
+        self.make_resident(key);
+        residents.set_word(&key, 1);
+    }
+
+    fn remove(&mut self, key: &ObjectKey, _size: u64, _word: u32) {
+        self.make_non_resident(key);
+    }
+
+    fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
+        if self.residents.is_empty() {
+            return false;
+        }
+        let n = self.residents.len();
+        let mut best: Option<(f32, ObjectKey)> = None;
+        for _ in 0..self.p.sample.min(n).max(1) {
+            let i = (self.random() % n as u64) as usize;
+            let k = self.residents[i];
+            let s = self.score(&self.features(self.meta.get(&k), 0, None));
+            if best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, k));
+            }
+        }
+        let Some((score, victim)) = best else {
+            return false;
+        };
+        self.boundary = Some(match self.boundary {
+            Some(b) => 0.99 * b + 0.01 * score,
+            None => score,
+        });
+        self.make_non_resident(&victim);
+        victims.push(victim);
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.residents.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eddy_cache::policy::Replay;
+
+    #[test]
+    fn accounting_holds_and_state_stays_bounded() {
+        let mut p = Learned::with_params(Params {
+            warmup: 1000,
+            ..Params::default()
+        });
+        let mut r = Replay::new(50_000);
+        let mut x = 7u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A hot set of 200 and a long tail of one-time objects.
+            let id = if x.is_multiple_of(3) {
+                x % 200
+            } else {
+                1_000 + x % 1_000_000
+            };
+            r.request(&mut p, id, 100 + id % 400);
+        }
+        assert!(r.used() <= 50_000);
+        assert_eq!(p.len(), p.residents.len());
+        for (i, k) in p.residents.iter().enumerate() {
+            assert_eq!(p.meta[k].slot as usize, i);
+        }
+        assert!(p.meta.len() <= p.residents.len() + p.residents.len().max(4096) + 1);
+        assert!(p.pending.len() <= p.p.pending + 1);
+        assert!(p.history.len() <= 4 * p.residents.len().max(4096) + 1);
+        assert!(p.is_sound() && p.trained() > 10_000);
+    }
+}

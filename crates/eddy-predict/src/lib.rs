@@ -1,0 +1,12 @@
+//! # eddy-predict: prediction for the delivery tier (issue 14)
+//!
+//! - [`model`]: an online additive model of the time until an object's next request, from
+//!   binned recency, gap, frequency, size, age and kind, with a few interaction tables.
+//! - [`learned`]: an `eddy-cache` eviction and admission [`eddy_cache::Policy`] driven by that
+//!   model (relaxed Belady: evict what is predicted to come back last).
+//!
+//! Must not touch: tokio, pingora, the network. Everything here is bounded in memory and in
+//! work per request whatever the traffic.
+
+pub mod learned;
+pub mod model;
