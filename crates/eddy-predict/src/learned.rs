@@ -27,7 +27,10 @@ use std::collections::{HashMap, VecDeque};
 use eddy_cache::key::ObjectKey;
 use eddy_cache::policy::{Hint, Policy, Residents};
 
-use crate::model::{BINS, Features, Model, log_bin};
+use std::f32::consts::LN_2;
+
+use crate::model::{BINS, Features, Model, ln_sigmoid, log_bin};
+use crate::sketch::Sketch;
 
 /// The learned policy's knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +39,13 @@ pub struct Params {
     pub sample: usize,
     /// β: the weight of log2(size) in the eviction score.
     pub size_weight: f32,
-    /// Snapshot a random resident every this many requests.
-    pub snapshot_every: u64,
-    /// Snapshot the requested object with this probability (1 / n).
-    pub snapshot_one_in: u64,
-    /// Pending snapshots kept at most.
+    /// Pending snapshots kept at most. Snapshots are taken at a rate that lets them wait
+    /// `horizon` eviction ages for their label.
     pub pending: usize,
+    /// How many eviction ages a snapshot may wait for the object's next request.
+    pub horizon: f64,
+    /// Share of snapshots taken of the requested object (the rest: a random resident).
+    pub request_snapshots: f64,
     /// Half-life of the request count, in requests.
     pub half_life: f64,
     /// Labelled samples before admission control starts.
@@ -52,6 +56,8 @@ pub struct Params {
     pub rate: f32,
     /// Seed for sampling.
     pub seed: u64,
+    /// Counters per row of the popularity sketch.
+    pub sketch_width: usize,
 }
 
 impl Default for Params {
@@ -59,14 +65,15 @@ impl Default for Params {
         Params {
             sample: 32,
             size_weight: 0.5,
-            snapshot_every: 4,
-            snapshot_one_in: 2,
-            pending: 16_384,
+            pending: 65_536,
+            horizon: 2.0,
+            request_snapshots: 0.25,
             half_life: 100_000.0,
             warmup: 20_000,
             admission: true,
             rate: 0.01,
             seed: 0x5EED,
+            sketch_width: 1 << 18,
         }
     }
 }
@@ -95,6 +102,7 @@ const NOT_RESIDENT: u32 = u32::MAX;
 pub struct Learned {
     p: Params,
     model: Model,
+    popularity: Sketch,
     clock: u64,
     meta: HashMap<ObjectKey, Meta>,
     residents: Vec<ObjectKey>,
@@ -103,10 +111,11 @@ pub struct Learned {
     non_residents: usize,
     pending: HashMap<ObjectKey, (Features, u64)>,
     pending_order: VecDeque<(ObjectKey, u64)>,
-    /// Running mean of evicted objects' scores.
-    boundary: Option<f32>,
+    /// The victim admission chose (evicted first if eviction follows).
+    planned: Option<ObjectKey>,
+    /// Running mean of evicted objects' recency (requests since their last request).
+    eviction_age: f64,
     hint: Option<(ObjectKey, Hint)>,
-    admit_next: bool,
     rng: u64,
     refused: u64,
 }
@@ -121,7 +130,8 @@ impl Learned {
     pub fn with_params(p: Params) -> Learned {
         let rng = p.seed | 1;
         Learned {
-            model: Model::new(12.0, p.rate),
+            model: Model::new(0.0, p.rate),
+            popularity: Sketch::new(p.sketch_width),
             p,
             clock: 0,
             meta: HashMap::new(),
@@ -130,9 +140,9 @@ impl Learned {
             non_residents: 0,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
-            boundary: None,
+            planned: None,
+            eviction_age: 1.0,
             hint: None,
-            admit_next: true,
             rng,
             refused: 0,
         }
@@ -165,7 +175,14 @@ impl Learned {
         (f64::from(m.freq) * (-dt * std::f64::consts::LN_2 / self.p.half_life).exp()) as f32
     }
 
-    fn features(&self, m: Option<&Meta>, size: u64, hint: Option<Hint>) -> Features {
+    fn features(
+        &self,
+        key: &ObjectKey,
+        m: Option<&Meta>,
+        size: u64,
+        hint: Option<Hint>,
+    ) -> Features {
+        let popularity = log_bin(u64::from(self.popularity.estimate(key)));
         match m {
             Some(m) => Features {
                 recency: log_bin(self.clock - m.last),
@@ -179,6 +196,7 @@ impl Learned {
                 },
                 kind: m.kind,
                 count: m.count.min(BINS as u8 - 1),
+                popularity,
             },
             None => Features {
                 recency: BINS as u8 - 1,
@@ -190,20 +208,30 @@ impl Learned {
                     .map_or(0, |a| (1 + log_bin(u64::from(a))).min(BINS as u8 - 1)),
                 kind: hint.map_or(0, |h| h.kind.index() as u8),
                 count: 0,
+                popularity,
             },
         }
     }
 
+    /// The window a snapshot waits in for its label: `horizon` eviction ages.
+    fn window(&self) -> u64 {
+        (self.p.horizon * self.eviction_age).max(1024.0) as u64
+    }
+
+    /// How much keeping the object is worth: ln P(requested within the window) − β ln(size).
+    /// Eviction takes the lowest; admission refuses what scores below what is evicted.
     fn score(&self, f: &Features) -> f32 {
-        self.model.predict(f) + self.p.size_weight * f32::from(f.size)
+        ln_sigmoid(self.model.predict(f)) - self.p.size_weight * f32::from(f.size) * LN_2
     }
 
     /// A request for `key` arrived: label its pending snapshot, update its state, maybe
     /// snapshot it, and now and then snapshot a random resident.
     fn observe(&mut self, key: &ObjectKey, size: u64) {
         self.clock += 1;
+        self.popularity.add(key);
         if let Some((f, at)) = self.pending.remove(key) {
-            self.model.learn(&f, log2_1p(self.clock - at));
+            let window = self.window();
+            self.model.learn(&f, self.clock - at <= window);
         }
         let hint = self.hint.take().filter(|(k, _)| k == key).map(|(_, h)| h);
         let clock = self.clock;
@@ -239,15 +267,22 @@ impl Learned {
                 self.history.push_back((*key, clock));
             }
         }
-        if self.random().is_multiple_of(self.p.snapshot_one_in.max(1)) {
-            let f = self.features(self.meta.get(key), size, None);
+        // One snapshot per `gap` requests on average, so the pending set spans the window: a
+        // share of them of the requested object (what admission asks about), the rest of a
+        // random resident (what eviction asks about).
+        let gap = (self.window() as f64 / (0.8 * self.p.pending as f64)).max(1.0);
+        let rate = u64::MAX as f64 / gap;
+        if (self.random() as f64) < rate * self.p.request_snapshots {
+            let f = self.features(key, self.meta.get(key), size, None);
             self.snapshot(*key, f);
         }
-        if self.clock.is_multiple_of(self.p.snapshot_every.max(1)) && !self.residents.is_empty() {
+        if (self.random() as f64) < rate * (1.0 - self.p.request_snapshots)
+            && !self.residents.is_empty()
+        {
             let i = (self.random() % self.residents.len() as u64) as usize;
             let k = self.residents[i];
             if !self.pending.contains_key(&k) {
-                let f = self.features(self.meta.get(&k), 0, None);
+                let f = self.features(&k, self.meta.get(&k), 0, None);
                 self.snapshot(k, f);
             }
         }
@@ -282,18 +317,40 @@ impl Learned {
                     .is_some_and(|m| m.slot == NOT_RESIDENT && m.last <= *at)
             });
         }
-        while self.pending_order.len() > self.p.pending {
-            let Some((key, at)) = self.pending_order.pop_front() else {
+        // Snapshots whose window passed: not requested again within it.
+        let window = self.window();
+        while let Some(&(key, at)) = self.pending_order.front() {
+            let expired = self.clock - at > window;
+            if !expired && self.pending_order.len() <= self.p.pending {
                 break;
-            };
+            }
+            self.pending_order.pop_front();
             if let Some(&(f, t)) = self.pending.get(&key)
                 && t == at
             {
-                // Not requested again yet: it comes back later than this, if at all.
                 self.pending.remove(&key);
-                self.model.learn(&f, log2_1p(self.clock - at) + 1.0);
+                if expired {
+                    self.model.learn(&f, false);
+                }
+                // (Dropped unlabelled when the pending set is full: rare, as the snapshot
+                // rate follows the window.)
             }
         }
+    }
+
+    /// The lowest-scoring of `sample` random residents.
+    fn pick_victim(&mut self) -> Option<(f32, ObjectKey)> {
+        let n = self.residents.len();
+        let mut best: Option<(f32, ObjectKey)> = None;
+        for _ in 0..self.p.sample.min(n) {
+            let i = (self.random() % n as u64) as usize;
+            let k = self.residents[i];
+            let s = self.score(&self.features(&k, self.meta.get(&k), 0, None));
+            if best.is_none_or(|(b, _)| s < b) {
+                best = Some((s, k));
+            }
+        }
+        best
     }
 
     fn make_resident(&mut self, key: ObjectKey) {
@@ -337,10 +394,6 @@ impl Default for Learned {
     }
 }
 
-fn log2_1p(x: u64) -> f32 {
-    ((x as f64) + 1.0).log2() as f32
-}
-
 impl Policy for Learned {
     fn name(&self) -> &'static str {
         "learned"
@@ -360,17 +413,22 @@ impl Policy for Learned {
     }
 
     fn admit(&mut self, key: &ObjectKey, size: u64) -> bool {
-        let hint = self.hint.filter(|(k, _)| k == key).map(|(_, h)| h);
-        let before = self.meta.get(key).copied();
-        let f = self.features(before.as_ref(), size, hint);
         self.observe(key, size);
-        let admit = !self.p.admission
-            || self.model.trained() < self.p.warmup
-            || self.boundary.is_none_or(|b| self.score(&f) <= b);
+        self.planned = None;
+        if !self.p.admission || self.model.trained() < self.p.warmup {
+            return true;
+        }
+        // The duel: store the object only if it is worth more than what it would evict.
+        let f = self.features(key, self.meta.get(key), size, None);
+        let mine = self.score(&f);
+        let Some((theirs, victim)) = self.pick_victim() else {
+            return true;
+        };
+        self.planned = Some(victim);
+        let admit = mine >= theirs;
         if !admit {
             self.refused += 1;
         }
-        self.admit_next = admit;
         admit
     }
 
@@ -391,26 +449,17 @@ impl Policy for Learned {
     }
 
     fn evict(&mut self, _residents: &dyn Residents, victims: &mut Vec<ObjectKey>) -> bool {
-        if self.residents.is_empty() {
-            return false;
-        }
-        let n = self.residents.len();
-        let mut best: Option<(f32, ObjectKey)> = None;
-        for _ in 0..self.p.sample.min(n).max(1) {
-            let i = (self.random() % n as u64) as usize;
-            let k = self.residents[i];
-            let s = self.score(&self.features(self.meta.get(&k), 0, None));
-            if best.is_none_or(|(b, _)| s > b) {
-                best = Some((s, k));
-            }
-        }
-        let Some((score, victim)) = best else {
+        let planned = self
+            .planned
+            .take()
+            .filter(|k| self.meta.get(k).is_some_and(|m| m.slot != NOT_RESIDENT));
+        let Some(victim) = planned.or_else(|| self.pick_victim().map(|(_, k)| k)) else {
             return false;
         };
-        self.boundary = Some(match self.boundary {
-            Some(b) => 0.99 * b + 0.01 * score,
-            None => score,
-        });
+        if let Some(m) = self.meta.get(&victim) {
+            let age = (self.clock - m.last) as f64;
+            self.eviction_age = 0.999 * self.eviction_age + 0.001 * age;
+        }
         self.make_non_resident(&victim);
         victims.push(victim);
         true

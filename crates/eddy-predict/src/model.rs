@@ -1,6 +1,6 @@
-//! The reuse model: an online additive model over binned features, with a few pairwise
-//! interaction tables, fitted by stochastic gradient descent on the log of the time until an
-//! object's next request.
+//! The reuse model: an online additive logistic model over binned features, with a few
+//! pairwise interaction tables, fitted by stochastic gradient descent to say whether an object
+//! will be requested again within a window (the cache's reach).
 //!
 //! Why this shape: the time to the next request depends on recency, frequency and size in ways
 //! that are far from linear (a recently requested object with a long history behaves nothing like
@@ -32,6 +32,22 @@ pub struct Features {
     pub kind: u8,
     /// Requests seen, capped.
     pub count: u8,
+    /// log2(1 + the object's count in the long-memory popularity sketch).
+    pub popularity: u8,
+}
+
+/// The logistic function.
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// ln(sigmoid(z)), without overflow.
+pub fn ln_sigmoid(z: f32) -> f32 {
+    if z > 0.0 {
+        -(-z).exp().ln_1p()
+    } else {
+        z - z.exp().ln_1p()
+    }
 }
 
 /// log2(1 + x) as a bin.
@@ -50,7 +66,11 @@ pub struct Model {
     age: [f32; BINS],
     kind: [f32; KINDS],
     count: [f32; BINS],
+    popularity: [f32; BINS],
     recency_frequency: [[f32; PAIR]; PAIR],
+    recency_popularity: [[f32; PAIR]; PAIR],
+    /// recency × gap × popularity, the three that say most about a next request together.
+    triple: Vec<f32>,
     recency_gap: [[f32; PAIR]; PAIR],
     age_kind: [[f32; KINDS]; PAIR],
     rate: f32,
@@ -63,8 +83,12 @@ fn half(x: u8) -> usize {
     usize::from(x / 2).min(PAIR - 1)
 }
 
+fn triple(f: &Features) -> usize {
+    (usize::from(f.recency).min(BINS - 1) * PAIR + half(f.gap)) * PAIR + half(f.popularity)
+}
+
 impl Model {
-    /// An untrained model that predicts `prior` (log2 requests) for everything.
+    /// An untrained model whose log-odds are `prior` for everything.
     pub fn new(prior: f32, rate: f32) -> Model {
         Model {
             bias: prior,
@@ -75,7 +99,10 @@ impl Model {
             age: [0.0; BINS],
             kind: [0.0; KINDS],
             count: [0.0; BINS],
+            popularity: [0.0; BINS],
             recency_frequency: [[0.0; PAIR]; PAIR],
+            recency_popularity: [[0.0; PAIR]; PAIR],
+            triple: vec![0.0; BINS * PAIR * PAIR],
             recency_gap: [[0.0; PAIR]; PAIR],
             age_kind: [[0.0; KINDS]; PAIR],
             rate,
@@ -83,7 +110,7 @@ impl Model {
         }
     }
 
-    /// Predicted log2(1 + requests until the next request for an object with features `f`).
+    /// Log-odds that an object with features `f` is requested again within the window.
     pub fn predict(&self, f: &Features) -> f32 {
         let k = usize::from(f.kind).min(KINDS - 1);
         self.bias
@@ -94,21 +121,23 @@ impl Model {
             + self.age[usize::from(f.age)]
             + self.kind[k]
             + self.count[usize::from(f.count)]
+            + self.popularity[usize::from(f.popularity)]
             + self.recency_frequency[half(f.recency)][half(f.frequency)]
+            + self.recency_popularity[half(f.recency)][half(f.popularity)]
+            + self.triple[triple(f)]
             + self.recency_gap[half(f.recency)][half(f.gap)]
             + self.age_kind[half(f.age)][k]
     }
 
-    /// Learn from one labelled sample: an object with features `f` was next requested
-    /// `target` (log2(1 + requests)) later. Non-finite targets are ignored.
-    pub fn learn(&mut self, f: &Features, target: f32) {
-        if !target.is_finite() {
-            return;
-        }
-        let err = (self.predict(f) - target).clamp(-LIMIT, LIMIT);
+    /// Learn from one labelled sample: an object with features `f` was (`reused`) or was not
+    /// requested again within the window.
+    pub fn learn(&mut self, f: &Features, reused: bool) {
+        let p = sigmoid(self.predict(f));
+        let err = (p - if reused { 1.0 } else { 0.0 }).clamp(-LIMIT, LIMIT);
         let step = self.rate * err;
         let k = usize::from(f.kind).min(KINDS - 1);
-        let slots: [&mut f32; 11] = [
+        let t = triple(f);
+        let slots: [&mut f32; 14] = [
             &mut self.bias,
             &mut self.recency[usize::from(f.recency)],
             &mut self.gap[usize::from(f.gap)],
@@ -117,7 +146,10 @@ impl Model {
             &mut self.age[usize::from(f.age)],
             &mut self.kind[k],
             &mut self.count[usize::from(f.count)],
+            &mut self.popularity[usize::from(f.popularity)],
             &mut self.recency_frequency[half(f.recency)][half(f.frequency)],
+            &mut self.recency_popularity[half(f.recency)][half(f.popularity)],
+            &mut self.triple[t],
             &mut self.recency_gap[half(f.recency)][half(f.gap)],
             &mut self.age_kind[half(f.age)][k],
         ];
@@ -143,7 +175,10 @@ impl Model {
             .chain(&self.age)
             .chain(&self.kind)
             .chain(&self.count)
+            .chain(&self.popularity)
             .chain(self.recency_frequency.iter().flatten())
+            .chain(self.recency_popularity.iter().flatten())
+            .chain(&self.triple)
             .chain(self.recency_gap.iter().flatten())
             .chain(self.age_kind.iter().flatten())
             .all(|w| w.is_finite())
@@ -165,8 +200,9 @@ mod tests {
 
     #[test]
     fn learns_a_pattern_it_can_represent() {
-        // Objects of kind 1 come back after ~2^4 requests, kind 2 after ~2^12; size is noise.
-        let mut m = Model::new(8.0, 0.02);
+        // Objects of kind 1 come back within the window 90 % of the time, kind 2 10 %; size is
+        // noise.
+        let mut m = Model::new(0.0, 0.02);
         let mut x = 1u64;
         for _ in 0..20_000 {
             x ^= x << 13;
@@ -178,7 +214,8 @@ mod tests {
                 size: (x >> 8) as u8 % 20,
                 ..Features::default()
             };
-            m.learn(&f, if kind == 1 { 4.0 } else { 12.0 });
+            let reused = (x >> 20) % 10 < if kind == 1 { 9 } else { 1 };
+            m.learn(&f, reused);
         }
         let a = m.predict(&Features {
             kind: 1,
@@ -190,9 +227,9 @@ mod tests {
             size: 3,
             ..Features::default()
         });
-        assert!((a - 4.0).abs() < 0.5 && (b - 12.0).abs() < 0.5, "{a} {b}");
+        let (a, b) = (sigmoid(a), sigmoid(b));
+        assert!((a - 0.9).abs() < 0.05 && (b - 0.1).abs() < 0.05, "{a} {b}");
         assert!(m.is_sound());
-        m.learn(&Features::default(), f32::NAN);
-        assert!(m.is_sound(), "a NaN target is ignored");
+        assert!((ln_sigmoid(-100.0) + 100.0).abs() < 1e-3 && ln_sigmoid(100.0).abs() < 1e-6);
     }
 }
