@@ -119,6 +119,7 @@ impl MemoryTier {
             st.policy
                 .remove(&key, size, old.word.load(Ordering::Relaxed));
         }
+        st.policy.hint(&key, object.hint);
         if size > self.max_object || !st.policy.admit(&key, size) {
             self.used.store(st.used, Ordering::Relaxed);
             return evicted;

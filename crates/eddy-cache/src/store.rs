@@ -99,6 +99,8 @@ pub struct Object {
     /// The body's sealed memory file, for `sendfile`, once it is in the memory tier (bodies of
     /// [`SEAL_MIN`] bytes or more; see [`crate::sealed`]).
     pub sealed: Option<Arc<SealedBody>>,
+    /// What the response said about the object's kind and age, for learning policies.
+    pub hint: crate::policy::Hint,
 }
 
 impl Object {
@@ -110,7 +112,14 @@ impl Object {
             tags,
             epoch,
             sealed: None,
+            hint: crate::policy::Hint::default(),
         }
+    }
+
+    /// The object with `hint` (its kind and age) for the eviction policy.
+    pub fn with_hint(mut self, hint: crate::policy::Hint) -> Self {
+        self.hint = hint;
+        self
     }
     /// Bytes this object is charged against a memory budget.
     pub fn weight(&self) -> u64 {
@@ -192,6 +201,24 @@ pub struct CacheCounters {
     /// Large bodies that could not be moved into a sealed memory file (kept on the heap instead;
     /// usually the process is out of file descriptors).
     pub seal_errors: AtomicU64,
+    /// Times a tier's policy failed and fell back to S3-FIFO (shared with the policies, which
+    /// count it; see [`PolicyFactory`]).
+    pub policy_fallbacks: Arc<AtomicU64>,
+}
+
+/// Builds a tier's eviction policy from its configured name and capacity. The counter is
+/// [`CacheCounters::policy_fallbacks`], for policies that can fall back. [`policy::by_name`]
+/// serves the built-in names; the edge adds `learned` (from `eddy-predict`).
+pub type PolicyFactory<'a> =
+    &'a dyn Fn(&str, u64, &Arc<AtomicU64>) -> Result<Box<dyn policy::Policy>, CacheError>;
+
+/// The built-in policies, by name.
+pub fn builtin_policy(
+    name: &str,
+    capacity: u64,
+    _fallbacks: &Arc<AtomicU64>,
+) -> Result<Box<dyn policy::Policy>, CacheError> {
+    policy::by_name(name, capacity)
 }
 
 /// Snapshot of tier usage.
@@ -231,15 +258,25 @@ const MAX_BANS: usize = 256;
 impl Cache {
     /// Build the cache, recovering the disk tier if one is configured.
     pub fn open(opts: &CacheOptions) -> Result<Cache, CacheError> {
+        Cache::open_with(opts, &builtin_policy)
+    }
+
+    /// [`Cache::open`], building each tier's policy with `make_policy`.
+    pub fn open_with(
+        opts: &CacheOptions,
+        make_policy: PolicyFactory<'_>,
+    ) -> Result<Cache, CacheError> {
+        let counters = CacheCounters::default();
+        let fallbacks = &counters.policy_fallbacks;
         let memory = MemoryTier::new(
             opts.memory_bytes,
             opts.memory_max_object,
-            policy::by_name(&opts.policy, opts.memory_bytes)?,
+            make_policy(&opts.policy, opts.memory_bytes, fallbacks)?,
         );
         let (disk, index) = match &opts.disk {
             Some(d) => {
                 let (tier, recovered) =
-                    DiskTier::open(d, policy::by_name(&opts.policy, d.capacity)?)?;
+                    DiskTier::open(d, make_policy(&opts.policy, d.capacity, fallbacks)?)?;
                 let log = d.dir.join("bans.log");
                 let index = PurgeIndex::with_ban_log(log.clone())
                     .map_err(|source| CacheError::Io { path: log, source })?;
@@ -258,7 +295,7 @@ impl Cache {
             admission: admission::by_name(&opts.admission)?,
             disk_down_until: parking_lot::Mutex::new(None),
             seal_budget: SealBudget::from_open_file_limit(),
-            counters: CacheCounters::default(),
+            counters,
         })
     }
 

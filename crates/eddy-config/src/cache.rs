@@ -26,7 +26,9 @@ pub struct CacheFile {
     /// fsync every object file before it becomes visible (default false).
     pub fsync: Option<bool>,
     /// Eviction policy: `"s3fifo"` (default), `"lru"`, `"fifo"`, `"sieve"`, `"arc"` or
-    /// `"wtinylfu"` (`eddy-cache::policy`; `eddy sim` compares them on a trace).
+    /// `"wtinylfu"` (`eddy-cache::policy`; `eddy sim` compares them on a trace), or `"learned"`
+    /// (`eddy-predict`: a learned admission and eviction policy that falls back to S3-FIFO if it
+    /// fails, counted in `eddy_cache_policy_fallbacks_total`).
     pub policy: Option<String>,
     /// Admission policy: `"always"` (default) or `"second-hit"`.
     pub admission: Option<String>,
@@ -138,14 +140,16 @@ pub(crate) fn cache_config(
         }
         None => None,
     };
-    const POLICIES: [&str; 6] = ["s3fifo", "lru", "fifo", "sieve", "arc", "wtinylfu"];
+    const POLICIES: [&str; 7] = [
+        "s3fifo", "lru", "fifo", "sieve", "arc", "wtinylfu", "learned",
+    ];
     let policy = c.policy.unwrap_or_else(|| "s3fifo".into());
     if !POLICIES.contains(&policy.as_str()) {
         return Err(invalid(
             name,
             "cache.policy",
             &policy,
-            "one of \"s3fifo\", \"lru\", \"fifo\", \"sieve\", \"arc\", \"wtinylfu\"",
+            "one of \"s3fifo\", \"lru\", \"fifo\", \"sieve\", \"arc\", \"wtinylfu\", \"learned\"",
         ));
     }
     let admission = c.admission.unwrap_or_else(|| "always".into());
@@ -203,11 +207,26 @@ mod tests {
     const ORIGIN: &str = "[edge]\norigins=[\"http://a:1\"]\n";
 
     #[test]
+    fn every_eviction_policy_the_edge_runs_is_accepted() {
+        for p in [
+            "s3fifo", "lru", "fifo", "sieve", "arc", "wtinylfu", "learned",
+        ] {
+            let c = from_text(
+                &format!("{ORIGIN}[cache]\npolicy=\"{p}\"\n"),
+                &Overrides::default(),
+            )
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(c.cache.policy, p);
+        }
+    }
+
+    #[test]
     fn bad_cache_values_name_the_key_and_what_is_allowed() {
         let cases = [
             ("[cache]\nmemory_size=\"lots\"", "cache.memory_size"),
             ("[cache]\nmemory_size=\"512 KiB\"", "cache.memory_size"),
-            ("[cache]\npolicy=\"arc\"", "cache.policy"),
+            ("[cache]\npolicy=\"clock\"", "cache.policy"),
+            ("[cache]\npolicy=\"Learned\"", "cache.policy"),
             ("[cache]\nadmission=\"never\"", "cache.admission"),
             (
                 "[cache]\nmemory_size=\"64 MiB\"\nmemory_max_object=\"65 MiB\"",

@@ -176,17 +176,20 @@ impl Edge {
     ) -> Result<Edge, EdgeError> {
         let c = &config.cache;
         raise_open_file_limit();
-        let cache = Cache::open(&CacheOptions {
-            memory_bytes: c.memory_bytes,
-            memory_max_object: c.memory_max_object,
-            disk: c.disk.as_ref().map(|d| DiskOptions {
-                dir: d.dir.clone(),
-                capacity: d.bytes,
-                fsync: d.fsync,
-            }),
-            policy: c.policy.clone(),
-            admission: c.admission.clone(),
-        })?;
+        let cache = Cache::open_with(
+            &CacheOptions {
+                memory_bytes: c.memory_bytes,
+                memory_max_object: c.memory_max_object,
+                disk: c.disk.as_ref().map(|d| DiskOptions {
+                    dir: d.dir.clone(),
+                    capacity: d.bytes,
+                    fsync: d.fsync,
+                }),
+                policy: c.policy.clone(),
+                admission: c.admission.clone(),
+            },
+            &make_policy,
+        )?;
         let has_disk = c.disk.is_some();
         // pingora wants &'static storage and lock: built once per edge, leaked once.
         let storage: &'static EddyStorage = Box::leak(Box::new(EddyStorage::new(
@@ -968,5 +971,21 @@ async fn publish_each<T>(
         {
             tracing::warn!(error = %e, topic, "could not publish an event");
         }
+    }
+}
+
+/// The edge's eviction policies: `eddy-cache`'s built-in ones, and `learned` (`eddy-predict`,
+/// guarded: it falls back to S3-FIFO if it fails, counting it in `fallbacks`).
+fn make_policy(
+    name: &str,
+    capacity: u64,
+    fallbacks: &Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Box<dyn eddy_cache::Policy>, eddy_cache::CacheError> {
+    match name {
+        "learned" => Ok(Box::new(eddy_predict::guard::Guarded::new(
+            capacity,
+            fallbacks.clone(),
+        ))),
+        other => eddy_cache::policy::by_name(other, capacity),
     }
 }

@@ -198,6 +198,8 @@ pub struct Metrics {
     purge_consumer: parking_lot::Mutex<Option<std::sync::Arc<eddy_bus::consumer::ConsumerStats>>>,
     seal_errors: Counter,
     last_seal_errors: AtomicU64,
+    policy_fallbacks: Counter,
+    last_policy_fallbacks: AtomicU64,
     sealed_bodies: Gauge,
     last_evictions: [AtomicU64; 2],
     last_hits: [AtomicU64; 2],
@@ -475,6 +477,12 @@ impl Metrics {
             "Large bodies kept on the heap because no sealed memory file could be made for sendfile",
             seal_errors.clone(),
         );
+        let policy_fallbacks = Counter::default();
+        registry.register(
+            "cache_policy_fallbacks",
+            "Times a tier's learned eviction policy failed and the tier fell back to S3-FIFO",
+            policy_fallbacks.clone(),
+        );
         let sealed_bodies = Gauge::default();
         registry.register(
             "cache_sealed_bodies",
@@ -536,6 +544,8 @@ impl Metrics {
             disk_errors,
             seal_errors,
             last_seal_errors: AtomicU64::new(0),
+            policy_fallbacks,
+            last_policy_fallbacks: AtomicU64::new(0),
             sealed_bodies,
             last_evictions: [AtomicU64::new(0), AtomicU64::new(0)],
             last_hits: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -693,6 +703,11 @@ impl Metrics {
             &self.seal_errors,
             &self.last_seal_errors,
             cache.counters.seal_errors.load(Ordering::Relaxed),
+        );
+        Self::sync_counter(
+            &self.policy_fallbacks,
+            &self.last_policy_fallbacks,
+            cache.counters.policy_fallbacks.load(Ordering::Relaxed),
         );
         self.sealed_bodies.set(cache.sealed_bodies() as i64);
         if let Some(c) = self.purge_consumer.lock().as_ref() {

@@ -260,6 +260,30 @@ fn tags_for(key: &CacheKey, meta: &CacheMeta) -> Tags {
     Tags::new(url, primary_of(url), keys)
 }
 
+/// What the response says about the object for a learning eviction policy: its kind (from
+/// `Content-Type` and `Content-Length`) and its age since publication (`Date` minus
+/// `Last-Modified`, when both parse).
+fn hint_for(meta: &CacheMeta) -> eddy_cache::policy::Hint {
+    let h = meta.headers();
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    let size = text("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let kind = eddy_cache::policy::ContentKind::from_content_type(
+        text("content-type").unwrap_or(""),
+        size,
+    );
+    let date = |name: &str| text(name).and_then(|v| httpdate::parse_http_date(v).ok());
+    let age = match (date("date"), date("last-modified")) {
+        (Some(now), Some(published)) => now
+            .duration_since(published)
+            .ok()
+            .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+        _ => None,
+    };
+    eddy_cache::policy::Hint { kind, age }
+}
+
 /// The primary key of a URL as the edge builds cache keys (`host/path?query`): purge by URL
 /// reaches this key and every `Vary` variant recorded under it.
 pub fn primary_of(url: &str) -> ObjectKey {
@@ -470,6 +494,7 @@ impl Storage for EddyStorage {
             id,
             write_id: U64WriteId::from(id),
             tags: tags_for(key, meta),
+            hint: hint_for(meta),
             fill,
             written: 0,
             cache: self.cache.clone(),
@@ -523,7 +548,8 @@ impl Storage for EddyStorage {
             found.object.body.clone(),
             tags_for(key, meta),
             found.object.epoch,
-        );
+        )
+        .with_hint(hint_for(meta));
         let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || cache.insert(k, object))
             .await
@@ -731,6 +757,7 @@ struct EddyMiss {
     id: u64,
     write_id: U64WriteId,
     tags: Tags,
+    hint: eddy_cache::policy::Hint,
     fill: Arc<Fill>,
     written: usize,
     cache: Arc<Cache>,
@@ -793,7 +820,7 @@ impl HandleMiss for EddyMiss {
             }
             None => self.fill.meta.clone(),
         };
-        let object = Object::new(meta, body, self.tags.clone(), self.epoch);
+        let object = Object::new(meta, body, self.tags.clone(), self.epoch).with_hint(self.hint);
         let cache = self.cache.clone();
         let key = self.key;
         let res = tokio::task::spawn_blocking(move || cache.insert(key, object)).await;

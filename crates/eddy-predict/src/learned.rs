@@ -158,6 +158,14 @@ impl Learned {
         self.model.trained()
     }
 
+    /// Every resident object and its size (what a fallback policy takes over).
+    pub fn resident_sizes(&self) -> Vec<(ObjectKey, u64)> {
+        self.residents
+            .iter()
+            .map(|k| (*k, self.meta.get(k).map_or(0, |m| m.size)))
+            .collect()
+    }
+
     /// Whether the model is sound (finite weights).
     pub fn is_sound(&self) -> bool {
         self.model.is_sound()

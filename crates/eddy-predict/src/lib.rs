@@ -4,11 +4,13 @@
 //!   binned recency, gap, frequency, size, age and kind, with a few interaction tables.
 //! - [`learned`]: an `eddy-cache` eviction and admission [`eddy_cache::Policy`] driven by that
 //!   model (relaxed Belady: evict what is predicted to come back last).
+//! - [`guard`]: the learned policy as the edge runs it, falling back to S3-FIFO if it fails.
 //! - [`sketch`]: a count-min sketch with periodic halving (long-memory popularity).
 //!
 //! Must not touch: tokio, pingora, the network. Everything here is bounded in memory and in
 //! work per request whatever the traffic.
 
+pub mod guard;
 pub mod learned;
 pub mod model;
 pub mod sketch;

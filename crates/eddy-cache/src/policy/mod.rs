@@ -313,6 +313,16 @@ impl Replay {
         self.held.0.contains_key(&ObjectKey::from_u64(id))
     }
 
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.held.0.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.0.is_empty()
+    }
+
     /// Bytes held.
     pub fn used(&self) -> u64 {
         self.used
