@@ -257,9 +257,9 @@ mod tests {
         /// capacity and its byte count matches what it holds.
         #[test]
         fn never_exceeds_capacity(ops in proptest::collection::vec((0u64..64, 0usize..300, any::<bool>()), 1..400),
-                                  lru in any::<bool>()) {
-            let policy: Box<dyn Policy> = if lru { Box::new(Lru::new()) } else { Box::new(S3Fifo::new(2000)) };
-            let tier = MemoryTier::new(2000, 2000, policy);
+                                  which in 0usize..6) {
+            let name = ["s3fifo", "lru", "fifo", "sieve", "arc", "wtinylfu"][which];
+            let tier = MemoryTier::new(2000, 2000, crate::policy::by_name(name, 2000).unwrap_or_else(|_| Box::new(Lru::new())));
             for (id, size, remove) in ops {
                 let k = ObjectKey::from_u64(id);
                 if remove { tier.remove(&k); } else { tier.insert(k, obj(size)); }
@@ -267,6 +267,9 @@ mod tests {
                 prop_assert!(tier.used() <= tier.capacity());
                 let sum: u64 = tier.shards.iter().flat_map(|s| s.read().values().map(|e| e.object.weight()).collect::<Vec<_>>()).sum();
                 prop_assert_eq!(sum, tier.used());
+                // The policy tracks exactly the objects the tier holds.
+                let held: usize = tier.shards.iter().map(|s| s.read().len()).sum();
+                prop_assert_eq!(tier.state.lock().policy.len(), held, "{}", name);
             }
         }
     }

@@ -27,7 +27,7 @@ pub enum SimError {
     Trace(#[from] trace::TraceError),
     /// No such policy.
     #[error(
-        "unknown policy {0:?}; use one of lru, fifo, s3fifo, sieve, wtinylfu, arc, learned, belady, belady-size"
+        "unknown policy {0:?}; use one of lru, fifo, s3fifo, sieve, wtinylfu, arc, learned, belady, belady-size, s3fifo-libcachesim, wtinylfu-libcachesim"
     )]
     UnknownPolicy(String),
     /// A capacity spec did not parse.

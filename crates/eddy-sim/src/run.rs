@@ -50,10 +50,14 @@ pub const POLICIES: [&str; 7] = [
 ];
 
 /// `eddy-cache`'s policy `name` for a cache of `capacity` bytes over a trace of `objects`
-/// distinct objects (W-TinyLFU sizes its frequency sketch from it).
+/// distinct objects (W-TinyLFU sizes its frequency sketch from it). `s3fifo` and `wtinylfu`
+/// are the edge's; `s3fifo-libcachesim` and `wtinylfu-libcachesim` are libCacheSim's exactly
+/// (they refuse objects larger than their first queue; the edge admits them).
 pub fn policy(name: &str, capacity: u64, objects: usize) -> Result<Box<dyn Policy>, SimError> {
     match name {
         "wtinylfu" | "w-tinylfu" => Ok(Box::new(WTinyLfu::with_sketch(capacity, objects))),
+        "wtinylfu-libcachesim" => Ok(Box::new(WTinyLfu::reference(capacity, objects))),
+        "s3fifo-libcachesim" => Ok(Box::new(eddy_cache::policy::S3Fifo::reference(capacity))),
         "learned" => Ok(Box::new(eddy_predict::learned::Learned::new())),
         other => eddy_cache::policy::by_name(other, capacity)
             .map_err(|_| SimError::UnknownPolicy(other.to_string())),

@@ -1,7 +1,8 @@
 //! Every reference policy against libCacheSim's table in `../shared/traces/README.md`
 //! (libcachesim 0.3.5, default parameters), to 4 decimals: request and byte miss ratios at byte
 //! capacities, and unit-size Belady (exact MIN) and LRU at object-count capacities. The policies
-//! are `eddy-cache`'s own, the ones the edge runs. Traces that are not beside the repository are
+//! are `eddy-cache`'s own, the ones the edge runs (S3-FIFO and W-TinyLFU with libCacheSim's rule
+//! that refuses objects larger than their first queue, which the edge does not apply). Traces that are not beside the repository are
 //! skipped, and the test says so (set `EDDY_TRACES` to their directory).
 
 #![allow(clippy::unwrap_used)]
@@ -14,7 +15,13 @@ use eddy_sim::run::{Outcome, policy, run, unit_sizes};
 use eddy_sim::trace::{Request, read_oracle};
 
 const POLICIES: [&str; 7] = [
-    "lru", "fifo", "s3fifo", "sieve", "wtinylfu", "arc", "belady",
+    "lru",
+    "fifo",
+    "s3fifo-libcachesim",
+    "sieve",
+    "wtinylfu-libcachesim",
+    "arc",
+    "belady",
 ];
 
 /// (trace, capacity in bytes, request miss ratios, byte miss ratios) in `POLICIES` order.

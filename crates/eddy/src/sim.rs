@@ -139,14 +139,14 @@ fn load(a: &SimArgs) -> anyhow::Result<(String, Vec<Request>, Option<Synthetic>)
 }
 
 fn print_table(points: &[Point], caps: &[u64], working_set: u64) {
-    let mut header = format!("{:<12}", "policy");
+    let mut header = format!("{:<20}", "policy");
     for c in caps {
         let share = 100.0 * *c as f64 / working_set.max(1) as f64;
         header += &format!(" {:>17}", format!("{share:.3}% req/byte"));
     }
     println!("{header}");
     for chunk in points.chunk_by(|a, b| a.policy == b.policy) {
-        let mut line = format!("{:<12}", chunk[0].policy);
+        let mut line = format!("{:<20}", chunk[0].policy);
         for p in chunk {
             line += &format!(
                 " {:>17}",

@@ -5,8 +5,10 @@
 //! The parameters and steps are libCacheSim's (`S3FIFO.c`, defaults `fifo-size-ratio=0.10,
 //! ghost-size-ratio=0.90, move-to-main-threshold=2`), so `eddy-sim` reproduces its miss ratios:
 //!
-//! - the small queue gets 10 % of the bytes, main the rest; an object larger than the small
-//!   queue is not admitted (unless the ghost remembers it);
+//! - the small queue gets 10 % of the bytes, main the rest; libCacheSim does not admit an
+//!   object larger than the small queue ([`S3Fifo::reference`]); the edge does
+//!   ([`S3Fifo::new`]: a video segment larger than a tenth of a small memory tier is still worth
+//!   keeping, and leaves through the small queue like any other unless it is hit twice);
 //! - a miss whose key is in the ghost goes straight to main, others to the small queue; until
 //!   the first eviction (a cold cache filling up), objects that find the small queue full go to
 //!   main, so a cache that is not yet full keeps them as long as it can;
@@ -45,6 +47,8 @@ pub struct S3Fifo {
     to_main: bool,
     /// Whether anything was evicted yet (before that, a full small queue spills into main).
     has_evicted: bool,
+    /// Refuse objects larger than the small queue (libCacheSim's rule).
+    refuse_large: bool,
     next_generation: u32,
 }
 
@@ -108,8 +112,18 @@ fn fingerprint(key: &ObjectKey) -> u64 {
 }
 
 impl S3Fifo {
-    /// A policy for a tier of `capacity` bytes, with libCacheSim's default parameters.
+    /// The edge's S3-FIFO for a tier of `capacity` bytes: libCacheSim's parameters, and objects
+    /// larger than the small queue are admitted.
     pub fn new(capacity: u64) -> Self {
+        S3Fifo {
+            refuse_large: false,
+            ..S3Fifo::reference(capacity)
+        }
+    }
+
+    /// libCacheSim's S3-FIFO exactly, for a tier of `capacity` bytes (objects larger than the
+    /// small queue are refused).
+    pub fn reference(capacity: u64) -> Self {
         // libCacheSim computes the shares in floating point and truncates.
         let small_capacity = (capacity as f64 * 0.10) as u64;
         S3Fifo {
@@ -129,6 +143,7 @@ impl S3Fifo {
             },
             to_main: false,
             has_evicted: false,
+            refuse_large: true,
             next_generation: 0,
         }
     }
@@ -190,7 +205,7 @@ impl Policy for S3Fifo {
     }
 
     fn admit(&mut self, key: &ObjectKey, size: u64) -> bool {
-        if size > self.small_capacity {
+        if self.refuse_large && size > self.small_capacity {
             return false;
         }
         self.to_main = self.ghost.take(fingerprint(key));
@@ -285,6 +300,18 @@ mod tests {
         // Compulsory misses: 10,000 cold + 50 hot. S3-FIFO stays close to that; LRU misses everything.
         assert!(s3 <= 10_200, "s3fifo misses {s3}");
         assert!(lru > 3 * s3 / 2, "s3fifo misses {s3}, lru misses {lru}");
+    }
+
+    #[test]
+    fn the_edge_admits_objects_larger_than_the_small_queue_and_libcachesim_does_not() {
+        let k = ObjectKey::from_u64(1);
+        assert!(S3Fifo::new(1000).admit(&k, 500));
+        assert!(!S3Fifo::reference(1000).admit(&k, 500));
+        assert!(S3Fifo::reference(1000).admit(&k, 100));
+        // Admitted, the large object leaves through the small queue unless it is hit twice.
+        let reqs = [(1, 500), (2, 100), (3, 100), (4, 400), (5, 100)];
+        let misses = simulate(&mut S3Fifo::new(1000), 1000, &reqs);
+        assert_eq!(misses, 5);
     }
 
     #[test]

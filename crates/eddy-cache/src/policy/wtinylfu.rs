@@ -23,8 +23,9 @@
 //! counters per byte of main cache, gigabytes for an edge tier). The simulator sizes it from the
 //! trace; the edge from its tier (one object per 4 KiB).
 //!
-//! Objects larger than the window are not admitted, as in libCacheSim; on a byte-sized cache
-//! that turns large objects away (its byte miss ratio on the adaptsize trace at 1 % is 0.90).
+//! libCacheSim does not admit objects larger than the window ([`WTinyLfu::reference`]); on a
+//! byte-sized cache that turns large objects away (its byte miss ratio on the adaptsize trace at
+//! 1 % is 0.90). The edge admits them ([`WTinyLfu::new`]); they duel like any other.
 
 use super::list::Lists;
 use super::{Policy, Residents};
@@ -91,6 +92,7 @@ pub struct WTinyLfu {
     protected_capacity: u64,
     main_hits: u64,
     decay_after: u64,
+    refuse_large: bool,
 }
 
 impl WTinyLfu {
@@ -99,9 +101,18 @@ impl WTinyLfu {
         Self::with_sketch(capacity, (capacity / 4096) as usize)
     }
 
-    /// A policy for a tier of `capacity` bytes whose sketch tells about `objects` objects apart
-    /// (8 counters per object and row, so collisions are rare).
+    /// The edge's W-TinyLFU for a tier of `capacity` bytes whose sketch tells about `objects`
+    /// objects apart (8 counters per object and row, so collisions are rare).
     pub fn with_sketch(capacity: u64, objects: usize) -> Self {
+        WTinyLfu {
+            refuse_large: false,
+            ..WTinyLfu::reference(capacity, objects)
+        }
+    }
+
+    /// libCacheSim's W-TinyLFU exactly (objects larger than the window are refused), with a
+    /// sketch for `objects` objects.
+    pub fn reference(capacity: u64, objects: usize) -> Self {
         let window_capacity = (capacity as f64 * 0.01) as u64;
         let main_capacity = capacity - window_capacity;
         WTinyLfu {
@@ -113,6 +124,7 @@ impl WTinyLfu {
             protected_capacity: (main_capacity as f64 * 4.0 / 5.0) as u64,
             main_hits: 0,
             decay_after: 32u64.saturating_mul(main_capacity),
+            refuse_large: true,
         }
     }
 
@@ -226,7 +238,7 @@ impl Policy for WTinyLfu {
     }
 
     fn admit(&mut self, _key: &ObjectKey, size: u64) -> bool {
-        size <= self.window_capacity && size <= self.probation_capacity
+        !self.refuse_large || (size <= self.window_capacity && size <= self.probation_capacity)
     }
 
     fn insert(&mut self, key: ObjectKey, size: u64, residents: &dyn Residents) {
@@ -275,9 +287,10 @@ mod tests {
 
     #[test]
     fn objects_larger_than_the_window_are_not_admitted() {
-        let mut p = WTinyLfu::new(10_000);
+        let mut p = WTinyLfu::reference(10_000, 100);
         assert!(p.admit(&ObjectKey::from_u64(1), 100));
         assert!(!p.admit(&ObjectKey::from_u64(1), 101));
+        assert!(WTinyLfu::new(10_000).admit(&ObjectKey::from_u64(1), 5_000));
     }
 
     #[test]
