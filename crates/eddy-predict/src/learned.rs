@@ -1,26 +1,31 @@
-//! A learned admission and eviction policy: it predicts, for each object, how long until its
-//! next request ([`crate::model`]), evicts the object predicted to come back last (weighted by
-//! size), and turns away a new object predicted to come back later than what it evicts.
+//! A learned admission and eviction policy: it predicts, for each object, whether it will be
+//! requested again within the cache's reach ([`crate::model`]), evicts the object least likely
+//! to be, and turns away a new object less likely to be than what it would evict.
 //!
 //! This is the relaxed-Belady idea (Song et al., "Learning Relaxed Belady for CDN caching",
 //! NSDI 2020): evict an object whose next request is beyond the boundary where Belady would
 //! evict, estimated from features that are known online.
 //!
-//! - **Features**: recency, the last gap between requests, a time-decayed request count,
-//!   size, kind and age since publication (from [`Hint`]), request count.
-//! - **Labels**: now and then the policy snapshots an object's features (on a request, and a
-//!   random resident every few requests); the object's next request labels the snapshot with the
-//!   time that passed. Snapshots that wait too long are labelled with the time waited (the object
-//!   came back later than that, if at all).
-//! - **Eviction**: sample 32 residents, evict the one with the highest predicted
-//!   `log2(time to next request) + β · log2(size)`; β = 0.5 by default, a middle between the
-//!   request miss ratio (β = 1: large objects go first) and the byte miss ratio (β = 0).
-//! - **Admission**: once the model has learned from enough samples, a missed object is stored
-//!   only if its score is below the running mean score of what was evicted.
+//! - **Features**: recency, the last gap between requests, a time-decayed request count, a
+//!   long-memory popularity count (a count-min sketch, [`crate::sketch`]), size, kind and age
+//!   since publication (from [`Hint`]), request count.
+//! - **Labels**: the policy snapshots objects' features (a quarter of the snapshots of the
+//!   requested object, the rest of a random resident), at a rate that lets 65,536 pending
+//!   snapshots span the window of two eviction ages. The object's next request within the
+//!   window labels a snapshot "reused"; a snapshot still waiting when the window closes is
+//!   labelled "not reused".
+//! - **Eviction**: sample 32 residents, evict the one with the lowest
+//!   `ln P(reused) − β · ln(size)`. β = 0 by default (like Belady, size-blind): β > 0 evicts
+//!   large objects first, which wins request hits and loses byte hits (see the closing note of
+//!   issue 14 for the trade on the synthetic workloads).
+//! - **Admission**: once the model has learned from 20,000 samples, a missed object is stored
+//!   only if its score is at least that of the victim it would evict (the same sampled
+//!   victim is then evicted).
 //!
 //! Bounded whatever the traffic: per-object state only for residents and a history of
-//! recently seen objects (as many as residents, at least 4,096), at most 16,384 pending
-//! snapshots; constant work per request plus 32 predictions per eviction.
+//! recently seen objects (as many as residents, at least 4,096), the sketch (1 MiB of
+//! counters by default), at most 65,536 pending snapshots; constant work per request plus 32
+//! predictions per miss and per eviction.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -37,7 +42,7 @@ use crate::sketch::Sketch;
 pub struct Params {
     /// Residents sampled per eviction.
     pub sample: usize,
-    /// β: the weight of log2(size) in the eviction score.
+    /// β: the weight of ln(size) in the eviction score.
     pub size_weight: f32,
     /// Pending snapshots kept at most. Snapshots are taken at a rate that lets them wait
     /// `horizon` eviction ages for their label.
@@ -64,7 +69,7 @@ impl Default for Params {
     fn default() -> Params {
         Params {
             sample: 32,
-            size_weight: 0.5,
+            size_weight: 0.0,
             pending: 65_536,
             horizon: 2.0,
             request_snapshots: 0.25,
