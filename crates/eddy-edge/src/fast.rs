@@ -204,7 +204,7 @@ impl FastHits {
         {
             return Ok(Served::Pass);
         }
-        cache.count_memory_hit();
+        cache.count_memory_hit(&key);
         // As the full proxy writes them: Age (RFC 9111 §4), Accept-Ranges on a 200 (pingora's
         // range filter), then X-Cache and Cache-Status (RFC 9211).
         let age = now.saturating_sub(view.age_from) / 1_000_000;

@@ -675,7 +675,7 @@ impl Metrics {
             ),
         ];
         let hits = [
-            cache.counters.memory_hits.load(Ordering::Relaxed),
+            cache.counters.memory_hits.get(),
             cache.counters.disk_hits.load(Ordering::Relaxed),
         ];
         for (i, (tier, used, cap, objects, evictions)) in tiers.into_iter().enumerate() {

@@ -268,6 +268,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any spec against any working set: sorted, distinct, non-zero capacities, or an error
+        /// that quotes the spec; never a panic.
+        #[test]
+        fn capacity_specs_never_panic(spec in "[0-9%.,:a-zA-Z ]{0,24}", ws in proptest::num::u64::ANY) {
+            match capacities(&spec, ws) {
+                Ok(c) => {
+                    proptest::prop_assert!(!c.is_empty() && c.iter().all(|&v| v > 0));
+                    proptest::prop_assert!(c.windows(2).all(|w| w[0] < w[1]));
+                }
+                Err(e) => {
+                    let quoted = format!("{:?}", spec);
+                    proptest::prop_assert!(e.to_string().contains(&quoted), "{}", e);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_sweep_is_ordered_complete_and_monotone_for_lru() {
         let t = crate::synth::Workload {
