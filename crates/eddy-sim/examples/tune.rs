@@ -29,6 +29,7 @@ fn main() {
                     "half_life" => params.half_life = v.parse().unwrap(),
                     "horizon" => params.horizon = v.parse().unwrap(),
                     "pending" => params.pending = v.parse().unwrap(),
+                    "request_snapshots" => params.request_snapshots = v.parse().unwrap(),
                     _ => panic!("{k}"),
                 }
             }
