@@ -6,6 +6,8 @@
 //!   model (relaxed Belady: evict what is predicted to come back last).
 //! - [`guard`]: the learned policy as the edge runs it, falling back to S3-FIFO if it fails.
 //! - [`sketch`]: a count-min sketch with periodic halving (long-memory popularity).
+//! - [`trending`]: trending items per region with time decay (bounded Space-Saving tables).
+//! - [`recommend`]: item-to-item co-occurrence recommendations per viewer, bounded.
 //!
 //! Must not touch: tokio, pingora, the network. Everything here is bounded in memory and in
 //! work per request whatever the traffic.
@@ -13,4 +15,6 @@
 pub mod guard;
 pub mod learned;
 pub mod model;
+pub mod recommend;
 pub mod sketch;
+pub mod trending;
