@@ -12,6 +12,7 @@
 //! Must not touch: tokio, pingora, the network. Everything here is bounded in memory and in
 //! work per request whatever the traffic.
 
+mod bounded;
 pub mod guard;
 pub mod learned;
 pub mod model;

@@ -12,6 +12,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::bounded::{remove_min_by, space_saving_add};
+
 /// What a viewer did with an item (`dev.eddy.interaction.v1`'s `action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -74,6 +76,7 @@ impl Default for Limits {
 
 #[derive(Debug, Clone, Default)]
 struct Item {
+    id: u32,
     popularity: f64,
     links: HashMap<u32, f64>,
     last_seen: u64,
@@ -117,23 +120,23 @@ impl Recommender {
         }
         if self.items.len() >= self.limits.items {
             // Forget the item seen longest ago (and its name); links to it die with it lazily.
-            let old = self
-                .items
-                .iter()
-                .min_by_key(|(_, it)| it.last_seen)
-                .map(|(id, _)| *id);
-            if let Some(old) = old {
-                self.items.remove(&old);
-                if let Some(n) = self.names.remove(&old) {
-                    self.ids.remove(&n);
-                }
+            if let Some(old) = remove_min_by(&mut self.items, |it| it.last_seen)
+                && let Some(n) = self.names.remove(&old.id)
+            {
+                self.ids.remove(&n);
             }
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.ids.insert(name.to_string(), id);
         self.names.insert(id, name.to_string());
-        self.items.insert(id, Item::default());
+        self.items.insert(
+            id,
+            Item {
+                id,
+                ..Item::default()
+            },
+        );
         id
     }
 
@@ -151,14 +154,7 @@ impl Recommender {
             return;
         }
         if !self.viewers.contains_key(viewer) && self.viewers.len() >= self.limits.viewers {
-            let old = self
-                .viewers
-                .iter()
-                .min_by_key(|(_, v)| v.last_seen)
-                .map(|(k, _)| k.clone());
-            if let Some(old) = old {
-                self.viewers.remove(&old);
-            }
+            remove_min_by(&mut self.viewers, |v| v.last_seen);
         }
         let v = self.viewers.entry(viewer.to_string()).or_default();
         v.last_seen = clock;
@@ -176,30 +172,9 @@ impl Recommender {
 
     fn link(&mut self, from: u32, to: u32, w: f64) {
         let cap = self.limits.neighbours;
-        let Some(it) = self.items.get_mut(&from) else {
-            return;
-        };
-        if let Some(s) = it.links.get_mut(&to) {
-            *s += w;
-            return;
+        if let Some(it) = self.items.get_mut(&from) {
+            space_saving_add(&mut it.links, cap, to, w);
         }
-        let inherited = if it.links.len() >= cap {
-            let weakest = it
-                .links
-                .iter()
-                .min_by(|a, b| a.1.total_cmp(b.1).then_with(|| a.0.cmp(b.0)))
-                .map(|(k, v)| (*k, *v));
-            match weakest {
-                Some((k, v)) => {
-                    it.links.remove(&k);
-                    v
-                }
-                None => 0.0,
-            }
-        } else {
-            0.0
-        };
-        it.links.insert(to, inherited + w);
     }
 
     /// Up to `n` items for `viewer`, best first: linked to what they had recently, not had yet;

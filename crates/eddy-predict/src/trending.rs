@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 
+use crate::bounded::{remove_min_by, space_saving_add};
+
 /// Trending items by region.
 #[derive(Debug, Clone)]
 pub struct Trending {
@@ -47,14 +49,7 @@ impl Trending {
             return;
         }
         if !self.by_region.contains_key(region) && self.by_region.len() >= self.regions {
-            let idle = self
-                .by_region
-                .iter()
-                .min_by(|a, b| a.1.last_seen.total_cmp(&b.1.last_seen))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = idle {
-                self.by_region.remove(&k);
-            }
+            remove_min_by(&mut self.by_region, |r| r.last_seen);
         }
         let half_life = self.half_life;
         let r = self
@@ -77,27 +72,7 @@ impl Trending {
             exponent = 0.0;
         }
         let add = weight * exponent.exp2();
-        if let Some(s) = r.scores.get_mut(item) {
-            *s += add;
-            return;
-        }
-        let inherited = if r.scores.len() >= self.items {
-            let lowest = r
-                .scores
-                .iter()
-                .min_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(k, v)| (k.clone(), *v));
-            match lowest {
-                Some((k, v)) => {
-                    r.scores.remove(&k);
-                    v
-                }
-                None => 0.0,
-            }
-        } else {
-            0.0
-        };
-        r.scores.insert(item.to_string(), inherited + add);
+        space_saving_add(&mut r.scores, self.items, item.to_string(), add);
     }
 
     /// The `n` items trending in `region` at `now`, highest first, with their decayed scores
