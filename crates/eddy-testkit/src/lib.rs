@@ -5,6 +5,7 @@
 //!   binary's demo origin runs on it, and the binary must not depend on a test kit).
 //! - [`pki`]: a certificate authority made at test time and the certificates it signs.
 //! - [`wait_until`]: poll a condition until it holds or a deadline passes (never sleep-and-hope).
+//!   (One piece of process-wide state: [`free_port`] remembers the ports it handed out.)
 //! - [`free_port`]: an ephemeral loopback port for servers that must be given an address;
 //!   [`free_fixed_port`] one outside the ephemeral range, for slow-starting or restarting brokers.
 //!
@@ -19,9 +20,31 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 /// Reserve an ephemeral port on 127.0.0.1 and release it for a server that binds by address.
+/// Never the same port twice in a row of 256 calls in one process: the kernel hands a port just
+/// released out again, and a test that asks for two (an edge's listen and admin addresses) got
+/// the same one twice (CI, `purge_fanout`, "edge.admin must differ from edge.listen").
 pub fn free_port() -> std::io::Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    l.local_addr()
+    static GIVEN: std::sync::Mutex<std::collections::VecDeque<u16>> =
+        std::sync::Mutex::new(std::collections::VecDeque::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let addr = l.local_addr()?;
+        if !given.contains(&addr.port()) {
+            given.push_back(addr.port());
+            while given.len() > 256 {
+                given.pop_front();
+            }
+            return Ok(addr);
+        }
+        // Keep it bound so the next bind gets another port.
+        held.push(l);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no loopback port that was not handed out already",
+    ))
 }
 
 /// A free loopback port outside the kernel's ephemeral range, for a server that starts slowly or
@@ -67,4 +90,16 @@ pub fn wait_for_listener(addr: SocketAddr, timeout: Duration) -> bool {
     wait_until(timeout, || {
         std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_distinct_within_a_process() {
+        let ports: std::collections::HashSet<u16> = (0..200)
+            .map(|_| super::free_port().map(|a| a.port()).unwrap_or(0))
+            .collect();
+        assert_eq!(ports.len(), 200);
+        assert!(!ports.contains(&0));
+    }
 }
