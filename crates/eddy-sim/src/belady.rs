@@ -127,21 +127,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::run::unit_sizes;
-    use crate::trace::with_next;
 
-    fn trace(reqs: &[(u64, u32)]) -> Vec<Request> {
-        with_next(
-            reqs.iter()
-                .enumerate()
-                .map(|(i, &(id, size))| Request {
-                    time: i as u32,
-                    id,
-                    size,
-                    next: None,
-                })
-                .collect(),
-        )
-    }
+    use crate::trace::from_pairs as trace;
 
     #[test]
     fn min_by_hand() {

@@ -102,17 +102,8 @@ mod tests {
     use super::*;
 
     fn trace(ids: &[u64], size: u32) -> Vec<Request> {
-        crate::trace::with_next(
-            ids.iter()
-                .enumerate()
-                .map(|(i, &id)| Request {
-                    time: i as u32,
-                    id,
-                    size,
-                    next: None,
-                })
-                .collect(),
-        )
+        let pairs: Vec<(u64, u32)> = ids.iter().map(|&id| (id, size)).collect();
+        crate::trace::from_pairs(&pairs)
     }
 
     #[test]

@@ -201,6 +201,23 @@ pub fn with_next(mut trace: Vec<Request>) -> Vec<Request> {
     trace
 }
 
+/// A trace of (object, size) pairs in order, one per time step, with `next` filled in (for
+/// unit tests).
+#[cfg(test)]
+pub(crate) fn from_pairs(reqs: &[(u64, u32)]) -> Vec<Request> {
+    with_next(
+        reqs.iter()
+            .enumerate()
+            .map(|(i, &(id, size))| Request {
+                time: i as u32,
+                id,
+                size,
+                next: None,
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -81,18 +81,12 @@ impl Policy for Lru {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{Map, evict_one};
-    use std::cell::Cell;
+    use crate::policy::testing::{evict_one, fill};
 
     #[test]
     fn evicts_least_recently_used() {
-        let mut map = Map::default();
         let mut lru = Lru::new();
-        for i in 0..3 {
-            map.0
-                .insert(ObjectKey::from_u64(i), (1, Cell::new(0), Cell::new(0)));
-            lru.insert(ObjectKey::from_u64(i), 1, &map);
-        }
+        let map = fill(&mut lru, 3);
         let w0 = map.0[&ObjectKey::from_u64(0)].2.get();
         lru.touch(&ObjectKey::from_u64(0), w0, &mut Vec::new());
         assert_eq!(evict_one(&mut lru, &map), Some(ObjectKey::from_u64(1)));
@@ -103,14 +97,9 @@ mod tests {
 
     #[test]
     fn fifo_ignores_hits() {
-        let mut map = Map::default();
         let mut fifo = Lru::fifo();
         assert!(!fifo.touch_on_hit());
-        for i in 0..3 {
-            map.0
-                .insert(ObjectKey::from_u64(i), (1, Cell::new(0), Cell::new(0)));
-            fifo.insert(ObjectKey::from_u64(i), 1, &map);
-        }
+        let map = fill(&mut fifo, 3);
         fifo.touch(
             &ObjectKey::from_u64(0),
             map.0[&ObjectKey::from_u64(0)].2.get(),

@@ -342,6 +342,18 @@ pub(crate) mod testing {
             .count()
     }
 
+    /// Objects 0..n of size 1 made resident under `policy`, in that order.
+    pub fn fill(policy: &mut dyn Policy, n: u64) -> Map {
+        let mut map = Map::default();
+        for i in 0..n {
+            let k = ObjectKey::from_u64(i);
+            map.0
+                .insert(k, (1, std::cell::Cell::new(0), std::cell::Cell::new(0)));
+            policy.insert(k, 1, &map);
+        }
+        map
+    }
+
     /// One eviction step that must evict exactly one object (or none); for unit tests.
     pub fn evict_one(policy: &mut dyn Policy, residents: &dyn Residents) -> Option<ObjectKey> {
         let mut v = Vec::new();

@@ -71,18 +71,13 @@ impl Policy for Sieve {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::testing::{Map, evict_one};
-    use std::cell::Cell;
+    use crate::policy::testing::{evict_one, fill};
 
     #[test]
     fn the_hand_skips_visited_objects_and_stays_put() {
-        let mut map = Map::default();
         let mut s = Sieve::new();
         let k = ObjectKey::from_u64;
-        for i in 0..4 {
-            map.0.insert(k(i), (1, Cell::new(0), Cell::new(0)));
-            s.insert(k(i), 1, &map);
-        }
+        let mut map = fill(&mut s, 4);
         // Oldest first: 0 1 2 3. Visit 0 and 2.
         map.0[&k(0)].1.set(1);
         map.0[&k(2)].1.set(1);
