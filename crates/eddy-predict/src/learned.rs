@@ -23,7 +23,7 @@
 //!   victim is then evicted).
 //!
 //! Bounded whatever the traffic: per-object state only for residents and a history of
-//! recently seen objects (as many as residents, at least 4,096), the sketch (1 MiB of
+//! recently seen objects (as many as residents, at least 4,096), the sketch (2 MiB of
 //! counters by default), at most 65,536 pending snapshots; constant work per request plus 32
 //! predictions per miss and per eviction.
 
