@@ -42,7 +42,9 @@ pub struct StreamingFile {
     pub prefetch_inflight: Option<u32>,
     /// How many objects ahead of a player's request to prefetch (default 2; 1 to 8): those it
     /// names (CMCD `nor`), then the ones after it in its VOD media playlist. Two keeps one ahead
-    /// of a player that asks for its next segment the moment the last one arrived.
+    /// of a player that asks for its next segment the moment the last one arrived. A player
+    /// starting up or rebuffering (CMCD `su`, `bs`) pulls faster: its requests look twice as far
+    /// ahead (at most 8).
     pub prefetch_depth: Option<u32>,
     /// The adaptive-quality guard (default true): when players' QoE degrades, cap the bitrate
     /// they are steered to (CMSD-Dynamic `mb`), and lift it step by step when it recovers.

@@ -22,7 +22,10 @@
 //! exist yet; LL-HLS parts are named by `nor`). Up to `[streaming] prefetch_depth` objects (2)
 //! are offered per request: a player asks for its next segment the moment the last one
 //! arrived, before the telemetry task has read that request, so only the object after next is
-//! sure to be fetched ahead of it.
+//! sure to be fetched ahead of it. While a player starts up or rebuffers (CMCD `su` or `bs`)
+//! it asks for segment after segment as fast as hits arrive, and a fill through the shield
+//! loses that race one or two ahead; so such a request offers twice the depth (at most
+//! [`DEPTH_MAX`]).
 //!
 //! The same request URL naming the same next objects again within a second (many viewers of
 //! one title at one moment) is passed over without being judged again.
@@ -77,6 +80,9 @@ const REPEATS_KEPT: usize = 4096;
 
 /// Longest one prefetch may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Most objects offered ahead of one request, a starting player's included.
+pub const DEPTH_MAX: usize = 8;
 
 /// Hard purges of the last [`PURGE_QUIET`], newest last.
 #[derive(Debug, Default)]
@@ -206,11 +212,17 @@ impl Prefetch {
                 Some(_) => return,
             }
         };
-        if next.len() < self.depth
+        // A player starting up or rebuffering pulls back to back: look further ahead.
+        let depth = if cmcd.su || cmcd.bs {
+            (self.depth * 2).min(DEPTH_MAX)
+        } else {
+            self.depth
+        };
+        if next.len() < depth
             && let Some(sid) = &cmcd.sid
         {
-            for n in self.ahead_in_playlist(sid, host, path) {
-                if next.len() >= self.depth {
+            for n in self.ahead_in_playlist(sid, host, path, depth) {
+                if next.len() >= depth {
                     break;
                 }
                 if !next.iter().any(|(u, r)| r.is_none() && *u == n) {
@@ -269,9 +281,9 @@ impl Prefetch {
         mine.push_back(url.to_string());
     }
 
-    /// The segments after `path` (up to the depth) in a VOD media playlist session `sid` asked
+    /// The segments after `path` (up to `depth`) in a VOD media playlist session `sid` asked
     /// for, as it sits in the memory cache.
-    fn ahead_in_playlist(&self, sid: &str, host: &str, path: &str) -> Vec<String> {
+    fn ahead_in_playlist(&self, sid: &str, host: &str, path: &str, depth: usize) -> Vec<String> {
         let Some(playlists) = self
             .playlists
             .lock()
@@ -290,7 +302,7 @@ impl Prefetch {
                 }
                 let uris = self.listing(pl)?;
                 let at = uris.iter().position(|u| u == path)?;
-                Some(uris.iter().skip(at + 1).take(self.depth).cloned().collect())
+                Some(uris.iter().skip(at + 1).take(depth).cloned().collect())
             })
             .unwrap_or_default()
     }

@@ -155,6 +155,13 @@ fn without_nor_the_sessions_vod_playlist_names_the_next_segments() {
     rig.get(&named);
     assert_eq!(prefetched(&rig, "fetched", 2), 2);
     assert_eq!(rig.origin.count("/a/seg_3.m4s"), 1);
+
+    // A player starting up (CMCD `su`) asks as fast as hits arrive: twice the depth ahead.
+    rig.get(&format!("/c/audio.m3u8?{}", plain("m", "s7")));
+    rig.get(&format!("/c/seg_1.m4s?{}%2Csu", plain("a", "s7")));
+    assert_eq!(prefetched(&rig, "fetched", 4), 4);
+    assert_eq!(rig.origin.count("/c/seg_2.m4s"), 1);
+    assert_eq!(rig.origin.count("/c/seg_3.m4s"), 1);
 }
 
 #[test]
