@@ -1,6 +1,7 @@
 //! The event catalog (see ARCHITECTURE.md, Events): typed payloads and their `type` names.
 
 use crate::envelope::{CloudEvent, EventError};
+use crate::interest::{Interaction, Prewarm};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +23,10 @@ pub const QOE_CMCD: &str = "dev.eddy.qoe.cmcd.v1";
 pub const QOE_SAMPLES: &str = "dev.eddy.qoe.samples.v1";
 /// `dev.eddy.qoe.guard.v1`.
 pub const QOE_GUARD: &str = "dev.eddy.qoe.guard.v1";
-/// `dev.eddy.interaction.v1`.
+/// `dev.eddy.interaction.v1`: a viewer played, finished, liked or skipped an item.
 pub const INTERACTION: &str = "dev.eddy.interaction.v1";
+/// `dev.eddy.prewarm.v1`: objects likely to get hot, for edges to fetch ahead of demand.
+pub const PREWARM: &str = "dev.eddy.prewarm.v1";
 /// `dev.eddy.segment.published.v1`.
 pub const SEGMENT_PUBLISHED: &str = "dev.eddy.segment.published.v1";
 /// `dev.eddy.audit.v1`: who asked a node to do something, and what came of it.
@@ -380,17 +383,6 @@ pub struct QoeGuard {
     pub troubled: u32,
 }
 
-/// `dev.eddy.interaction.v1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Interaction {
-    /// User or session.
-    pub user: String,
-    /// Content item.
-    pub item: String,
-    /// play, seek, pause, like ...
-    pub action: String,
-}
-
 /// `dev.eddy.segment.published.v1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentPublished {
@@ -447,8 +439,10 @@ pub enum Event {
     QoeSamples(QoeSamples),
     /// An edge's quality guard decided.
     QoeGuard(QoeGuard),
-    /// User interaction.
+    /// A viewer's interaction with an item.
     Interaction(Interaction),
+    /// Objects to fetch ahead of demand.
+    Prewarm(Prewarm),
     /// LL-HLS segment or part published.
     SegmentPublished(SegmentPublished),
     /// An operation on a node's API.
@@ -487,6 +481,7 @@ impl Event {
             QOE_SAMPLES => Event::QoeSamples(data(ev)?),
             QOE_GUARD => Event::QoeGuard(data(ev)?),
             INTERACTION => Event::Interaction(data(ev)?),
+            PREWARM => Event::Prewarm(data(ev)?),
             SEGMENT_PUBLISHED => Event::SegmentPublished(data(ev)?),
             AUDIT => Event::Audit(data(ev)?),
             other => Event::Unknown {
@@ -515,6 +510,7 @@ impl Event {
             Event::QoeSamples(_) => QOE_SAMPLES,
             Event::QoeGuard(_) => QOE_GUARD,
             Event::Interaction(_) => INTERACTION,
+            Event::Prewarm(_) => PREWARM,
             Event::SegmentPublished(_) => SEGMENT_PUBLISHED,
             Event::Audit(_) => AUDIT,
             Event::Unknown { ty } => ty,
@@ -542,7 +538,8 @@ impl Event {
                 Some(t) => format!("{}/{t}", g.edge),
                 None => g.edge.clone(),
             },
-            Event::Interaction(i) => i.user.clone(),
+            Event::Interaction(i) => i.viewer.clone(),
+            Event::Prewarm(p) => p.urls.first().cloned().unwrap_or_default(),
             Event::SegmentPublished(s) => s.stream.clone(),
             Event::Audit(a) => a.node.clone(),
             Event::Unknown { .. } => String::new(),
@@ -561,6 +558,7 @@ impl Event {
             Event::QoeSamples(x) => serde_json::to_value(x),
             Event::QoeGuard(x) => serde_json::to_value(x),
             Event::Interaction(x) => serde_json::to_value(x),
+            Event::Prewarm(x) => serde_json::to_value(x),
             Event::SegmentPublished(x) => serde_json::to_value(x),
             Event::Audit(x) => serde_json::to_value(x),
             Event::Unknown { .. } => Ok(serde_json::Value::Null),
@@ -695,9 +693,18 @@ mod tests {
                 ..Default::default()
             }),
             Event::Interaction(Interaction {
-                user: "u".into(),
+                viewer: "u".into(),
                 item: "i".into(),
-                action: "play".into(),
+                action: crate::Action::Play,
+                region: Some("eu".into()),
+                url: Some("h/i/master.m3u8".into()),
+            }),
+            Event::Prewarm(Prewarm {
+                urls: vec!["h/i/seg-1.m4s".into()],
+                reason: crate::PrewarmReason::Rising,
+                item: Some("i".into()),
+                region: None,
+                forecast: 2.5,
             }),
             Event::SegmentPublished(SegmentPublished {
                 stream: "live".into(),

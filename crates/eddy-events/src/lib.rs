@@ -14,6 +14,11 @@
 
 mod catalog;
 mod envelope;
+mod interest;
 
 pub use catalog::*;
 pub use envelope::{CloudEvent, EventError, SPEC_VERSION};
+pub use interest::{
+    Action, Interaction, InterestError, MAX_ITEM_BYTES, MAX_PREWARM_URLS, MAX_REGION_BYTES,
+    MAX_VIEWER_BYTES, Prewarm, PrewarmReason, object_url, region,
+};
