@@ -3,16 +3,17 @@
 //! Each viewer's last `history` positive interactions are kept. A new positive interaction with
 //! item `i` strengthens the link between `i` and each of them, both ways. Each item keeps at most
 //! `neighbours` links (Space-Saving: a new link replaces the weakest and inherits its weight).
-//! At most `items` items and `viewers` viewers are kept; beyond that the least recently seen goes.
+//! At most `items` items and `viewers` viewers are kept; beyond that the least recently seen goes
+//! (found in O(log n): each table keeps its entries in order of last use beside it).
 //! A recommendation sums the links of a viewer's recent items (more recent ones weigh more),
 //! leaves out what the viewer already had, and fills up from the most popular items.
 //!
 //! Interactions weigh: play 1, complete 2, like 3; a skip weighs −1 and only lowers the item's
 //! popularity (it links nothing).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::bounded::{remove_min_by, space_saving_add};
+use crate::bounded::space_saving_add;
 
 /// What a viewer did with an item (`dev.eddy.interaction.v1`'s `action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +77,6 @@ impl Default for Limits {
 
 #[derive(Debug, Clone, Default)]
 struct Item {
-    id: u32,
     popularity: f64,
     links: HashMap<u32, f64>,
     last_seen: u64,
@@ -97,6 +97,10 @@ pub struct Recommender {
     next_id: u32,
     items: HashMap<u32, Item>,
     viewers: HashMap<String, Viewer>,
+    /// Items and viewers by when they were last seen (each `record` is one tick, so a tick
+    /// names at most one of each): the least recent is the first.
+    item_order: BTreeMap<u64, u32>,
+    viewer_order: BTreeMap<u64, String>,
     clock: u64,
 }
 
@@ -110,6 +114,8 @@ impl Recommender {
             next_id: 0,
             items: HashMap::new(),
             viewers: HashMap::new(),
+            item_order: BTreeMap::new(),
+            viewer_order: BTreeMap::new(),
             clock: 0,
         }
     }
@@ -120,23 +126,18 @@ impl Recommender {
         }
         if self.items.len() >= self.limits.items {
             // Forget the item seen longest ago (and its name); links to it die with it lazily.
-            if let Some(old) = remove_min_by(&mut self.items, |it| it.last_seen)
-                && let Some(n) = self.names.remove(&old.id)
-            {
-                self.ids.remove(&n);
+            if let Some((_, old)) = self.item_order.pop_first() {
+                self.items.remove(&old);
+                if let Some(n) = self.names.remove(&old) {
+                    self.ids.remove(&n);
+                }
             }
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.ids.insert(name.to_string(), id);
         self.names.insert(id, name.to_string());
-        self.items.insert(
-            id,
-            Item {
-                id,
-                ..Item::default()
-            },
-        );
+        self.items.insert(id, Item::default());
         id
     }
 
@@ -148,16 +149,27 @@ impl Recommender {
         let w = action.weight();
         if let Some(it) = self.items.get_mut(&id) {
             it.popularity = (it.popularity + w).max(0.0);
+            if self.item_order.get(&it.last_seen) == Some(&id) {
+                self.item_order.remove(&it.last_seen);
+            }
             it.last_seen = clock;
+            self.item_order.insert(clock, id);
         }
         if w <= 0.0 {
             return;
         }
-        if !self.viewers.contains_key(viewer) && self.viewers.len() >= self.limits.viewers {
-            remove_min_by(&mut self.viewers, |v| v.last_seen);
+        if !self.viewers.contains_key(viewer)
+            && self.viewers.len() >= self.limits.viewers
+            && let Some((_, old)) = self.viewer_order.pop_first()
+        {
+            self.viewers.remove(&old);
         }
         let v = self.viewers.entry(viewer.to_string()).or_default();
+        if self.viewer_order.get(&v.last_seen).map(String::as_str) == Some(viewer) {
+            self.viewer_order.remove(&v.last_seen);
+        }
         v.last_seen = clock;
+        self.viewer_order.insert(clock, viewer.to_string());
         let recent: Vec<u32> = v.recent.iter().copied().filter(|&j| j != id).collect();
         v.recent.retain(|&j| j != id);
         v.recent.push_back(id);
@@ -180,6 +192,16 @@ impl Recommender {
     /// Up to `n` items for `viewer`, best first: linked to what they had recently, not had yet;
     /// the most popular items fill the rest.
     pub fn recommend(&self, viewer: &str, n: usize) -> Vec<String> {
+        self.ranked(viewer, n, true)
+    }
+
+    /// Up to `n` items linked to what `viewer` had recently, not had yet, best first; nothing
+    /// fills the rest (so the cost is the viewer's links only, not the catalog's).
+    pub fn linked(&self, viewer: &str, n: usize) -> Vec<String> {
+        self.ranked(viewer, n, false)
+    }
+
+    fn ranked(&self, viewer: &str, n: usize, fill: bool) -> Vec<String> {
         let recent: Vec<u32> = self
             .viewers
             .get(viewer)
@@ -201,7 +223,7 @@ impl Recommender {
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let mut out: Vec<u32> = ranked.into_iter().map(|(j, _)| j).take(n).collect();
-        if out.len() < n {
+        if fill && out.len() < n {
             for j in self.popular(n + recent.len() + out.len()) {
                 if out.len() >= n {
                     break;
@@ -288,7 +310,11 @@ mod tests {
         let (mut hits, mut popular_hits) = (0, 0);
         let popular = r.most_popular(10);
         for (v, i) in &s[cut..] {
-            if r.recommend(v, 10).contains(i) {
+            let recs = r.recommend(v, 10);
+            // The linked items come first; the most popular fill the rest.
+            let linked = r.linked(v, 10);
+            assert!(!linked.is_empty() && recs.starts_with(&linked), "{v}");
+            if recs.contains(i) {
                 hits += 1;
             }
             if popular.contains(i) {
@@ -329,6 +355,18 @@ mod tests {
         assert!(r.items.values().all(|it| it.links.len() <= 8));
         assert!(r.viewers.values().all(|v| v.recent.len() <= 5));
         assert_eq!(r.ids.len(), r.items.len());
+        // The order indexes hold exactly the entries, and the least recent went first.
+        assert_eq!(r.item_order.len(), r.items.len());
+        assert_eq!(r.viewer_order.len(), r.viewers.len());
+        assert!(r.viewers.contains_key("v998") && !r.viewers.contains_key("v0"));
+        assert!(
+            r.viewer_order
+                .iter()
+                .all(|(t, v)| r.viewers.get(v).is_some_and(|x| x.last_seen == *t))
+        );
+        assert!(r.linked("v998", 10).len() <= 10);
+        // Nothing fills a stranger's linked items.
+        assert!(r.linked("nobody", 10).is_empty());
         assert_eq!(r.recommend("v999", 10).len(), 10);
         assert_eq!(r.recommend("nobody", 3).len(), 3);
         assert_eq!(Action::parse("like"), Some(Action::Like));
