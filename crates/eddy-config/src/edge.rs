@@ -101,6 +101,12 @@ pub struct EdgeFile {
     /// Requests/s this node is sized for; heartbeats report load as requests/s over this
     /// (default 50000).
     pub capacity_rps: Option<u32>,
+    /// The node's region, such as "eu-west" (1-32 of a-z, 0-9 and '-'; default none). Pre-warm
+    /// hints for another region are skipped; hints for no region reach every node.
+    pub region: Option<String>,
+    /// Bytes a minute this node may fetch ahead of demand on pre-warm hints
+    /// (`dev.eddy.prewarm.v1`), such as "256 MiB" (the default); "0" follows no hints.
+    pub prewarm_budget: Option<String>,
 }
 
 /// What a cache node does in the topology.
@@ -152,6 +158,10 @@ pub struct EdgeConfig {
     pub heartbeat_interval: Duration,
     /// Requests/s it is sized for.
     pub capacity_rps: u32,
+    /// Its region, lower-case.
+    pub region: Option<String>,
+    /// Bytes a minute it may fetch on pre-warm hints (0: it follows none).
+    pub prewarm_budget: u64,
     /// Admin bearer token.
     pub admin_token: Option<String>,
     /// The admin API listens beyond loopback without a token because the operator opted in
@@ -490,6 +500,40 @@ pub(crate) fn edge_config(
             ));
         }
     };
+    let region = match e.region {
+        None => None,
+        Some(r) => {
+            let lower = r.trim().to_ascii_lowercase();
+            if lower.is_empty()
+                || lower.len() > 32
+                || !lower
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return Err(invalid(
+                    name,
+                    "edge.region",
+                    &r,
+                    "1 to 32 of a-z, 0-9 and '-', such as \"eu-west\"",
+                ));
+            }
+            Some(lower)
+        }
+    };
+    let prewarm_budget = match e.prewarm_budget.as_deref() {
+        None => 256 << 20,
+        Some(text) => match crate::parse_size(text) {
+            Some(b) if b <= 1 << 40 => b,
+            _ => {
+                return Err(invalid(
+                    name,
+                    "edge.prewarm_budget",
+                    text,
+                    "a size a minute up to 1 TiB, such as \"256 MiB\" (\"0\" follows no hints)",
+                ));
+            }
+        },
+    };
     let head_timeout = within(
         name,
         "edge.head_timeout_ms",
@@ -533,6 +577,8 @@ pub(crate) fn edge_config(
         public_url,
         heartbeat_interval,
         capacity_rps,
+        region,
+        prewarm_budget,
         admin_token,
         insecure_admin,
         head_timeout: Duration::from_millis(head_timeout),

@@ -26,8 +26,11 @@ impl EdgeControl for NullEdge {
     async fn purge(&self, _t: &PurgeTarget, _soft: bool) -> Result<u64, ControlError> {
         Ok(0)
     }
-    async fn prefetch(&self, _url: &str) -> Result<bool, ControlError> {
-        Ok(false)
+    async fn prefetch(&self, _url: &str) -> Result<Option<u64>, ControlError> {
+        Ok(None)
+    }
+    fn holds(&self, _url: &str) -> bool {
+        false
     }
 }
 

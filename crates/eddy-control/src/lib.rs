@@ -51,6 +51,12 @@ pub const QOE_TOPIC: &str = "eddy.qoe.samples";
 pub const QOE_GUARD_TOPIC: &str = "eddy.qoe.guard";
 /// Who asked a node's API to do what (`dev.eddy.audit.v1`).
 pub const AUDIT_TOPIC: &str = "eddy.audit";
+/// Viewers' interactions with items (`dev.eddy.interaction.v1`), keyed by viewer: what the
+/// control plane folds into trending, recommendations and forecasts.
+pub const INTERACTION_TOPIC: &str = "eddy.interaction";
+/// Objects likely to get hot (`dev.eddy.prewarm.v1`), keyed by the first object: every edge
+/// fetches those it lacks, within its byte budget.
+pub const PREWARM_TOPIC: &str = "eddy.prewarm";
 
 /// Why a reaction failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +87,19 @@ pub trait EdgeControl: Send + Sync {
 
     /// Fetch `url` (`host/path?query`, the cache's URL form) into this edge's cache as if a
     /// viewer had asked for it, following the edge's normal cache rules (an object the origin
-    /// marks uncacheable stays uncached). Returns whether the fetch succeeded (a 2xx answer).
-    async fn prefetch(&self, url: &str) -> Result<bool, ControlError>;
+    /// marks uncacheable stays uncached). Returns the body's length when the answer was a 2xx,
+    /// `None` for any other answer.
+    async fn prefetch(&self, url: &str) -> Result<Option<u64>, ControlError>;
+
+    /// Whether this edge's cache holds `url` now (index lookups only, no I/O): a pre-warm
+    /// skips what is held, so it spends no budget on it.
+    fn holds(&self, url: &str) -> bool;
+
+    /// The edge's region (`[edge] region`), if it has one: pre-warm hints for another region
+    /// are skipped.
+    fn region(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Anything that applies the events of its own consumer, driven by [`follow`]: the edges'

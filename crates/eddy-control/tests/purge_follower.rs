@@ -25,8 +25,11 @@ impl EdgeControl for FakeEdge {
         self.applied.lock().unwrap().push((target.clone(), soft));
         Ok(1)
     }
-    async fn prefetch(&self, _url: &str) -> Result<bool, ControlError> {
-        Ok(false)
+    async fn prefetch(&self, _url: &str) -> Result<Option<u64>, ControlError> {
+        Ok(None)
+    }
+    fn holds(&self, _url: &str) -> bool {
+        false
     }
 }
 

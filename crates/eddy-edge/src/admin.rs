@@ -1,5 +1,5 @@
-//! The admin API of an edge (loopback by default): `POST /purge`, `GET /metrics`, `GET /healthz`,
-//! `GET /stats`, `POST /tls/reload`. This is the seam the event bus drives in the next step.
+//! The admin API of an edge (loopback by default): `POST /purge`, `POST /events`,
+//! `POST /interactions`, `GET /metrics`, `GET /healthz`, `GET /stats`, `POST /tls/reload`. This is the seam the event bus drives in the next step.
 
 use crate::proxy::EdgeState;
 use crate::proxy::Purge;
@@ -266,6 +266,17 @@ async fn events_allowed(
             return error(StatusCode::FORBIDDEN, &CommandError::NeedsToken.to_string());
         }
         Ok(Event::PurgeRequested(p)) => vec![(Purge::of(&p.target, &state.config), p.soft)],
+        Ok(ev @ (Event::Interaction(_) | Event::Prewarm(_))) => {
+            if matches!(ev, Event::Interaction(_)) {
+                state.metrics.interactions_counted("accepted").inc();
+            }
+            return publish_interest(state, &ev, &cloud).await;
+        }
+        Err(e) if cloud.ty == eddy_events::INTERACTION => {
+            state.metrics.events_refused.inc();
+            state.metrics.interactions_counted("refused").inc();
+            return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
+        }
         Ok(other) => {
             return (
                 StatusCode::ACCEPTED,
@@ -307,6 +318,102 @@ async fn events_allowed(
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
+}
+
+/// Put an interaction or a pre-warm hint (already checked) on its topic: `202` with its id, or
+/// `503` when the bus refuses it (nothing was taken; retry). Without a bus there is no one to
+/// fold or follow it: `202`, ignored.
+async fn publish_interest(state: &EdgeState, ev: &Event, cloud: &CloudEvent) -> Response {
+    let Some(bus) = &state.bus else {
+        return (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"accepted": cloud.id, "ignored": "this edge has no bus"})),
+        )
+            .into_response();
+    };
+    let topic = match ev {
+        Event::Prewarm(_) => eddy_control::PREWARM_TOPIC,
+        _ => eddy_control::INTERACTION_TOPIC,
+    };
+    match bus
+        .publish(topic, &ev.key(), Bytes::from(cloud.encode()))
+        .await
+    {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"accepted": cloud.id, "published": topic})),
+        )
+            .into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("publishing the event failed: {e}; nothing was taken, retry"),
+        ),
+    }
+}
+
+/// Most interactions in one `POST /interactions`.
+pub const MAX_INTERACTIONS: usize = 1000;
+
+/// `POST /interactions`: viewer interactions from a site's back end, one JSON object or an array
+/// of at most [`MAX_INTERACTIONS`] (`{"viewer", "item", "action": "play"|"complete"|"like"|"skip",
+/// "region"?, "url"?}`), with a token of the `events` scope. Each valid one goes on the bus as a
+/// `dev.eddy.interaction.v1`; each malformed one is counted and dropped, and the answer says
+/// which (`202` with `accepted`, `refused` and the first errors). Data, not an operation: not
+/// recorded in the audit trail.
+async fn interactions(
+    State(state): State<Arc<EdgeState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let (_, Some(refused)) = allowed(&state, &headers, Scope::Events) {
+        return refused;
+    }
+    let refuse = |n: u64, msg: &str| {
+        state.metrics.interactions_counted("refused").inc_by(n);
+        error(StatusCode::BAD_REQUEST, msg)
+    };
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
+        Ok(serde_json::Value::Array(a)) if a.len() > MAX_INTERACTIONS => {
+            return refuse(
+                a.len() as u64,
+                &format!(
+                    "{} interactions in one request; send at most {MAX_INTERACTIONS}",
+                    a.len()
+                ),
+            );
+        }
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(one @ serde_json::Value::Object(_)) => vec![one],
+        Ok(_) => return refuse(1, "send an interaction object or an array of them"),
+        Err(e) => return refuse(1, &format!("body is not JSON: {e}")),
+    };
+    let source = format!("/eddy/edge/{}/interactions", state.config.edge.id);
+    let (mut accepted, mut refused, mut errors) = (0usize, 0usize, Vec::new());
+    for (i, v) in items.into_iter().enumerate() {
+        let ev = match serde_json::from_value::<eddy_events::Interaction>(v) {
+            Ok(x) => Event::Interaction(x),
+            Err(e) => {
+                state.metrics.interactions_counted("refused").inc();
+                refused += 1;
+                if errors.len() < 10 {
+                    errors.push(format!("#{i}: {e}"));
+                }
+                continue;
+            }
+        };
+        let cloud = ev.to_cloud(eddy_control::event_id(), source.as_str());
+        let resp = publish_interest(&state, &ev, &cloud).await;
+        if resp.status() != StatusCode::ACCEPTED {
+            return resp;
+        }
+        state.metrics.interactions_counted("accepted").inc();
+        accepted += 1;
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"accepted": accepted, "refused": refused, "errors": errors})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<EdgeState>>) -> Response {
@@ -384,6 +491,7 @@ pub fn router(state: Arc<EdgeState>) -> Router {
     Router::new()
         .route("/purge", post(purge))
         .route("/events", post(events))
+        .route("/interactions", post(interactions))
         .route("/metrics", get(metrics))
         .route("/stats", get(stats))
         .route("/tls/reload", post(tls_reload))

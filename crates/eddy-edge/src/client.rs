@@ -24,7 +24,7 @@ where
 }
 
 /// `GET path` on `addr` (over TLS when `tls` is given) with `Host: host_header`; returns the
-/// status once the whole body has arrived.
+/// status and the body's length once the whole body has arrived (drained, never held).
 pub async fn get(
     addr: SocketAddr,
     tls: Option<Tls<'_>>,
@@ -32,7 +32,20 @@ pub async fn get(
     path: &str,
     headers: &[(&'static str, &str)],
     deadline: Duration,
-) -> Result<http::StatusCode, String> {
+) -> Result<(http::StatusCode, u64), String> {
+    get_notify(addr, tls, host_header, path, headers, deadline, None).await
+}
+
+/// [`get`], setting `head` to true the moment the answer's head arrived.
+pub async fn get_notify(
+    addr: SocketAddr,
+    tls: Option<Tls<'_>>,
+    host_header: &str,
+    path: &str,
+    headers: &[(&'static str, &str)],
+    deadline: Duration,
+    head: Option<tokio::sync::watch::Sender<bool>>,
+) -> Result<(http::StatusCode, u64), String> {
     let fetch = async {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -58,10 +71,17 @@ pub async fn get(
             .map_err(|e| format!("bad request for {path}: {e}"))?;
         let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status();
-        http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(status)
+        if let Some(h) = &head {
+            h.send_replace(true);
+        }
+        let mut body = resp.into_body();
+        let mut len = 0u64;
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            if let Some(data) = frame.map_err(|e| e.to_string())?.data_ref() {
+                len += data.len() as u64;
+            }
+        }
+        Ok((status, len))
     };
     match tokio::time::timeout(deadline, fetch).await {
         Ok(r) => r,

@@ -44,14 +44,28 @@ impl EdgeControl for EdgeHandle {
         }
     }
 
-    async fn prefetch(&self, url: &str) -> Result<bool, ControlError> {
+    async fn prefetch(&self, url: &str) -> Result<Option<u64>, ControlError> {
         let edge_err = |detail: String| ControlError::Edge {
             edge: self.0.config.edge.id.clone(),
             detail: format!("prefetch of {url}: {detail}"),
         };
         match crate::prefetch::self_get(&self.0, url, &[(crate::prefetch::HEADER, "1")]).await {
-            Ok(status) => Ok(status.is_success()),
+            Ok((status, len)) => Ok(status.is_success().then_some(len)),
             Err(e) => Err(edge_err(e)),
         }
+    }
+
+    fn holds(&self, url: &str) -> bool {
+        let config = &self.0.config;
+        eddy_url::content_url(url, |h| config.path_options(h)).is_ok_and(|u| {
+            self.0
+                .storage
+                .cache()
+                .contains(&crate::storage::primary_of(&u))
+        })
+    }
+
+    fn region(&self) -> Option<&str> {
+        self.0.config.edge.region.as_deref()
     }
 }

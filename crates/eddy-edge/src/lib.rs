@@ -286,6 +286,7 @@ impl Edge {
         let state = Arc::new(EdgeState {
             cmsd,
             recent_purges: Default::default(),
+            prefetching: Default::default(),
             caps: guard::Caps::new(guard::Networks {
                 v4: config.streaming.guard_network.0,
                 v6: config.streaming.guard_network.1,
@@ -330,11 +331,31 @@ impl Edge {
                 let p = rt
                     .block_on(eddy_control::prewarm::PrewarmFollower::start(
                         bus.clone(),
-                        handle,
+                        handle.clone(),
                     ))
                     .map_err(|e| EdgeError::Follow("traffic spikes", e))?;
+                // And on the forecast's hints, within the byte budget (none: no hints).
+                let budget = state.config.edge.prewarm_budget;
+                let hints = if budget > 0 {
+                    let metrics = state.metrics.clone();
+                    let count: eddy_control::prewarm::HintCounter = Arc::new(move |what, bytes| {
+                        metrics.prewarm_counted(what).inc();
+                        metrics.prewarm_bytes.inc_by(bytes);
+                    });
+                    Some(
+                        rt.block_on(eddy_control::prewarm::HintFollower::start(
+                            bus.clone(),
+                            handle,
+                            budget,
+                            count,
+                        ))
+                        .map_err(|e| EdgeError::Follow("pre-warm hints", e))?,
+                    )
+                } else {
+                    None
+                };
                 let peers = rt.block_on(check_peers(bus, &state.config.edge, admin_addr))?;
-                (Some(f), Some(p), Some(peers))
+                (Some(f), Some((p, hints)), Some(peers))
             }
             None => (None, None, None),
         };
@@ -419,8 +440,11 @@ impl Edge {
                     if let Some(f) = follower {
                         tokio::spawn(f.run(follower_rx.clone()));
                     }
-                    if let Some(f) = prewarm {
-                        tokio::spawn(f.run(follower_rx.clone()));
+                    if let Some((spikes, hints)) = prewarm {
+                        tokio::spawn(spikes.run(follower_rx.clone()));
+                        if let Some(h) = hints {
+                            tokio::spawn(h.run(follower_rx.clone()));
+                        }
                     }
                     for o in &health_state.config.edge.origins {
                         health_state.metrics.set_origin_up(&o.url, true);
@@ -924,6 +948,7 @@ async fn probe_origin(
                     deadline,
                 )
                 .await
+                .map(|(status, _)| status)
             }
         };
         match r {

@@ -183,6 +183,12 @@ pub struct Metrics {
     /// Events refused at the `/events` ingest (undecodable, or a purge target that fails its
     /// checks): counted and dropped, never applied.
     pub events_refused: Counter,
+    /// Viewer interactions at the ingest, by what became of them (`accepted`, `refused`).
+    pub interactions: Family<LlhlsLabel, Counter>,
+    /// Pre-warm hints' objects, by what became of them.
+    pub prewarm: Family<LlhlsLabel, Counter>,
+    /// Bytes fetched ahead of demand on pre-warm hints.
+    pub prewarm_bytes: Counter,
     origin_up: Family<OriginLabel, Gauge>,
     shield_up: Family<ShieldLabel, Gauge>,
     tier_bytes: Family<TierLabel, Gauge>,
@@ -366,7 +372,7 @@ impl Metrics {
         let prefetch = Family::<LlhlsLabel, Counter>::default();
         registry.register(
             "prefetch",
-            "Next objects players named (CMCD nor/nrr): fetched into the cache (fetched), prefetch answered without the object or not at all (failed), not fetched because fresh in memory (cached), already being filled (inflight), hard-purged a moment ago (purged), or over the budget, streaming.prefetch_rate and prefetch_inflight (refused)",
+            "Next objects players named (CMCD nor/nrr): fetched into the cache (fetched), prefetch answered without the object or not at all (failed), not fetched because fresh in memory (cached), already being filled (inflight), hard-purged a moment ago (purged), or over the budget, streaming.prefetch_rate and prefetch_inflight (refused); and viewer requests that came while the prefetch of their object was starting and waited for its answer instead of fetching it again (joined)",
             prefetch.clone(),
         );
         let guard = Family::<LlhlsLabel, Counter>::default();
@@ -434,6 +440,24 @@ impl Metrics {
             "events_refused",
             "Events refused at the /events ingest (undecodable, or a purge target that fails its checks): never applied",
             events_refused.clone(),
+        );
+        let interactions = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "interactions",
+            "Viewer interactions (dev.eddy.interaction.v1) at the ingest: published on the bus (accepted), or malformed and dropped (refused)",
+            interactions.clone(),
+        );
+        let prewarm = Family::<LlhlsLabel, Counter>::default();
+        registry.register(
+            "prewarm",
+            "Objects named by pre-warm hints (dev.eddy.prewarm.v1): fetched, already cached, skipped as another region's (region), over the byte budget (budget), or failed",
+            prewarm.clone(),
+        );
+        let prewarm_bytes = Counter::default();
+        registry.register(
+            "prewarm_fetched_bytes",
+            "Bytes fetched ahead of demand on pre-warm hints",
+            prewarm_bytes.clone(),
         );
         let tier_bytes = Family::<TierLabel, Gauge>::default();
         registry.register(
@@ -534,6 +558,9 @@ impl Metrics {
             refused,
             origin_retries,
             events_refused,
+            interactions,
+            prewarm,
+            prewarm_bytes,
             origin_up,
             shield_up,
             tier_bytes,
@@ -579,6 +606,18 @@ impl Metrics {
     /// The QoE sample counter for `what`.
     pub fn qoe(&self, what: &'static str) -> Counter {
         self.qoe.get_or_create(&LlhlsLabel { what }).clone()
+    }
+
+    /// The interaction ingest counter for `what` (`accepted`, `refused`).
+    pub fn interactions_counted(&self, what: &'static str) -> Counter {
+        self.interactions
+            .get_or_create(&LlhlsLabel { what })
+            .clone()
+    }
+
+    /// The pre-warm hint counter for `what`.
+    pub fn prewarm_counted(&self, what: &'static str) -> Counter {
+        self.prewarm.get_or_create(&LlhlsLabel { what }).clone()
     }
 
     /// The prefetch counter for `what`.

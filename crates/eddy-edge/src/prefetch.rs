@@ -9,7 +9,9 @@
 //! applies to it as to a viewer's request (the shield, coalescing with other fills, TTL classes),
 //! unless:
 //! - it is fresh in memory already (`cached`);
-//! - a fill of it, or a prefetch of it, is in flight (`inflight`);
+//! - a fill of it, or a prefetch of it, is in flight (`inflight`; a viewer's request that comes
+//!   while a prefetch is starting waits for its answer to begin, counted as `joined`:
+//!   [`Starting`]);
 //! - a hard purge removed it within [`PURGE_QUIET`] (`purged`): the next viewer's request fills
 //!   it again, the edge does not on its own;
 //! - the budget is spent: prefetches started per second or in flight at once
@@ -38,7 +40,7 @@
 //! `eddy_prefetch_total{what}` counts every offer by what became of it: `fetched`, `failed`,
 //! `cached`, `inflight`, `purged`, `refused`; `eddy_prefetch_inflight` is the budget in use.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,6 +115,51 @@ impl RecentPurges {
     }
 }
 
+/// Prefetches started whose answer has not begun yet, by URL (`host/path`), each with a flag
+/// that turns true when the answer's head arrived (its fill exists then, so a viewer's request
+/// streams it), and closes when the prefetch ends.
+///
+/// A player asks for a segment the moment the last one arrived, so its request can reach the
+/// edge after the prefetch of that segment started but before the prefetch's own request took
+/// the fill: it would then fetch the segment itself, and the prefetch would join it. A viewer's
+/// request for a URL found here instead waits (at most the coalescing timeout) for the answer to
+/// begin, and is then served from the fill as a hit.
+#[derive(Debug, Default)]
+pub struct Starting(Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>>);
+
+impl Starting {
+    /// Register a prefetch of `url`; `None` if one is registered already. The sender says when
+    /// the head arrived; dropping it ends the wait of whoever joined.
+    fn begin(&self, url: &str) -> Option<tokio::sync::watch::Sender<bool>> {
+        let mut m = self.0.lock();
+        if m.contains_key(url) {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        m.insert(url.to_string(), rx);
+        Some(tx)
+    }
+
+    fn end(&self, url: &str) {
+        self.0.lock().remove(url);
+    }
+
+    fn contains(&self, url: &str) -> bool {
+        self.0.lock().contains_key(url)
+    }
+
+    /// If a prefetch of `url` is starting, wait until its answer begins, it ends, or `limit`
+    /// passes; whether there was one to wait for.
+    pub async fn join(&self, url: &str, limit: Duration) -> bool {
+        let Some(mut rx) = self.0.lock().get(url).cloned() else {
+            return false;
+        };
+        // Err: the prefetch ended (its sender dropped); either way the request goes on.
+        let _ = tokio::time::timeout(limit, rx.wait_for(|head| *head)).await;
+        true
+    }
+}
+
 /// What became of one offered object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
@@ -150,7 +197,6 @@ pub struct Prefetch {
     state: Arc<EdgeState>,
     slots: Arc<Semaphore>,
     rate: governor::DefaultDirectRateLimiter,
-    pending: Arc<Mutex<HashSet<String>>>,
     /// Per session (`sid`), the media playlists it asked for (`host/path`).
     playlists: Mutex<HashMap<String, VecDeque<String>>>,
     /// Offers judged lately, by a hash of the request URL and the next objects it named.
@@ -171,7 +217,6 @@ impl Prefetch {
         Prefetch {
             slots: Arc::new(Semaphore::new(budget.inflight as usize)),
             rate: governor::RateLimiter::direct(governor::Quota::per_second(per_second)),
-            pending: Arc::new(Mutex::new(HashSet::new())),
             playlists: Mutex::new(HashMap::new()),
             recent: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
@@ -351,7 +396,7 @@ impl Prefetch {
         if cache.peek_memory(&key).is_some_and(|f| !f.stale) && range.is_none() {
             return Offer::Cached;
         }
-        if st.storage.filling(&key) || self.pending.lock().contains(&url) {
+        if st.storage.filling(&key) || st.prefetching.contains(&url) {
             return Offer::Inflight;
         }
         if st.recent_purges.touched(&url) {
@@ -363,11 +408,10 @@ impl Prefetch {
         if self.rate.check().is_err() {
             return Offer::Refused;
         }
-        if !self.pending.lock().insert(url.clone()) {
+        let Some(head) = st.prefetching.begin(&url) else {
             return Offer::Inflight;
-        }
+        };
         let state = self.state.clone();
-        let pending = self.pending.clone();
         state.metrics.prefetch_inflight.inc();
         tokio::spawn(async move {
             let range = range.map(|(a, b)| match b {
@@ -378,9 +422,9 @@ impl Prefetch {
             if let Some(r) = &range {
                 headers.push(("range", r.as_str()));
             }
-            let what = match self_get(&state, &url, &headers).await {
-                Ok(s) if s.is_success() => "fetched",
-                Ok(s) => {
+            let what = match self_get_notify(&state, &url, &headers, Some(head)).await {
+                Ok((s, _)) if s.is_success() => "fetched",
+                Ok((s, _)) => {
                     tracing::debug!(%url, status = s.as_u16(), "prefetch got no object");
                     "failed"
                 }
@@ -391,7 +435,7 @@ impl Prefetch {
             };
             state.metrics.prefetch(what).inc();
             state.metrics.prefetch_inflight.dec();
-            pending.lock().remove(&url);
+            state.prefetching.end(&url);
             drop(slot);
         });
         Offer::Started
@@ -403,12 +447,22 @@ fn nonzero_one() -> std::num::NonZeroU32 {
 }
 
 /// `GET url` (`host/path`) through this edge's own proxy port, so the object is cached by the
-/// normal rules; the status once the whole body has arrived.
+/// normal rules; the status and the body's length once the whole body has arrived.
 pub async fn self_get(
     state: &EdgeState,
     url: &str,
     headers: &[(&'static str, &str)],
-) -> Result<http::StatusCode, String> {
+) -> Result<(http::StatusCode, u64), String> {
+    self_get_notify(state, url, headers, None).await
+}
+
+/// [`self_get`], setting `head` to true when the answer's head arrived.
+async fn self_get_notify(
+    state: &EdgeState,
+    url: &str,
+    headers: &[(&'static str, &str)],
+    head: Option<tokio::sync::watch::Sender<bool>>,
+) -> Result<(http::StatusCode, u64), String> {
     let (host, path) = url.find('/').map_or((url, "/"), |i| (&url[..i], &url[i..]));
     let mut addr = state.config.edge.listen;
     if addr.ip().is_unspecified() {
@@ -418,7 +472,7 @@ pub async fn self_get(
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    crate::client::get(addr, None, host, path, headers, TIMEOUT).await
+    crate::client::get_notify(addr, None, host, path, headers, TIMEOUT, head).await
 }
 
 #[cfg(test)]

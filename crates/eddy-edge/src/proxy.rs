@@ -77,6 +77,9 @@ pub struct EdgeState {
     pub caps: crate::guard::Caps,
     /// Hard purges of the last moments: their objects are not prefetched.
     pub recent_purges: crate::prefetch::RecentPurges,
+    /// Prefetches started and not yet answered: a viewer's request for one waits for its
+    /// answer to begin instead of racing it to the origin.
+    pub prefetching: crate::prefetch::Starting,
     /// Where the origins and shields are (names resolved off the request path).
     pub upstreams: crate::upstream::Upstreams,
 }
@@ -742,6 +745,20 @@ impl ProxyHttp for EdgeProxy {
         }
         if matches!(method, Method::GET | Method::HEAD) && self.hold_playlist(session, ctx).await? {
             return Ok(true);
+        }
+        if method == Method::GET
+            && let Some(url) = &ctx.url
+            && !session
+                .req_header()
+                .headers
+                .contains_key(crate::prefetch::HEADER)
+            && self
+                .state
+                .prefetching
+                .join(url, self.state.config.edge.coalesce_timeout)
+                .await
+        {
+            self.state.metrics.prefetch("joined").inc();
         }
         if method == Method::GET {
             self.plan_slice(session, ctx)?;

@@ -245,6 +245,9 @@ fn prefetch_stays_within_its_budget_and_joins_fills_in_flight() {
     let r = rig.get("/v/slow_b.m4s");
     assert_eq!((r.status, r.x_cache()), (200, "HIT"));
     assert_eq!(rig.origin.count("/v/slow_b.m4s"), 1);
+    // It waited for the prefetch's answer to begin (not on the cache lock, which a prefetch
+    // that has not reached the proxy yet does not hold).
+    assert_eq!(rig.metric("eddy_prefetch_total{what=\"joined\"}"), 1);
 }
 
 fn rig_slow_fill() -> Rig {

@@ -20,6 +20,14 @@ fn bad_values_name_the_key_and_what_is_allowed() {
         ),
         ("[edge]\n", "edge.origins"),
         (
+            "[edge]\norigins=[\"http://a:1\"]\nregion=\"eu west\"",
+            "edge.region",
+        ),
+        (
+            "[edge]\norigins=[\"http://a:1\"]\nprewarm_budget=\"lots\"",
+            "edge.prewarm_budget",
+        ),
+        (
             "[edge]\norigins=[\"http://a:1\"]\nclient_burst=5",
             "edge.client_burst",
         ),
