@@ -8,11 +8,13 @@
 //! - [`sketch`]: a count-min sketch with periodic halving (long-memory popularity).
 //! - [`trending`]: trending items per region with time decay (bounded Space-Saving tables).
 //! - [`recommend`]: item-to-item co-occurrence recommendations per viewer, bounded.
+//! - [`forecast`]: which items are about to get hot (rising or new), for pre-warm hints.
 //!
 //! Must not touch: tokio, pingora, the network. Everything here is bounded in memory and in
 //! work per request whatever the traffic.
 
 mod bounded;
+pub mod forecast;
 pub mod guard;
 pub mod learned;
 pub mod model;
