@@ -9,13 +9,21 @@
 //!   `?wait=<ms>` (at most 30000) holds the answer until every live edge reported (`200`, with
 //!   each edge's latency) or the time is up (`202`, with the edges still pending).
 //! - `GET /purges/<id>`: the same report for a purge published here in the last ten minutes.
+//! - `GET /trending?region=<r>&n=<n>`: the items viewers are into in region `r` (every region
+//!   without it), highest first, from the `dev.eddy.interaction.v1` events on the bus
+//!   ([`crate::interest`]).
+//! - `GET /recommendations?viewer=<v>&n=<n>`: items for viewer `v`, and how they were chosen.
 //! - `GET /metrics`, `GET /healthz`.
+//!
+//! Every [`crate::interest::HINT_EVERY`] the forecast's hints (rising and new items, items many
+//! viewers are recommended) go out as `dev.eddy.prewarm.v1` for the edges to fetch ahead.
 //!
 //! "Live edges" are the nodes whose heartbeats are healthy and on time when the purge is
 //! published (edges and shields: both cache). A node that starts later catches up on its own.
 //! With API tokens configured (`[[api_tokens]]`, or `control.token` as `control_token`),
 //! `POST /purge` needs `Authorization: Bearer <token>` of a token with the `purge` scope, and
-//! `GET /purges/<id>` one with `read`: `401` without a known token, `403` without the scope.
+//! `GET /purges/<id>`, `/trending` and `/recommendations` one with `read`: `401` without a
+//! known token, `403` without the scope.
 //! Every purge command, allowed or not, is recorded in the audit trail
 //! ([`eddy_control::audit`]): logged, and published as `dev.eddy.audit.v1` with the token's
 //! name, the client's address and the outcome.
@@ -124,6 +132,17 @@ struct Shared {
     published: Counter,
     completed: Counter,
     tracked: Gauge,
+    interest: Mutex<crate::interest::Interest>,
+    /// The clock the interest models run on.
+    started: Instant,
+    interactions: Counter,
+    hints: Family<AuditLabel, Counter>,
+}
+
+impl Shared {
+    fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
 }
 
 struct Reports {
@@ -146,6 +165,11 @@ impl Follower for Reports {
             Event::EdgeHealth(_) => {
                 let sent = r.cloud.sent_at().unwrap_or_else(SystemTime::now);
                 self.shared.fleet.lock().apply(&r.cloud.id, &r.event, sent);
+            }
+            Event::Interaction(i) => {
+                let now = self.shared.now();
+                self.shared.interest.lock().apply(i, now);
+                self.shared.interactions.inc();
             }
             Event::PurgeApplied(a) => {
                 let done = {
@@ -203,6 +227,18 @@ impl ControlNode {
         tokens: ApiTokens,
         bus: Arc<dyn Bus>,
     ) -> Result<ControlNode, ControlStartError> {
+        Self::start_with(id, listen, tokens, bus, crate::interest::HINT_EVERY)
+    }
+
+    /// [`ControlNode::start`], making pre-warm hints every `hint_every` (tests use less than
+    /// the default).
+    pub fn start_with(
+        id: &str,
+        listen: SocketAddr,
+        tokens: ApiTokens,
+        bus: Arc<dyn Bus>,
+        hint_every: Duration,
+    ) -> Result<ControlNode, ControlStartError> {
         let bound = crate::serve::bind("control", listen, 1)?;
         let mut registry = Registry::with_prefix("eddy_control");
         let published = Counter::default();
@@ -219,6 +255,18 @@ impl ControlNode {
         );
         let tracked = Gauge::default();
         registry.register("purges_tracked", "Purges being tracked", tracked.clone());
+        let interactions = Counter::default();
+        registry.register(
+            "interactions",
+            "Viewer interactions folded into trending, recommendations and the forecast",
+            interactions.clone(),
+        );
+        let hints = Family::<AuditLabel, Counter>::default();
+        registry.register(
+            "prewarm_hints",
+            "Pre-warm hints published, by reason (rising, new, recommended), or failed to publish",
+            hints.clone(),
+        );
         let audited = Family::<AuditLabel, Counter>::default();
         registry.register(
             "audit",
@@ -244,11 +292,16 @@ impl ControlNode {
             published,
             completed,
             tracked,
+            interest: Mutex::new(crate::interest::Interest::default()),
+            started: Instant::now(),
+            interactions,
+            hints,
         });
         let mut feeds = Vec::new();
         for topic in [
             eddy_control::EDGE_HEALTH_TOPIC,
             eddy_control::PURGE_APPLIED_TOPIC,
+            eddy_control::INTERACTION_TOPIC,
         ] {
             let who = format!("control-{id}.{}", topic.trim_start_matches("eddy."));
             let sub = bound
@@ -261,7 +314,9 @@ impl ControlNode {
                 who,
             });
         }
+        let hinting = shared.clone();
         let node = bound.serve(app(shared), move |stop| {
+            tokio::spawn(publish_hints(hinting, hint_every, stop.clone()));
             tokio::spawn(eddy_control::audit::publish(
                 audit_rx,
                 bus,
@@ -290,6 +345,8 @@ fn app(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/purge", post(purge))
         .route("/purges/{id}", get(report))
+        .route("/trending", get(trending))
+        .route("/recommendations", get(recommendations))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(shared)
@@ -463,4 +520,126 @@ async fn report(
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     crate::serve::metrics_response(&shared.registry)
+}
+
+/// Publish the forecast's hints every `period` until `stop`. A hint the bus refuses is counted
+/// and dropped: the item is hinted again while it stays hot.
+async fn publish_hints(
+    shared: Arc<Shared>,
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(period.max(Duration::from_millis(10)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {
+                tracing::info!("pre-warm hints stopped: the control plane is shutting down");
+                return;
+            }
+            _ = every.tick() => {}
+        }
+        let now = shared.now();
+        let hints = shared.interest.lock().hints(now);
+        for h in hints {
+            let ev = Event::Prewarm(h);
+            let what = match &ev {
+                Event::Prewarm(h) => h.reason.as_str(),
+                _ => "other",
+            };
+            let cloud = ev.to_cloud(eddy_control::event_id(), shared.source.as_str());
+            let sent = shared
+                .bus
+                .publish(
+                    eddy_control::PREWARM_TOPIC,
+                    &ev.key(),
+                    bytes::Bytes::from(cloud.encode()),
+                )
+                .await;
+            let what = match sent {
+                Ok(_) => what,
+                Err(e) => {
+                    tracing::warn!(error = %e, "publishing a pre-warm hint failed");
+                    "failed"
+                }
+            };
+            shared.hints.get_or_create(&AuditLabel { what }).inc();
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TrendingQuery {
+    region: Option<String>,
+    n: Option<usize>,
+}
+
+/// `n` from a query: 10 when absent, at most 100; else why not.
+fn how_many(n: Option<usize>) -> Result<usize, String> {
+    match n.unwrap_or(10) {
+        n @ 1..=100 => Ok(n),
+        n => Err(format!("n must be 1 to 100 (got {n})")),
+    }
+}
+
+async fn trending(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<TrendingQuery>,
+) -> Response {
+    if let (_, Some(refused)) = allowed(&shared, &headers, Scope::Read) {
+        return refused;
+    }
+    let n = match how_many(q.n) {
+        Ok(n) => n,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let region = match q.region.as_deref().map(eddy_events::region).transpose() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let now = shared.now();
+    let items = shared.interest.lock().trending(region.as_deref(), n, now);
+    axum::Json(serde_json::json!({ "region": region, "items": items })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ViewerQuery {
+    viewer: Option<String>,
+    n: Option<usize>,
+}
+
+async fn recommendations(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<ViewerQuery>,
+) -> Response {
+    if let (_, Some(refused)) = allowed(&shared, &headers, Scope::Read) {
+        return refused;
+    }
+    let n = match how_many(q.n) {
+        Ok(n) => n,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let viewer = match q.viewer {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= eddy_events::MAX_VIEWER_BYTES
+                && !v.chars().any(char::is_control) =>
+        {
+            v
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "viewer must be given, 1-{} bytes without control characters",
+                    eddy_events::MAX_VIEWER_BYTES
+                ),
+            );
+        }
+    };
+    let (items, basis) = shared.interest.lock().recommendations(&viewer, n);
+    axum::Json(serde_json::json!({ "viewer": viewer, "items": items, "basis": basis }))
+        .into_response()
 }

@@ -11,6 +11,8 @@
 //! - [`fleet`] — the fleet folded from events (rates, hit ratio, health, spikes, purge latency);
 //!   pure and bounded.
 //! - [`qoe`] — live QoE per title and per edge, folded from the edges' CMCD samples.
+//! - [`interest`] — trending, recommendations and pre-warm hints, folded from viewers'
+//!   interactions (served by [`control`]).
 //! - [`Dashboard::start`] — subscribes (consumers `dashboard-<id>.<topic>`, from the latest event)
 //!   to `edge.health`, `origin.health`, `traffic.spike`, `purge.requested`, `purge.applied` and
 //!   `qoe.samples`,
@@ -27,6 +29,7 @@
 
 pub mod control;
 pub mod fleet;
+pub mod interest;
 pub mod qoe;
 pub mod serve;
 
