@@ -9,10 +9,13 @@
 //!   memory tier drives it, counted as libCacheSim counts (request and byte miss ratios).
 //! - [`belady`]: the offline optimum (unit-size MIN, and a size-aware variant).
 //! - [`sweep`]: miss-ratio curves over many capacities, in parallel, as CSV.
+//! - [`fleet`]: several edges with pre-warm (nothing, other edges' spikes, the forecast's
+//!   hints): hits gained per byte fetched ahead of demand.
 //!
 //! Must not touch: tokio, pingora, the network. The policies it runs are `eddy-cache`'s own.
 
 pub mod belady;
+pub mod fleet;
 pub mod plot;
 pub mod run;
 pub mod sweep;
