@@ -574,11 +574,22 @@ struct TrendingQuery {
     n: Option<usize>,
 }
 
-/// `n` from a query: 10 when absent, at most 100; else why not.
-fn how_many(n: Option<usize>) -> Result<usize, String> {
+/// Whether a read of the interest models may go on: the token allows `read`, and `n` (10 when
+/// absent) is 1 to 100. The count, or the answer that refuses.
+fn interest_read(
+    shared: &Shared,
+    headers: &HeaderMap,
+    n: Option<usize>,
+) -> Result<usize, Box<Response>> {
+    if let (_, Some(refused)) = allowed(shared, headers, Scope::Read) {
+        return Err(Box::new(refused));
+    }
     match n.unwrap_or(10) {
         n @ 1..=100 => Ok(n),
-        n => Err(format!("n must be 1 to 100 (got {n})")),
+        n => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("n must be 1 to 100 (got {n})"),
+        ))),
     }
 }
 
@@ -587,12 +598,9 @@ async fn trending(
     headers: HeaderMap,
     Query(q): Query<TrendingQuery>,
 ) -> Response {
-    if let (_, Some(refused)) = allowed(&shared, &headers, Scope::Read) {
-        return refused;
-    }
-    let n = match how_many(q.n) {
+    let n = match interest_read(&shared, &headers, q.n) {
         Ok(n) => n,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(refused) => return *refused,
     };
     let region = match q.region.as_deref().map(eddy_events::region).transpose() {
         Ok(r) => r,
@@ -614,12 +622,9 @@ async fn recommendations(
     headers: HeaderMap,
     Query(q): Query<ViewerQuery>,
 ) -> Response {
-    if let (_, Some(refused)) = allowed(&shared, &headers, Scope::Read) {
-        return refused;
-    }
-    let n = match how_many(q.n) {
+    let n = match interest_read(&shared, &headers, q.n) {
         Ok(n) => n,
-        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+        Err(refused) => return *refused,
     };
     let viewer = match q.viewer {
         Some(v)

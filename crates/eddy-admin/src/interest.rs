@@ -103,14 +103,8 @@ impl Interest {
     /// Fold one (checked) interaction at `now` seconds.
     pub fn apply(&mut self, i: &Interaction, now: f64) {
         self.folded += 1;
-        let action = match i.action {
-            Action::Play => recommend::Action::Play,
-            Action::Complete => recommend::Action::Complete,
-            Action::Like => recommend::Action::Like,
-            Action::Skip => recommend::Action::Skip,
-        };
-        let w = action.weight();
-        self.recommender.record(&i.viewer, &i.item, action);
+        let w = recommend::weight(i.action);
+        self.recommender.record(&i.viewer, &i.item, i.action);
         // Trending and the forecast count interest only: a skip lowers popularity above, and
         // adds nothing here.
         self.trending.record(ALL, &i.item, w, now);

@@ -24,20 +24,9 @@ where
 }
 
 /// `GET path` on `addr` (over TLS when `tls` is given) with `Host: host_header`; returns the
-/// status and the body's length once the whole body has arrived (drained, never held).
+/// status and the body's length once the whole body has arrived (drained, never held). `head`,
+/// if given, turns true the moment the answer's head arrived.
 pub async fn get(
-    addr: SocketAddr,
-    tls: Option<Tls<'_>>,
-    host_header: &str,
-    path: &str,
-    headers: &[(&'static str, &str)],
-    deadline: Duration,
-) -> Result<(http::StatusCode, u64), String> {
-    get_notify(addr, tls, host_header, path, headers, deadline, None).await
-}
-
-/// [`get`], setting `head` to true the moment the answer's head arrived.
-pub async fn get_notify(
     addr: SocketAddr,
     tls: Option<Tls<'_>>,
     host_header: &str,

@@ -946,6 +946,7 @@ async fn probe_origin(
                     &edge.origin_probe_path,
                     &[("user-agent", "eddy-probe")],
                     deadline,
+                    None,
                 )
                 .await
                 .map(|(status, _)| status)

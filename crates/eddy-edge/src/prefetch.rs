@@ -472,7 +472,7 @@ async fn self_get_notify(
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    crate::client::get_notify(addr, None, host, path, headers, TIMEOUT, head).await
+    crate::client::get(addr, None, host, path, headers, TIMEOUT, head).await
 }
 
 #[cfg(test)]

@@ -15,39 +15,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::bounded::space_saving_add;
 
-/// What a viewer did with an item (`dev.eddy.interaction.v1`'s `action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Started playing or opened it.
-    Play,
-    /// Played it to the end.
-    Complete,
-    /// Liked it.
-    Like,
-    /// Skipped it.
-    Skip,
-}
+pub use eddy_events::Action;
 
-impl Action {
-    /// The action named `s` (`play`, `complete`, `like`, `skip`).
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "play" => Some(Action::Play),
-            "complete" => Some(Action::Complete),
-            "like" => Some(Action::Like),
-            "skip" => Some(Action::Skip),
-            _ => None,
-        }
-    }
-
-    /// Its weight.
-    pub fn weight(self) -> f64 {
-        match self {
-            Action::Play => 1.0,
-            Action::Complete => 2.0,
-            Action::Like => 3.0,
-            Action::Skip => -1.0,
-        }
+/// How much an action says about interest: play 1, complete 2, like 3, skip −1.
+pub fn weight(a: Action) -> f64 {
+    match a {
+        Action::Play => 1.0,
+        Action::Complete => 2.0,
+        Action::Like => 3.0,
+        Action::Skip => -1.0,
     }
 }
 
@@ -146,7 +122,7 @@ impl Recommender {
         self.clock += 1;
         let id = self.item_id(item);
         let clock = self.clock;
-        let w = action.weight();
+        let w = weight(action);
         if let Some(it) = self.items.get_mut(&id) {
             it.popularity = (it.popularity + w).max(0.0);
             if self.item_order.get(&it.last_seen) == Some(&id) {
@@ -369,7 +345,6 @@ mod tests {
         assert!(r.linked("nobody", 10).is_empty());
         assert_eq!(r.recommend("v999", 10).len(), 10);
         assert_eq!(r.recommend("nobody", 3).len(), 3);
-        assert_eq!(Action::parse("like"), Some(Action::Like));
-        assert_eq!(Action::parse("LIKE"), None);
+        assert!(weight(Action::Skip) < 0.0 && weight(Action::Like) > weight(Action::Play));
     }
 }
