@@ -199,7 +199,8 @@ pub struct Prewarm {
     /// Only edges of this region (none: every edge).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// The forecast interest, interactions per second, that made the hint.
+    /// What made the hint: for `rising` and `new`, the forecast interest in interactions per
+    /// second; for `recommended`, how many recently active viewers were recommended the item.
     #[serde(default)]
     pub forecast: f64,
 }
