@@ -78,7 +78,13 @@ pub struct Recommender {
     item_order: BTreeMap<u64, u32>,
     viewer_order: BTreeMap<u64, String>,
     clock: u64,
+    /// The [`POPULAR_KEPT`] most popular items, most popular first, as of `popular_at`.
+    popular_cache: Vec<u32>,
+    popular_at: u64,
 }
+
+/// Most popular items kept ready; asking for more sorts the catalog.
+pub const POPULAR_KEPT: usize = 256;
 
 impl Recommender {
     /// An empty recommender within `limits`.
@@ -93,6 +99,8 @@ impl Recommender {
             item_order: BTreeMap::new(),
             viewer_order: BTreeMap::new(),
             clock: 0,
+            popular_cache: Vec::new(),
+            popular_at: 0,
         }
     }
 
@@ -120,6 +128,13 @@ impl Recommender {
     /// Record that `viewer` did `action` with `item`.
     pub fn record(&mut self, viewer: &str, item: &str, action: Action) {
         self.clock += 1;
+        // The most popular items, refreshed once every items/64 interactions (at most 1,000):
+        // a pass over the catalog each time, about 64 steps an interaction amortised.
+        let every = (self.items.len() as u64 / 64).clamp(1, 1000);
+        if self.clock - self.popular_at >= every {
+            self.popular_cache = self.popular_sorted(POPULAR_KEPT);
+            self.popular_at = self.clock;
+        }
         let id = self.item_id(item);
         let clock = self.clock;
         let w = weight(action);
@@ -214,15 +229,41 @@ impl Recommender {
             .collect()
     }
 
-    /// The `n` most popular items' ids.
+    /// The `n` most popular items' ids: from the list kept ready (as of at most 1,000
+    /// interactions ago) when it is long enough, else from a pass over the catalog.
     fn popular(&self, n: usize) -> Vec<u32> {
+        if n <= self.popular_cache.len() || self.popular_cache.len() >= self.items.len() {
+            let ready: Vec<u32> = self
+                .popular_cache
+                .iter()
+                .copied()
+                .filter(|id| self.items.contains_key(id))
+                .take(n)
+                .collect();
+            // Items forgotten since the list was made leave it short: then from the catalog.
+            if ready.len() >= n.min(self.items.len()) {
+                return ready;
+            }
+        }
+        self.popular_sorted(n)
+    }
+
+    /// The `n` most popular items' ids, exactly: a selection over the catalog, then a sort of
+    /// the `n`.
+    fn popular_sorted(&self, n: usize) -> Vec<u32> {
         let mut all: Vec<(u32, f64)> = self
             .items
             .iter()
             .map(|(id, it)| (*id, it.popularity))
             .collect();
-        all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        all.into_iter().take(n).map(|(id, _)| id).collect()
+        let order =
+            |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+        if n < all.len() {
+            all.select_nth_unstable_by(n, order);
+            all.truncate(n);
+        }
+        all.sort_by(order);
+        all.into_iter().map(|(id, _)| id).collect()
     }
 
     /// The `n` most popular items, for a viewer the recommender knows nothing about.
@@ -341,6 +382,12 @@ mod tests {
                 .all(|(t, v)| r.viewers.get(v).is_some_and(|x| x.last_seen == *t))
         );
         assert!(r.linked("v998", 10).len() <= 10);
+        // The list kept ready, and a longer one from the catalog, agree on what they share.
+        let (ready, long) = (r.popular(POPULAR_KEPT), r.popular(400));
+        assert_eq!((ready.len(), long.len()), (POPULAR_KEPT, 400));
+        assert_eq!(r.popular_sorted(POPULAR_KEPT), long[..POPULAR_KEPT]);
+        let stale = ready.iter().zip(&long).filter(|(a, b)| a != b).count();
+        assert!(stale < POPULAR_KEPT / 4, "{stale} places differ");
         // Nothing fills a stranger's linked items.
         assert!(r.linked("nobody", 10).is_empty());
         assert_eq!(r.recommend("v999", 10).len(), 10);
