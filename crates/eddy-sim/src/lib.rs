@@ -8,6 +8,8 @@
 //! - [`run`]: a trace through one of `eddy-cache`'s eviction policies, driven as the edge's
 //!   memory tier drives it, counted as libCacheSim counts (request and byte miss ratios).
 //! - [`belady`]: the offline optimum (unit-size MIN, and a size-aware variant).
+//! - [`bound`]: A0, the online optimum where popularity holds still (what a perfect
+//!   popularity forecast is worth).
 //! - [`sweep`]: miss-ratio curves over many capacities, in parallel, as CSV.
 //! - [`fleet`]: several edges with pre-warm (nothing, other edges' spikes, the forecast's
 //!   hints): hits gained per byte fetched ahead of demand.
@@ -15,6 +17,7 @@
 //! Must not touch: tokio, pingora, the network. The policies it runs are `eddy-cache`'s own.
 
 pub mod belady;
+pub mod bound;
 pub mod fleet;
 pub mod plot;
 pub mod run;

@@ -177,13 +177,47 @@ impl Workload {
         }
     }
 
-    /// A preset by name (`vod`, `web`).
+    /// A preset by name: `vod`, `web`, or either with `-irm` (popularity that holds still: the
+    /// same catalog, sizes and daily rate without churn, releases, flash crowds or scans, so
+    /// every request is an independent draw from one Zipf law; see [`crate::bound`]).
     pub fn preset(name: &str, seed: u64) -> Option<Workload> {
         match name {
             "vod" => Some(Workload::vod(seed)),
             "web" => Some(Workload::web(seed)),
+            "vod-irm" => Some(Workload::vod(seed).stationary()),
+            "web-irm" => Some(Workload::web(seed).stationary()),
             _ => None,
         }
+    }
+
+    /// This workload with popularity that holds still: no churn, releases, flash crowds or
+    /// scans.
+    pub fn stationary(self) -> Workload {
+        Workload {
+            churn: 0.0,
+            releases_per_day: 0.0,
+            flashes_per_day: 0.0,
+            scans_per_day: 0.0,
+            ..self
+        }
+    }
+
+    /// Each object's request probability, up to a constant factor, if popularity holds still
+    /// ([`Workload::stationary`]): catalog object `id` has Zipf rank `id + 1`. `None` for a
+    /// workload whose popularity moves.
+    pub fn probability(&self) -> Option<impl Fn(u64) -> f64 + use<>> {
+        let still = self.churn == 0.0
+            && self.releases_per_day == 0.0
+            && self.flashes_per_day == 0.0
+            && self.scans_per_day == 0.0;
+        let (catalog, zipf) = (self.catalog as u64, self.zipf);
+        still.then_some(move |id: u64| {
+            if id < catalog {
+                ((id + 1) as f64).powf(-zipf)
+            } else {
+                0.0
+            }
+        })
     }
 
     /// Generate the trace.

@@ -20,7 +20,8 @@ pub struct SimArgs {
         required_unless_present = "workload"
     )]
     trace: Option<PathBuf>,
-    /// A synthetic CDN workload instead of a trace: `vod` or `web`.
+    /// A synthetic CDN workload instead of a trace: `vod` or `web`, or `vod-irm` / `web-irm`
+    /// (the same without churn, releases, flash crowds or scans).
     #[arg(long)]
     workload: Option<String>,
     /// Seed of the synthetic workload.
@@ -129,7 +130,7 @@ fn load(a: &SimArgs) -> anyhow::Result<(String, Vec<Request>, Option<Synthetic>)
         bail!("give --trace FILE or --workload vod|web");
     };
     let mut workload = Workload::preset(w, a.seed)
-        .with_context(|| format!("--workload: {w:?} is not one of vod, web"))?;
+        .with_context(|| format!("--workload: {w:?} is not one of vod, web, vod-irm, web-irm"))?;
     if let Some(n) = a.requests {
         workload.requests = n;
     }
