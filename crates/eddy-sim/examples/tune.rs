@@ -9,12 +9,21 @@ fn main() {
     let beta: f32 = args.get(1).map_or(0.0, |s| s.parse().unwrap());
     let admission: bool = args.get(2).is_none_or(|s| s == "1");
     let n: usize = args.get(3).map_or(1_000_000, |s| s.parse().unwrap());
-    for w in ["vod", "web"] {
-        let mut wl = Workload::preset(w, 1).unwrap();
-        wl.requests = n;
-        let s = wl.generate();
+    let workloads = std::env::var("WORKLOADS").unwrap_or_else(|_| "vod,web".into());
+    for w in workloads.split(',') {
+        let s = if w.ends_with(".bin") {
+            let requests = eddy_sim::trace::read_oracle(std::path::Path::new(w)).unwrap();
+            eddy_sim::synth::Synthetic {
+                requests,
+                meta: Vec::new(),
+            }
+        } else {
+            let mut wl = Workload::preset(w, 1).unwrap();
+            wl.requests = n;
+            wl.generate()
+        };
         let (_, bytes) = eddy_sim::sweep::working_set(&s.requests);
-        for pct in [1u64, 10] {
+        'case: for pct in [1u64, 10] {
             let cap = bytes * pct / 100;
             let mut params = Params {
                 size_weight: beta,
@@ -30,6 +39,12 @@ fn main() {
                     "horizon" => params.horizon = v.parse().unwrap(),
                     "pending" => params.pending = v.parse().unwrap(),
                     "request_snapshots" => params.request_snapshots = v.parse().unwrap(),
+                    "warmup" => params.warmup = v.parse().unwrap(),
+                    "only" => {
+                        if !v.split(',').any(|c| c == format!("{w}{pct}")) {
+                            continue 'case;
+                        }
+                    }
                     _ => panic!("{k}"),
                 }
             }
