@@ -190,6 +190,21 @@ pub fn parse_csv(file: &Path, text: &str) -> Result<Vec<Request>, TraceError> {
     Ok(with_next(out))
 }
 
+/// `trace` in libCacheSim's `oracleGeneral` format (what [`parse_oracle`] reads): a synthetic
+/// workload written this way runs through libCacheSim's own policies for a differential check.
+/// `next` must be filled in ([`with_next`]).
+pub fn oracle_bytes(trace: &[Request]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(trace.len() * ORACLE_RECORD);
+    for r in trace {
+        out.extend_from_slice(&r.time.to_le_bytes());
+        out.extend_from_slice(&r.id.to_le_bytes());
+        out.extend_from_slice(&r.size.to_le_bytes());
+        let next = r.next.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1);
+        out.extend_from_slice(&next.to_le_bytes());
+    }
+    out
+}
+
 /// `trace` with each request's [`Request::next`] set: the index of the next request for the
 /// same object.
 pub fn with_next(mut trace: Vec<Request>) -> Vec<Request> {
@@ -234,10 +249,7 @@ mod tests {
     }
 
     fn oracle(trace: &[Request]) -> Vec<u8> {
-        trace
-            .iter()
-            .flat_map(|r| record(r.time, r.id, r.size, r.next.map_or(-1, |n| n as i64)))
-            .collect()
+        oracle_bytes(trace)
     }
 
     fn err(r: Result<Vec<Request>, TraceError>) -> String {

@@ -51,6 +51,10 @@ pub struct SimArgs {
     /// Plot the miss-ratio curves (request and byte) as SVG to this file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write the trace (a synthetic workload's, say) to this file in libCacheSim's
+    /// `oracleGeneral` format, to run it through libCacheSim's policies too.
+    #[arg(long)]
+    write_trace: Option<PathBuf>,
     /// Threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -61,6 +65,11 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     let (name, mut requests, synthetic) = load(&a)?;
     if a.objects {
         requests = eddy_sim::run::unit_sizes(&requests);
+    }
+    if let Some(path) = &a.write_trace {
+        std::fs::write(path, eddy_sim::trace::oracle_bytes(&requests))
+            .with_context(|| format!("--write-trace: writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
     }
     let (objects, bytes) = sweep::working_set(&requests);
     let working_set = if a.objects { objects as u64 } else { bytes };

@@ -577,3 +577,65 @@ fn eddy_token_prints_a_token_and_the_table_that_admits_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("root"));
 }
+
+#[test]
+fn eddy_sim_prints_writes_and_plots_and_names_a_bad_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg, bin) = (
+        dir.path().join("m.csv"),
+        dir.path().join("m.svg"),
+        dir.path().join("w.bin"),
+    );
+    let out = Command::new(EDDY)
+        .args(["sim", "--workload", "vod-irm", "--requests", "20000"])
+        .args([
+            "--capacity",
+            "1%,10%",
+            "--policies",
+            "s3fifo,learned,belady",
+        ])
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg)
+        .arg("--write-trace")
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("learned") && stdout.contains("belady"),
+        "{stdout}"
+    );
+    // One CSV row per policy and capacity, a plot, and the trace in libCacheSim's format.
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().count(),
+        1 + 3 * 2
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    let t = eddy_sim::trace::read_oracle(&bin).unwrap();
+    assert_eq!(t.len(), 20_000);
+
+    let out = Command::new(EDDY)
+        .args([
+            "sim",
+            "--workload",
+            "vod",
+            "--requests",
+            "1000",
+            "--policies",
+            "lru,mru",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("\"mru\""),
+        "{stderr}"
+    );
+}
