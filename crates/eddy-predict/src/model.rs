@@ -32,7 +32,7 @@ pub struct Features {
     pub kind: u8,
     /// Requests seen, capped.
     pub count: u8,
-    /// The object's count in the long-memory popularity sketch ([`count_bin`]).
+    /// log2(1 + the object's count in the long-memory popularity sketch).
     pub popularity: u8,
 }
 
@@ -53,17 +53,6 @@ pub fn ln_sigmoid(z: f32) -> f32 {
 /// log2(1 + x) as a bin.
 pub fn log_bin(x: u64) -> u8 {
     (64 - (x.saturating_add(1)).leading_zeros() - 1).min(BINS as u32 - 1) as u8
-}
-
-/// A count as a bin: exact below 16, then four bins per doubling (up to about 215). Counts
-/// near a cache's boundary are small (a dozen requests at 10 % of a Zipf working set), where
-/// whole doublings are too coarse to tell a keeper from a victim.
-pub fn count_bin(x: u64) -> u8 {
-    if x < 16 {
-        return x as u8;
-    }
-    let quarter_octaves = (4.0 * (x as f64).log2()) as u64;
-    (quarter_octaves.saturating_sub(16) + 16).min(BINS as u64 - 1) as u8
 }
 
 /// The model.
@@ -207,16 +196,6 @@ mod tests {
         assert_eq!(log_bin(2), 1);
         assert_eq!(log_bin(3), 2);
         assert_eq!(log_bin(u64::MAX), BINS as u8 - 1);
-        // Exact below 16, then four bins per doubling, monotone, capped.
-        assert_eq!((count_bin(0), count_bin(15), count_bin(16)), (0, 15, 16));
-        assert_eq!((count_bin(19), count_bin(20), count_bin(32)), (16, 17, 20));
-        let mut last = 0;
-        for x in 0..100_000u64 {
-            let b = count_bin(x);
-            assert!(b >= last && usize::from(b) < BINS);
-            last = b;
-        }
-        assert_eq!(count_bin(u64::MAX), BINS as u8 - 1);
     }
 
     #[test]
