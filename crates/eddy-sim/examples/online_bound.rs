@@ -5,17 +5,9 @@
 //! `cargo run --release -p eddy-sim --example online_bound [requests] [seed]`
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 use eddy_sim::bound::{a0, perfect_lfu};
+use eddy_sim::run::BASELINES;
 use eddy_sim::sweep::{simulate, working_set};
 use eddy_sim::synth::Workload;
-
-const HEURISTICS: [&str; 6] = [
-    "s3fifo",
-    "s3fifo-libcachesim",
-    "sieve",
-    "wtinylfu",
-    "wtinylfu-libcachesim",
-    "arc",
-];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -35,7 +27,7 @@ fn main() {
         for pct in [1u64, 10] {
             let cap = bytes * pct / 100;
             let run = |p: &str| simulate(p, cap, &s.requests, objects, &hints).unwrap();
-            let heuristics: Vec<_> = HEURISTICS.iter().map(|p| run(p)).collect();
+            let heuristics: Vec<_> = BASELINES.iter().map(|p| run(p)).collect();
             let learned = run("learned");
             let belady = run("belady");
             let lfu_count = perfect_lfu(&s.requests, cap, 0.0);

@@ -49,6 +49,18 @@ pub const POLICIES: [&str; 7] = [
     "lru", "fifo", "s3fifo", "sieve", "wtinylfu", "arc", "learned",
 ];
 
+/// The heuristics the learned policy is measured against (issue 14): S3-FIFO, SIEVE, W-TinyLFU
+/// and ARC, with libCacheSim's variants of S3-FIFO and W-TinyLFU. The best of them is taken per
+/// ratio.
+pub const BASELINES: [&str; 6] = [
+    "s3fifo",
+    "s3fifo-libcachesim",
+    "sieve",
+    "wtinylfu",
+    "wtinylfu-libcachesim",
+    "arc",
+];
+
 /// `eddy-cache`'s policy `name` for a cache of `capacity` bytes over a trace of `objects`
 /// distinct objects (W-TinyLFU sizes its frequency sketch from it). `s3fifo` and `wtinylfu`
 /// are the edge's; `s3fifo-libcachesim` and `wtinylfu-libcachesim` are libCacheSim's exactly

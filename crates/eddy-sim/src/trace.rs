@@ -248,10 +248,6 @@ mod tests {
         r
     }
 
-    fn oracle(trace: &[Request]) -> Vec<u8> {
-        oracle_bytes(trace)
-    }
-
     fn err(r: Result<Vec<Request>, TraceError>) -> String {
         r.err().map(|e| e.to_string()).unwrap_or_default()
     }
@@ -388,7 +384,7 @@ mod tests {
                     .map(|(i, &id)| Request { time: i as u32, id, size: id as u32 + 1, next: None })
                     .collect(),
             );
-            prop_assert_eq!(parse_oracle(Path::new(F), &oracle(&t)).unwrap(), t);
+            prop_assert_eq!(parse_oracle(Path::new(F), &oracle_bytes(&t)).unwrap(), t);
         }
     }
 }

@@ -172,14 +172,7 @@ fn the_learned_policy_is_no_worse_than_the_best_heuristic_on_adaptsize() {
     for pct in [1u64, 10] {
         let cap = bytes * pct / 100;
         let learned = outcome("learned", cap, &t, n);
-        for h in [
-            "s3fifo",
-            "s3fifo-libcachesim",
-            "sieve",
-            "wtinylfu",
-            "wtinylfu-libcachesim",
-            "arc",
-        ] {
+        for h in eddy_sim::run::BASELINES {
             let o = outcome(h, cap, &t, n);
             assert!(
                 learned.miss_ratio() <= o.miss_ratio()
